@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+  name: "gvae",
+  platforms: [.macOS(.v14)],
+  products: [
+    .executable(name: "gvae", targets: ["gvae"]),
+    .executable(name: "gvae-bench", targets: ["gvae-bench"]),
+    .library(name: "CFG", targets: ["CFG"]),
+    .library(name: "Engine", targets: ["Engine"]),
+    .library(name: "NN", targets: ["NN"]),
+    .library(name: "GrammarVAE", targets: ["GrammarVAE"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+  ],
+  targets: [
+    // Grammar engine: grammar files, tokenizer, parser, masks, stack decoder. No tensors.
+    .target(name: "CFG"),
+
+    // Tensor + reverse-mode autodiff; BLAS is loaded at run time behind one seam.
+    .target(name: "Engine"),
+
+    // Layers, losses, optimisers, initialisers, safetensors checkpoints.
+    .target(name: "NN", dependencies: ["Engine"]),
+
+    // Grammar VAE and character VAE: model, training, decoding, evaluation.
+    .target(name: "GrammarVAE", dependencies: ["CFG", "Engine", "NN"]),
+
+    // Executables: argument parsing and printing only.
+    .executableTarget(
+      name: "gvae",
+      dependencies: [
+        "CFG", "Engine", "NN", "GrammarVAE",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+    .executableTarget(
+      name: "gvae-bench",
+      dependencies: ["CFG", "Engine", "NN", "GrammarVAE"]),
+
+    // Shared test helpers: gradient checker, golden files, seeded RNG.
+    .target(name: "TestSupport", dependencies: ["Engine"]),
+
+    .testTarget(name: "CFGTests", dependencies: ["CFG", "TestSupport"]),
+    .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"]),
+    .testTarget(name: "NNTests", dependencies: ["NN", "Engine", "TestSupport"]),
+    .testTarget(
+      name: "GrammarVAETests", dependencies: ["GrammarVAE", "CFG", "NN", "Engine", "TestSupport"]),
+    .testTarget(name: "GVAEToolTests", dependencies: ["CFG"]),
+  ]
+)

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct GVAE: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "gvae",
+    abstract: "Grammar-constrained generative models: parse, encode, decode, sample, train.",
+    subcommands: [])
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the system packages gvae needs on Debian/Ubuntu; quiet and quick when present.
+#   libxml2-dev          FoundationXML on Linux links it
+#   libopenblas0-pthread matrix multiply (loaded at run time; without it a slower built-in GEMM runs)
+set -euo pipefail
+need=()
+for pkg in libxml2-dev libopenblas0-pthread; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "tools/setup.sh: installing ${need[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
