@@ -20,7 +20,9 @@ let package = Package(
     .target(name: "CFG"),
 
     // Tensor + reverse-mode autodiff; BLAS is loaded at run time behind one seam.
-    .target(name: "Engine"),
+    .target(name: "Engine", dependencies: ["CKernels"]),
+    // Vectorised C kernels with runtime CPU dispatch (no build flags needed).
+    .target(name: "CKernels"),
 
     // Layers, losses, optimisers, initialisers, safetensors checkpoints.
     .target(name: "NN", dependencies: ["Engine"]),
