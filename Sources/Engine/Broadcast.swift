@@ -78,7 +78,9 @@ struct StridedLoop {
       return
     }
     var index = [Int](repeating: 0, count: outer)
-    var oa = 0, ob = 0, o = 0
+    var oa = 0
+    var ob = 0
+    var o = 0
     while true {
       body(o, oa, ob)
       o += n
@@ -118,7 +120,9 @@ func broadcastBinary(_ a: Tensor, _ b: Tensor, _ what: StaticString, _ f: (Float
     shape: shape, sa: broadcastStrides(a.shape, to: shape),
     sb: broadcastStrides(b.shape, to: shape))
   var out = Tensor(zeros: shape)
-  let n = loop.rowLength, sa = loop.rowStrideA, sb = loop.rowStrideB
+  let n = loop.rowLength
+  let sa = loop.rowStrideA
+  let sb = loop.rowStrideB
   out.storage.withUnsafeMutableBufferPointer { po in
     a.storage.withUnsafeBufferPointer { pa in
       b.storage.withUnsafeBufferPointer { pb in
@@ -149,7 +153,9 @@ extension Tensor {
     let loop = StridedLoop(
       shape: shape, sa: strides(of: shape), sb: broadcastStrides(target, to: shape))
     var out = Tensor(zeros: target)
-    let n = loop.rowLength, sa = loop.rowStrideA, sb = loop.rowStrideB
+    let n = loop.rowLength
+    let sa = loop.rowStrideA
+    let sb = loop.rowStrideB
     out.storage.withUnsafeMutableBufferPointer { po in
       storage.withUnsafeBufferPointer { pg in
         loop.forEachRow { _, ia, ib in
@@ -172,9 +178,11 @@ extension Tensor {
   public func broadcast(to target: [Int]) -> Tensor {
     if shape == target { return self }
     let loop = StridedLoop(
-      shape: target, sa: broadcastStrides(shape, to: target), sb: [Int](repeating: 0, count: target.count))
+      shape: target, sa: broadcastStrides(shape, to: target),
+      sb: [Int](repeating: 0, count: target.count))
     var out = Tensor(zeros: target)
-    let n = loop.rowLength, sa = loop.rowStrideA
+    let n = loop.rowLength
+    let sa = loop.rowStrideA
     out.storage.withUnsafeMutableBufferPointer { po in
       storage.withUnsafeBufferPointer { px in
         loop.forEachRow { o, ia, _ in

@@ -23,7 +23,9 @@ public func sum(_ x: Var) -> Var {
 
 /// The shape after reducing `axes` (kept as 1 or dropped).
 @usableFromInline
-func reducedShapes(_ shape: [Int], _ axes: [Int], _ what: StaticString) -> (kept: [Int], dropped: [Int]) {
+func reducedShapes(_ shape: [Int], _ axes: [Int], _ what: StaticString) -> (
+  kept: [Int], dropped: [Int]
+) {
   var kept = shape
   var reduce = [Bool](repeating: false, count: shape.count)
   for a in axes {
@@ -89,7 +91,8 @@ public func max(_ x: Var, axis: Int, keepingDims: Bool = false) -> Var {
   xv.storage.withUnsafeBufferPointer { px in
     y.storage.withUnsafeMutableBufferPointer { py in
       forEachLane(xv.shape, axis: axis) { lane, base, stride in
-        var best = px[base], at = base
+        var best = px[base]
+        var at = base
         for j in 1..<max(1, n) where px[base + j * stride] > best {
           best = px[base + j * stride]
           at = base + j * stride
@@ -141,7 +144,8 @@ func logSumExpBackward(_ x: Tensor, _ y: Tensor, _ g: Tensor, axis: Int) -> Tens
       g.storage.withUnsafeBufferPointer { pg in
         gx.storage.withUnsafeMutableBufferPointer { pgx in
           forEachLane(x.shape, axis: axis) { l, base, stride in
-            let yl = py[l], gl = pg[l]
+            let yl = py[l]
+            let gl = pg[l]
             if yl == -.infinity { return }
             for j in 0..<n {
               let k = base + j * stride
@@ -186,7 +190,8 @@ public func logSoftmax(_ x: Var, axis: Int = -1, mask: Tensor? = nil) -> Var {
 func softmaxForward(_ x: Tensor, axis: Int, mask: Tensor?, log: Bool) -> Tensor {
   let m = mask.map { mask -> Tensor in
     _ = broadcastShape(mask.shape, x.shape, "softmax mask")
-    precondition(mask.rank <= x.rank, "softmax mask \(mask.shape) has more axes than input \(x.shape)")
+    precondition(
+      mask.rank <= x.rank, "softmax mask \(mask.shape) has more axes than input \(x.shape)")
     return mask.broadcast(to: x.shape)
   }
   let n = x.shape[axis]
