@@ -198,3 +198,41 @@ extension Tensor {
     return out
   }
 }
+
+/// Sum of `n` floats with sixteen independent partial sums (breaks the add latency chain,
+/// and is a little more accurate than one running sum).
+@inline(__always)
+func fastSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+  var acc = SIMD16<Float>()
+  var i = 0
+  let raw = UnsafeRawPointer(p)
+  while i + 16 <= n {
+    acc += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+    i += 16
+  }
+  var s = acc.sum()
+  while i < n {
+    s += p[i]
+    i += 1
+  }
+  return s
+}
+
+/// Largest of `n` floats (NaN entries are skipped); -inf for none.
+@inline(__always)
+func fastMax(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+  var acc = SIMD16<Float>(repeating: -.infinity)
+  var i = 0
+  let raw = UnsafeRawPointer(p)
+  while i + 16 <= n {
+    let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+    acc.replace(with: v, where: acc .< v)
+    i += 16
+  }
+  var m = acc.max()
+  while i < n {
+    if p[i] > m { m = p[i] }
+    i += 1
+  }
+  return m
+}

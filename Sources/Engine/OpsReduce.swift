@@ -125,9 +125,7 @@ public func logSumExp(_ x: Var, axis: Int, keepingDims: Bool = false) -> Var {
           }
           for j in 0..<n { t[j] = px[base + j * stride] - m }
           Kernels.exp(t.baseAddress!, t.baseAddress!, count: n)
-          var s: Float = 0
-          for j in 0..<n { s += t[j] }
-          py[l] = m + _logf(s)
+          py[l] = m + _logf(fastSum(t.baseAddress!, n))
         }
       }
     }
@@ -202,13 +200,20 @@ func softmaxForward(_ x: Tensor, axis: Int, mask: Tensor?, log: Bool) -> Tensor 
       lane.withUnsafeMutableBufferPointer { t in
         withOptionalBuffer(m) { pm in
           forEachLane(x.shape, axis: axis) { _, base, stride in
-            var maxv = -Float.infinity
-            for j in 0..<n {
-              let k = base + j * stride
-              let allowed = pm.map { $0[k] != 0 } ?? true
-              t[j] = allowed ? px[k] : -.infinity
-              maxv = Swift.max(maxv, t[j])
+            // Gather the lane into `t`, masked entries as -inf.
+            if let pm, stride == 1 {
+              for j in 0..<n { t[j] = pm[base + j] != 0 ? px[base + j] : -.infinity }
+            } else if let pm {
+              for j in 0..<n {
+                let k = base + j * stride
+                t[j] = pm[k] != 0 ? px[k] : -.infinity
+              }
+            } else if stride == 1 {
+              for j in 0..<n { t[j] = px[base + j] }
+            } else {
+              for j in 0..<n { t[j] = px[base + j * stride] }
             }
+            let maxv = fastMax(t.baseAddress!, n)
             if maxv == -.infinity {
               // Everything masked (or -inf): zero probability everywhere.
               for j in 0..<n { py[base + j * stride] = log ? -.infinity : 0 }
@@ -219,8 +224,7 @@ func softmaxForward(_ x: Tensor, axis: Int, mask: Tensor?, log: Bool) -> Tensor 
               for j in 0..<n { py[base + j * stride] = t[j] }
             }
             Kernels.exp(t.baseAddress!, t.baseAddress!, count: n)  // exp(-inf) = 0 exactly
-            var s: Float = 0
-            for j in 0..<n { s += t[j] }
+            let s = fastSum(t.baseAddress!, n)
             if log {
               let ls = _logf(s)
               for j in 0..<n { py[base + j * stride] -= ls }  // -inf stays -inf
