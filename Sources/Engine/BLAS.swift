@@ -12,8 +12,8 @@ import CKernels
 /// On first use the seam loads OpenBLAS (or another CBLAS) with `dlopen`, so nothing links
 /// against it and the package builds without it. Debian's OpenBLAS picks slow generic
 /// kernels on AVX-512 machines unless `OPENBLAS_CORETYPE` is set *before* the library is
-/// loaded, so the loader sets it (SkylakeX with AVX-512F, Haswell with AVX2) when the user
-/// has not. Without a loadable library — or with `GVAE_BLAS=builtin` in the environment —
+/// loaded, so the loader sets it (SkylakeX with AVX-512F, overriding a weaker inherited
+/// preset; Haswell with AVX2 when unset). `GVAE_OPENBLAS_CORETYPE` forces a core type. Without a loadable library — or with `GVAE_BLAS=builtin` in the environment —
 /// a packed, vectorised single-threaded GEMM in `CKernels` runs instead.
 public enum BLAS {
   /// Which implementation `sgemm` uses, e.g.
@@ -112,14 +112,19 @@ public enum BLAS {
     if let choice = getenv("GVAE_BLAS").map({ String(cString: $0) }), choice == "builtin" {
       return builtin
     }
-    // Must happen before dlopen: OpenBLAS reads it once while loading. Overwrite = 0 keeps
-    // whatever the user set.
-    if getenv("OPENBLAS_CORETYPE") == nil {
-      if gvae_cpu_has_avx512f() != 0 {
-        setenv("OPENBLAS_CORETYPE", "SkylakeX", 0)
-      } else if gvae_cpu_has_avx2_fma() != 0 {
-        setenv("OPENBLAS_CORETYPE", "Haswell", 0)
+    // Must happen before dlopen: OpenBLAS reads it once while loading. The best kernel for
+    // this CPU wins over an inherited weaker preset (machines here ship OPENBLAS_CORETYPE=
+    // Haswell, half speed on AVX-512); GVAE_OPENBLAS_CORETYPE forces a choice.
+    if let forced = getenv("GVAE_OPENBLAS_CORETYPE") {
+      setenv("OPENBLAS_CORETYPE", forced, 1)
+    } else if gvae_cpu_has_avx512f() != 0 {
+      let current = getenv("OPENBLAS_CORETYPE").map { String(cString: $0).lowercased() }
+      let avx512Kernels = ["skylakex", "cooperlake", "sapphirerapids"]
+      if current == nil || !avx512Kernels.contains(current!) {
+        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
       }
+    } else if gvae_cpu_has_avx2_fma() != 0, getenv("OPENBLAS_CORETYPE") == nil {
+      setenv("OPENBLAS_CORETYPE", "Haswell", 0)
     }
     for name in candidateLibraries {
       guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else { continue }
