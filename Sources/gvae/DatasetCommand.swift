@@ -26,7 +26,7 @@ struct DatasetCommand: ParsableCommand {
     @Option(
       name: .customLong("termination-bias"),
       help: "Probability of taking the production that finishes soonest at each step (0...1).")
-    var terminationBias: Double = 0.15
+    var terminationBias: Double = 0.1
 
     @Option(name: .shortAndLong, help: "Output file (default: stdout).")
     var output: String?
