@@ -70,7 +70,9 @@ public struct DerivationStack: Sendable {
     count -= 1
     let start = Int(d.pushStart[p])
     let end = Int(d.pushStart[p + 1])
-    guard count + end - start <= buffer.count else { throw .tooDeep(capacity: buffer.count, step: steps - 1) }
+    guard count + end - start <= buffer.count else {
+      throw .tooDeep(capacity: buffer.count, step: steps - 1)
+    }
     for k in start..<end {
       buffer[count] = d.pushFlat[k]
       count += 1
@@ -178,7 +180,8 @@ extension Grammar {
   }
 
   /// The terminals a production sequence derives, in order.
-  public func derivedTerminals(_ sequence: some Collection<Int>) throws(DerivationError) -> [String] {
+  public func derivedTerminals(_ sequence: some Collection<Int>) throws(DerivationError) -> [String]
+  {
     var stack: [Int32] = [tables.startNT]
     var out: [String] = []
     func flush() {

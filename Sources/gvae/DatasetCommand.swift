@@ -17,7 +17,9 @@ struct DatasetCommand: ParsableCommand {
     @Option(name: .short, help: "How many distinct strings.")
     var n: Int = 1000
 
-    @Option(name: .customLong("max-len"), help: "Most derivation steps per string (default: the grammar's).")
+    @Option(
+      name: .customLong("max-len"),
+      help: "Most derivation steps per string (default: the grammar's).")
     var maxLength: Int?
 
     @Option(help: "Random seed (SplitMix64).")

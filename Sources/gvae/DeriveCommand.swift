@@ -24,7 +24,9 @@ struct DeriveCommand: ParsableCommand {
   var sequences: [String] = []
 
   func validate() throws {
-    if compact && separator != nil { throw ValidationError("use --compact or --separator, not both") }
+    if compact && separator != nil {
+      throw ValidationError("use --compact or --separator, not both")
+    }
   }
 
   func run() throws {

@@ -17,7 +17,8 @@ struct ParseCommand: ParsableCommand {
 
   @OptionGroup var grammarOption: GrammarOption
 
-  @Option(help: "Output: indices (one line per input), rules (productions), json (one object per line).")
+  @Option(
+    help: "Output: indices (one line per input), rules (productions), json (one object per line).")
   var format: Format = .indices
 
   @Option(name: .customLong("max-len"), help: "Maximum derivation length (default: the grammar's).")
@@ -26,7 +27,9 @@ struct ParseCommand: ParsableCommand {
   @Flag(help: "Pad each sequence with the padding production to the maximum length.")
   var pad = false
 
-  @Flag(name: .customLong("report-ambiguity"), help: "Report inputs with more than one parse tree (stderr; json: \"ambiguous\").")
+  @Flag(
+    name: .customLong("report-ambiguity"),
+    help: "Report inputs with more than one parse tree (stderr; json: \"ambiguous\").")
   var reportAmbiguity = false
 
   @Argument(help: "Strings to parse (default: stdin, one per line).")
