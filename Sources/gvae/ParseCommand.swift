@@ -71,7 +71,7 @@ struct ParseCommand: ParsableCommand {
           }
           switch format {
           case .indices:
-            out.write(seq.map(String.init).joined(separator: " ") + "\n")
+            out.writeIndices(seq)
           case .rules:
             for p in seq { out.write("\(p)\t\(grammar.productions[p])\n") }
             out.write("\n")
