@@ -7,8 +7,10 @@ struct ParseCommand: ParsableCommand {
     commandName: "parse",
     abstract: "Parse strings into production-index sequences (leftmost derivations).",
     discussion: """
-      With no strings, reads one per line from stdin. Text formats stop at the first bad line
-      with a message naming its line and column; --format json reports every line.
+      With no strings, reads one per line from stdin. Text formats stop at the first bad \
+      line with a message naming its line and column and exit 1; --format json reports \
+      every line (errors as {"error": {"line", "column", "message"}}) and exits 0. \
+      --max-len (or --pad) also rejects derivations longer than the maximum length.
       """)
 
   enum Format: String, ExpressibleByArgument, CaseIterable {
