@@ -56,6 +56,11 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
 public struct SafeTensorsEntry: Sendable, Equatable {
   public var dtype: SafeTensorsDType
   public var tensor: Tensor
+
+  public init(dtype: SafeTensorsDType, tensor: Tensor) {
+    self.dtype = dtype
+    self.tensor = tensor
+  }
 }
 
 /// The safetensors checkpoint format (Hugging Face): an 8-byte little-endian header length,
