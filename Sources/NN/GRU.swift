@@ -227,16 +227,16 @@ final class GRUBackward: CustomBackward {
 
 // MARK: - Vectorised activations
 
-/// In-place logistic sigmoid.
+/// In-place logistic sigmoid (Engine's vectorised C kernel).
 @inline(__always)
 func vectorSigmoid(_ p: UnsafeMutablePointer<Float>, count n: Int) {
-  for i in 0..<n { p[i] = stableSigmoid(p[i]) }
+  Kernels.sigmoid(p, p, count: n)
 }
 
-/// In-place tanh.
+/// In-place tanh (Engine's vectorised C kernel).
 @inline(__always)
 func vectorTanh(_ p: UnsafeMutablePointer<Float>, count n: Int) {
-  for i in 0..<n { p[i] = tanhf(p[i]) }
+  Kernels.tanh(p, p, count: n)
 }
 
 // MARK: - Layer

@@ -106,8 +106,12 @@ final class CrossEntropyBackward: CustomBackward {
       for r in 0..<targets.count {
         let k = g * (weights?.storage[r] ?? 1)
         let p = pd + r * C
-        for c in 0..<C { p[c] *= k }
-        p[targets[r]] -= k
+        var s: Float = 0
+        for c in 0..<C {
+          s += p[c]
+          p[c] *= k
+        }
+        if s > 0 { p[targets[r]] -= k }  // a row with no allowed class has no term
       }
     }
     return [d]
