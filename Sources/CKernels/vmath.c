@@ -99,20 +99,35 @@ GVAE_INLINE float tanh_body(float x) {
 // sigmoid(x) = 1 / (1 + e^{−x}); e^{−x} overflowing to +inf gives exactly 0.
 GVAE_INLINE float sigmoid_body(float x) { return 1.0f / (1.0f + exp_body(-x)); }
 
+// In place (x == y) and disjoint buffers get separate loops: with one pointer, or with
+// `restrict`, the vectoriser needs no overlap check (which fails for x == y and falls back
+// to scalar code).
+#define gvae_loop(body, x, y, n)                                \
+  do {                                                          \
+    if ((const float *)(y) == (x)) {                            \
+      float *p_ = (y);                                          \
+      for (size_t i = 0; i < (n); i++) p_[i] = body(p_[i]);     \
+    } else {                                                    \
+      const float *restrict xr_ = (x);                          \
+      float *restrict yr_ = (y);                                \
+      for (size_t i = 0; i < (n); i++) yr_[i] = body(xr_[i]);   \
+    }                                                           \
+  } while (0)
+
 typedef void (*gvae_unary_fn)(const float *, float *, size_t);
 
 #if defined(__x86_64__)
 #define GVAE_VARIANTS(name, body)                                                   \
   __attribute__((target("avx512f"))) static void name##_avx512(const float *x,     \
                                                                float *y, size_t n) { \
-    for (size_t i = 0; i < n; i++) y[i] = body(x[i]);                               \
+    gvae_loop(body, x, y, n);                                                     \
   }                                                                                 \
   __attribute__((target("avx2,fma"))) static void name##_avx2(const float *x,      \
                                                               float *y, size_t n) {  \
-    for (size_t i = 0; i < n; i++) y[i] = body(x[i]);                               \
+    gvae_loop(body, x, y, n);                                                     \
   }                                                                                 \
   static void name##_base(const float *x, float *y, size_t n) {                     \
-    for (size_t i = 0; i < n; i++) y[i] = body(x[i]);                               \
+    gvae_loop(body, x, y, n);                                                     \
   }                                                                                 \
   static gvae_unary_fn name##_pick(void) {                                          \
     if (gvae_cpu_has_avx512f()) return name##_avx512;                               \
@@ -122,7 +137,7 @@ typedef void (*gvae_unary_fn)(const float *, float *, size_t);
 #else
 #define GVAE_VARIANTS(name, body)                                                   \
   static void name##_base(const float *x, float *y, size_t n) {                     \
-    for (size_t i = 0; i < n; i++) y[i] = body(x[i]);                               \
+    gvae_loop(body, x, y, n);                                                     \
   }                                                                                 \
   static gvae_unary_fn name##_pick(void) { return name##_base; }
 #endif

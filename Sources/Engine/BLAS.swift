@@ -73,10 +73,11 @@ public enum BLAS {
 
   // MARK: Loading
 
-  typealias CblasSgemm = @convention(c) (
-    Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
-    UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32
-  ) -> Void
+  typealias CblasSgemm =
+    @convention(c) (
+      Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
+      UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32
+    ) -> Void
   typealias SetNumThreads = @convention(c) (Int32) -> Void
 
   static let cblasRowMajor: Int32 = 101

@@ -78,7 +78,9 @@ struct StridedLoop {
       return
     }
     var index = [Int](repeating: 0, count: outer)
-    var oa = 0, ob = 0, o = 0
+    var oa = 0
+    var ob = 0
+    var o = 0
     while true {
       body(o, oa, ob)
       o += n
@@ -118,7 +120,9 @@ func broadcastBinary(_ a: Tensor, _ b: Tensor, _ what: StaticString, _ f: (Float
     shape: shape, sa: broadcastStrides(a.shape, to: shape),
     sb: broadcastStrides(b.shape, to: shape))
   var out = Tensor(zeros: shape)
-  let n = loop.rowLength, sa = loop.rowStrideA, sb = loop.rowStrideB
+  let n = loop.rowLength
+  let sa = loop.rowStrideA
+  let sb = loop.rowStrideB
   out.storage.withUnsafeMutableBufferPointer { po in
     a.storage.withUnsafeBufferPointer { pa in
       b.storage.withUnsafeBufferPointer { pb in
@@ -149,7 +153,9 @@ extension Tensor {
     let loop = StridedLoop(
       shape: shape, sa: strides(of: shape), sb: broadcastStrides(target, to: shape))
     var out = Tensor(zeros: target)
-    let n = loop.rowLength, sa = loop.rowStrideA, sb = loop.rowStrideB
+    let n = loop.rowLength
+    let sa = loop.rowStrideA
+    let sb = loop.rowStrideB
     out.storage.withUnsafeMutableBufferPointer { po in
       storage.withUnsafeBufferPointer { pg in
         loop.forEachRow { _, ia, ib in
@@ -172,9 +178,11 @@ extension Tensor {
   public func broadcast(to target: [Int]) -> Tensor {
     if shape == target { return self }
     let loop = StridedLoop(
-      shape: target, sa: broadcastStrides(shape, to: target), sb: [Int](repeating: 0, count: target.count))
+      shape: target, sa: broadcastStrides(shape, to: target),
+      sb: [Int](repeating: 0, count: target.count))
     var out = Tensor(zeros: target)
-    let n = loop.rowLength, sa = loop.rowStrideA
+    let n = loop.rowLength
+    let sa = loop.rowStrideA
     out.storage.withUnsafeMutableBufferPointer { po in
       storage.withUnsafeBufferPointer { px in
         loop.forEachRow { o, ia, _ in
@@ -189,4 +197,42 @@ extension Tensor {
     }
     return out
   }
+}
+
+/// Sum of `n` floats with sixteen independent partial sums (breaks the add latency chain,
+/// and is a little more accurate than one running sum).
+@inline(__always)
+func fastSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+  var acc = SIMD16<Float>()
+  var i = 0
+  let raw = UnsafeRawPointer(p)
+  while i + 16 <= n {
+    acc += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+    i += 16
+  }
+  var s = acc.sum()
+  while i < n {
+    s += p[i]
+    i += 1
+  }
+  return s
+}
+
+/// Largest of `n` floats (NaN entries are skipped); -inf for none.
+@inline(__always)
+func fastMax(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+  var acc = SIMD16<Float>(repeating: -.infinity)
+  var i = 0
+  let raw = UnsafeRawPointer(p)
+  while i + 16 <= n {
+    let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+    acc.replace(with: v, where: acc .< v)
+    i += 16
+  }
+  var m = acc.max()
+  while i < n {
+    if p[i] > m { m = p[i] }
+    i += 1
+  }
+  return m
 }

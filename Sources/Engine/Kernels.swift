@@ -10,7 +10,7 @@ import CKernels
 /// public so fused layers elsewhere (the GRU gates in NN) can run them on raw buffers.
 ///
 /// Relative error about 1e-7 against double precision on normal inputs. `x` and `y` may
-/// be the same buffer. `exp` flushes results below about 1e-38 to 0 and overflows to +inf
+/// be the same buffer; otherwise they must not overlap. `exp` flushes results below about 1e-38 to 0 and overflows to +inf
 /// above 88.37; `log(0) = -inf`, `log(negative) = NaN`; NaN propagates.
 public enum Kernels {
   /// The instruction set the kernels dispatch to: "avx512f", "avx2+fma" or "baseline".

@@ -62,27 +62,35 @@ extension Tape {
         accumulateGradient(inputs[1], g.summed(toShape: values[inputs[1]].shape).scaled(by: -1))
       }
     case .multiply:
-      let a = values[inputs[0]], b = values[inputs[1]]
+      let a = values[inputs[0]]
+      let b = values[inputs[1]]
       if wantsGradient(inputs[0]) {
-        accumulateGradient(inputs[0], broadcastBinary(g, b, "multiply backward", *).summed(toShape: a.shape))
+        accumulateGradient(
+          inputs[0], broadcastBinary(g, b, "multiply backward", *).summed(toShape: a.shape))
       }
       if wantsGradient(inputs[1]) {
-        accumulateGradient(inputs[1], broadcastBinary(g, a, "multiply backward", *).summed(toShape: b.shape))
+        accumulateGradient(
+          inputs[1], broadcastBinary(g, a, "multiply backward", *).summed(toShape: b.shape))
       }
     case .divide:
-      let a = values[inputs[0]], b = values[inputs[1]], y = values[id]
+      let a = values[inputs[0]]
+      let b = values[inputs[1]]
+      let y = values[id]
       if wantsGradient(inputs[0]) {
-        accumulateGradient(inputs[0], broadcastBinary(g, b, "divide backward", /).summed(toShape: a.shape))
+        accumulateGradient(
+          inputs[0], broadcastBinary(g, b, "divide backward", /).summed(toShape: a.shape))
       }
       if wantsGradient(inputs[1]) {
         // d(a/b)/db = −a/b² = −y/b
         let gy = broadcastBinary(g, y, "divide backward") { -$0 * $1 }
-        accumulateGradient(inputs[1], broadcastBinary(gy, b, "divide backward", /).summed(toShape: b.shape))
+        accumulateGradient(
+          inputs[1], broadcastBinary(gy, b, "divide backward", /).summed(toShape: b.shape))
       }
     case .affine(let scale, _):
       accumulateGradient(inputs[0], g.scaled(by: scale))
     case .reciprocal:
-      let x = values[inputs[0]], y = values[id]
+      let x = values[inputs[0]]
+      let y = values[id]
       accumulateGradient(inputs[0], zipMap(g, y, x) { g, y, x in -g * y / x })
 
     case .exp:
@@ -124,7 +132,8 @@ extension Tape {
       accumulateGradient(inputs[0], logSumExpBackward(values[inputs[0]], values[id], g, axis: axis))
 
     case .matmul(let tA, let tB):
-      let a = values[inputs[0]], b = values[inputs[1]]
+      let a = values[inputs[0]]
+      let b = values[inputs[1]]
       if wantsGradient(inputs[0]) {
         accumulateGradient(inputs[0], matmulGradientA(a, b, g, tA, tB, matmulPlain))
       }
@@ -132,7 +141,8 @@ extension Tape {
         accumulateGradient(inputs[1], matmulGradientB(a, b, g, tA, tB, matmulPlain))
       }
     case .batchedMatmul(let tA, let tB):
-      let a = values[inputs[0]], b = values[inputs[1]]
+      let a = values[inputs[0]]
+      let b = values[inputs[1]]
       if wantsGradient(inputs[0]) {
         accumulateGradient(inputs[0], matmulGradientA(a, b, g, tA, tB, batchedMatmulForward))
       }
@@ -154,7 +164,9 @@ extension Tape {
       var start = 0
       for i in inputs {
         let size = values[i].shape[axis]
-        if wantsGradient(i) { accumulateGradient(i, g.sliced(axis: axis, range: start..<start + size)) }
+        if wantsGradient(i) {
+          accumulateGradient(i, g.sliced(axis: axis, range: start..<start + size))
+        }
         start += size
       }
     case .gather(let indices):
@@ -224,7 +236,9 @@ func zipMap(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
 /// `f(a[i], b[i], c[i])` over three same-shaped tensors.
 @inline(__always)
 func zipMap(_ a: Tensor, _ b: Tensor, _ c: Tensor, _ f: (Float, Float, Float) -> Float) -> Tensor {
-  precondition(a.shape == b.shape && a.shape == c.shape, "elementwise shapes \(a.shape), \(b.shape) and \(c.shape)")
+  precondition(
+    a.shape == b.shape && a.shape == c.shape,
+    "elementwise shapes \(a.shape), \(b.shape) and \(c.shape)")
   var out = a
   out.storage.withUnsafeMutableBufferPointer { o in
     b.storage.withUnsafeBufferPointer { y in

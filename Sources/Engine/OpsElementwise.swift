@@ -10,22 +10,26 @@ func sameTape(_ a: Var, _ b: Var, _ what: StaticString) -> Tape {
 
 /// `a + b` with numpy broadcasting.
 public func + (a: Var, b: Var) -> Var {
-  sameTape(a, b, "+").append(broadcastBinary(a.value, b.value, "+", +), op: .add, inputs: [a.id, b.id])
+  sameTape(a, b, "+").append(
+    broadcastBinary(a.value, b.value, "+", +), op: .add, inputs: [a.id, b.id])
 }
 
 /// `a − b` with numpy broadcasting.
 public func - (a: Var, b: Var) -> Var {
-  sameTape(a, b, "-").append(broadcastBinary(a.value, b.value, "-", -), op: .subtract, inputs: [a.id, b.id])
+  sameTape(a, b, "-").append(
+    broadcastBinary(a.value, b.value, "-", -), op: .subtract, inputs: [a.id, b.id])
 }
 
 /// `a ⊙ b` (elementwise) with numpy broadcasting.
 public func * (a: Var, b: Var) -> Var {
-  sameTape(a, b, "*").append(broadcastBinary(a.value, b.value, "*", *), op: .multiply, inputs: [a.id, b.id])
+  sameTape(a, b, "*").append(
+    broadcastBinary(a.value, b.value, "*", *), op: .multiply, inputs: [a.id, b.id])
 }
 
 /// `a / b` (elementwise) with numpy broadcasting.
 public func / (a: Var, b: Var) -> Var {
-  sameTape(a, b, "/").append(broadcastBinary(a.value, b.value, "/", /), op: .divide, inputs: [a.id, b.id])
+  sameTape(a, b, "/").append(
+    broadcastBinary(a.value, b.value, "/", /), op: .divide, inputs: [a.id, b.id])
 }
 
 // MARK: Scalar arithmetic
@@ -67,22 +71,32 @@ public func sigmoid(_ x: Var) -> Var {
   kernelOp(x, .sigmoid) { Kernels.sigmoid($0, $1, count: $2) }
 }
 /// `max(x, 0)`; gradient 0 at 0.
-public func relu(_ x: Var) -> Var { x.tape.append(x.value.map { $0 > 0 ? $0 : 0 }, op: .relu, inputs: [x.id]) }
+public func relu(_ x: Var) -> Var {
+  x.tape.append(x.value.map { $0 > 0 ? $0 : 0 }, op: .relu, inputs: [x.id])
+}
 /// `x` for positive inputs, `slope · x` otherwise.
 public func leakyRelu(_ x: Var, slope: Float = 0.01) -> Var {
-  x.tape.append(x.value.map { $0 > 0 ? $0 : slope * $0 }, op: .leakyRelu(slope: slope), inputs: [x.id])
+  x.tape.append(
+    x.value.map { $0 > 0 ? $0 : slope * $0 }, op: .leakyRelu(slope: slope), inputs: [x.id])
 }
 /// `log(1 + eˣ)`, computed as `max(x, 0) + log1p(e^{−|x|})` so it neither overflows nor
 /// loses small values.
 public func softplus(_ x: Var) -> Var {
-  x.tape.append(x.value.map { max($0, 0) + _log1p(_exp(-Swift.abs($0))) }, op: .softplus, inputs: [x.id])
+  x.tape.append(
+    x.value.map { max($0, 0) + _log1p(_exp(-Swift.abs($0))) }, op: .softplus, inputs: [x.id])
 }
 /// Square root; the gradient is infinite at 0.
-public func sqrt(_ x: Var) -> Var { x.tape.append(x.value.map { $0.squareRoot() }, op: .sqrt, inputs: [x.id]) }
+public func sqrt(_ x: Var) -> Var {
+  x.tape.append(x.value.map { $0.squareRoot() }, op: .sqrt, inputs: [x.id])
+}
 /// `x²`.
-public func square(_ x: Var) -> Var { x.tape.append(x.value.map { $0 * $0 }, op: .square, inputs: [x.id]) }
+public func square(_ x: Var) -> Var {
+  x.tape.append(x.value.map { $0 * $0 }, op: .square, inputs: [x.id])
+}
 /// `|x|`; gradient 0 at 0.
-public func abs(_ x: Var) -> Var { x.tape.append(x.value.map { Swift.abs($0) }, op: .abs, inputs: [x.id]) }
+public func abs(_ x: Var) -> Var {
+  x.tape.append(x.value.map { Swift.abs($0) }, op: .abs, inputs: [x.id])
+}
 
 // MARK: Dropout
 

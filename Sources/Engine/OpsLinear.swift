@@ -62,7 +62,9 @@ func batchedMatmulForward(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transp
   precondition(k == k2, "batchedMatmul inner dimensions differ: \(a.shape) and \(b.shape)")
   var c = Tensor(zeros: [batch, m, n])
   if m == 0 || n == 0 || k == 0 { return c }
-  let sa = a.shape[1] * a.shape[2], sb = b.shape[1] * b.shape[2], sc = m * n
+  let sa = a.shape[1] * a.shape[2]
+  let sb = b.shape[1] * b.shape[2]
+  let sc = m * n
   a.storage.withUnsafeBufferPointer { pa in
     b.storage.withUnsafeBufferPointer { pb in
       c.storage.withUnsafeMutableBufferPointer { pc in

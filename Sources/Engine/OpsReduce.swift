@@ -23,7 +23,9 @@ public func sum(_ x: Var) -> Var {
 
 /// The shape after reducing `axes` (kept as 1 or dropped).
 @usableFromInline
-func reducedShapes(_ shape: [Int], _ axes: [Int], _ what: StaticString) -> (kept: [Int], dropped: [Int]) {
+func reducedShapes(_ shape: [Int], _ axes: [Int], _ what: StaticString) -> (
+  kept: [Int], dropped: [Int]
+) {
   var kept = shape
   var reduce = [Bool](repeating: false, count: shape.count)
   for a in axes {
@@ -89,7 +91,8 @@ public func max(_ x: Var, axis: Int, keepingDims: Bool = false) -> Var {
   xv.storage.withUnsafeBufferPointer { px in
     y.storage.withUnsafeMutableBufferPointer { py in
       forEachLane(xv.shape, axis: axis) { lane, base, stride in
-        var best = px[base], at = base
+        var best = px[base]
+        var at = base
         for j in 1..<max(1, n) where px[base + j * stride] > best {
           best = px[base + j * stride]
           at = base + j * stride
@@ -122,9 +125,7 @@ public func logSumExp(_ x: Var, axis: Int, keepingDims: Bool = false) -> Var {
           }
           for j in 0..<n { t[j] = px[base + j * stride] - m }
           Kernels.exp(t.baseAddress!, t.baseAddress!, count: n)
-          var s: Float = 0
-          for j in 0..<n { s += t[j] }
-          py[l] = m + _logf(s)
+          py[l] = m + _logf(fastSum(t.baseAddress!, n))
         }
       }
     }
@@ -141,7 +142,8 @@ func logSumExpBackward(_ x: Tensor, _ y: Tensor, _ g: Tensor, axis: Int) -> Tens
       g.storage.withUnsafeBufferPointer { pg in
         gx.storage.withUnsafeMutableBufferPointer { pgx in
           forEachLane(x.shape, axis: axis) { l, base, stride in
-            let yl = py[l], gl = pg[l]
+            let yl = py[l]
+            let gl = pg[l]
             if yl == -.infinity { return }
             for j in 0..<n {
               let k = base + j * stride
@@ -186,7 +188,8 @@ public func logSoftmax(_ x: Var, axis: Int = -1, mask: Tensor? = nil) -> Var {
 func softmaxForward(_ x: Tensor, axis: Int, mask: Tensor?, log: Bool) -> Tensor {
   let m = mask.map { mask -> Tensor in
     _ = broadcastShape(mask.shape, x.shape, "softmax mask")
-    precondition(mask.rank <= x.rank, "softmax mask \(mask.shape) has more axes than input \(x.shape)")
+    precondition(
+      mask.rank <= x.rank, "softmax mask \(mask.shape) has more axes than input \(x.shape)")
     return mask.broadcast(to: x.shape)
   }
   let n = x.shape[axis]
@@ -197,13 +200,20 @@ func softmaxForward(_ x: Tensor, axis: Int, mask: Tensor?, log: Bool) -> Tensor 
       lane.withUnsafeMutableBufferPointer { t in
         withOptionalBuffer(m) { pm in
           forEachLane(x.shape, axis: axis) { _, base, stride in
-            var maxv = -Float.infinity
-            for j in 0..<n {
-              let k = base + j * stride
-              let allowed = pm.map { $0[k] != 0 } ?? true
-              t[j] = allowed ? px[k] : -.infinity
-              maxv = Swift.max(maxv, t[j])
+            // Gather the lane into `t`, masked entries as -inf.
+            if let pm, stride == 1 {
+              for j in 0..<n { t[j] = pm[base + j] != 0 ? px[base + j] : -.infinity }
+            } else if let pm {
+              for j in 0..<n {
+                let k = base + j * stride
+                t[j] = pm[k] != 0 ? px[k] : -.infinity
+              }
+            } else if stride == 1 {
+              for j in 0..<n { t[j] = px[base + j] }
+            } else {
+              for j in 0..<n { t[j] = px[base + j * stride] }
             }
+            let maxv = fastMax(t.baseAddress!, n)
             if maxv == -.infinity {
               // Everything masked (or -inf): zero probability everywhere.
               for j in 0..<n { py[base + j * stride] = log ? -.infinity : 0 }
@@ -214,8 +224,7 @@ func softmaxForward(_ x: Tensor, axis: Int, mask: Tensor?, log: Bool) -> Tensor 
               for j in 0..<n { py[base + j * stride] = t[j] }
             }
             Kernels.exp(t.baseAddress!, t.baseAddress!, count: n)  // exp(-inf) = 0 exactly
-            var s: Float = 0
-            for j in 0..<n { s += t[j] }
+            let s = fastSum(t.baseAddress!, n)
             if log {
               let ls = _logf(s)
               for j in 0..<n { py[base + j * stride] -= ls }  // -inf stays -inf

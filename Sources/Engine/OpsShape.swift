@@ -69,7 +69,8 @@ public func gather(_ x: Var, indices: [Int]) -> Var {
   let y = Tensor(shape: shape) { out in
     xv.storage.withUnsafeBufferPointer { px in
       for (r, index) in indices.enumerated() {
-        precondition(index >= 0 && index < rows, "gather index \(index) out of range for \(xv.shape)")
+        precondition(
+          index >= 0 && index < rows, "gather index \(index) out of range for \(xv.shape)")
         for j in 0..<row { out[r * row + j] = px[index * row + j] }
       }
     }
@@ -81,7 +82,8 @@ public func gather(_ x: Var, indices: [Int]) -> Var {
 public func oneHot(_ indices: [Int], depth: Int) -> Tensor {
   var t = Tensor(zeros: [indices.count, depth])
   for (r, index) in indices.enumerated() {
-    precondition(index >= 0 && index < depth, "oneHot index \(index) out of range for depth \(depth)")
+    precondition(
+      index >= 0 && index < depth, "oneHot index \(index) out of range for depth \(depth)")
     t.storage[r * depth + index] = 1
   }
   return t
@@ -98,7 +100,8 @@ extension Tensor {
     let outShape = axes.map { shape[$0] }
     let loop = StridedLoop(
       shape: outShape, sa: axes.map { inStrides[$0] }, sb: [Int](repeating: 0, count: rank))
-    let n = loop.rowLength, sa = loop.rowStrideA
+    let n = loop.rowLength
+    let sa = loop.rowStrideA
     var out = Tensor(zeros: outShape)
     out.storage.withUnsafeMutableBufferPointer { po in
       storage.withUnsafeBufferPointer { px in
@@ -149,7 +152,8 @@ extension Tensor {
     var shape = parts[0].shape
     var total = 0
     for p in parts {
-      var a = p.shape, b = shape
+      var a = p.shape
+      var b = shape
       precondition(a.count == b.count, "concat shapes \(shape) and \(p.shape) differ in rank")
       a[axis] = 0
       b[axis] = 0

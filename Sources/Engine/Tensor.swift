@@ -69,7 +69,9 @@ public func strides(of shape: [Int]) -> [Int] {
 extension Tensor {
   /// A tensor whose storage `initializer` fills completely (no zero fill first).
   @inlinable
-  public init(shape: [Int], unsafeUninitialized initializer: (UnsafeMutableBufferPointer<Float>) -> Void) {
+  public init(
+    shape: [Int], unsafeUninitialized initializer: (UnsafeMutableBufferPointer<Float>) -> Void
+  ) {
     let n = shape.reduce(1, *)
     let data = [Float](unsafeUninitializedCapacity: n) { buffer, count in
       initializer(buffer)

@@ -20,8 +20,10 @@ let gemmCases: [GemmCase] = {
       }
     }
   }
-  cases.append(GemmCase(m: 9, n: 11, k: 5, transposeA: false, transposeB: true, alpha: 0.5, beta: 1.5))
-  cases.append(GemmCase(m: 33, n: 17, k: 300, transposeA: true, transposeB: false, alpha: -2, beta: 1))
+  cases.append(
+    GemmCase(m: 9, n: 11, k: 5, transposeA: false, transposeB: true, alpha: 0.5, beta: 1.5))
+  cases.append(
+    GemmCase(m: 33, n: 17, k: 300, transposeA: true, transposeB: false, alpha: -2, beta: 1))
   return cases
 }()
 
@@ -29,16 +31,24 @@ let gemmCases: [GemmCase] = {
 /// compares with `BLAS.naiveSgemm`; returns the worst error relative to √k-scaled size.
 func compareWithNaive(
   _ c: GemmCase,
-  _ gemm: (Bool, Bool, Int, Int, Int, Float, UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, Float, UnsafeMutablePointer<Float>, Int) -> Void
+  _ gemm: (
+    Bool, Bool, Int, Int, Int, Float, UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, Float,
+    UnsafeMutablePointer<Float>, Int
+  ) -> Void
 ) -> Float {
   var rng = SeededRandom(seed: UInt64(c.m * 1000 + c.n * 10 + c.k))
-  let aRows = c.transposeA ? c.k : c.m, aCols = c.transposeA ? c.m : c.k
-  let bRows = c.transposeB ? c.n : c.k, bCols = c.transposeB ? c.k : c.n
-  let lda = aCols + 3, ldb = bCols + 2, ldc = c.n + 1
+  let aRows = c.transposeA ? c.k : c.m
+  let aCols = c.transposeA ? c.m : c.k
+  let bRows = c.transposeB ? c.n : c.k
+  let bCols = c.transposeB ? c.k : c.n
+  let lda = aCols + 3
+  let ldb = bCols + 2
+  let ldc = c.n + 1
   let a = Tensor(randomNormal: [aRows * lda], rng: &rng).storage
   let b = Tensor(randomNormal: [bRows * ldb], rng: &rng).storage
   let c0 = Tensor(randomNormal: [c.m * ldc], rng: &rng).storage
-  var expected = c0, actual = c0
+  var expected = c0
+  var actual = c0
   a.withUnsafeBufferPointer { pa in
     b.withUnsafeBufferPointer { pb in
       expected.withUnsafeMutableBufferPointer { pc in
@@ -57,7 +67,8 @@ func compareWithNaive(
   var worst: Float = 0
   for i in 0..<c.m {
     for j in 0..<ldc {
-      let e = expected[i * ldc + j], x = actual[i * ldc + j]
+      let e = expected[i * ldc + j]
+      let x = actual[i * ldc + j]
       if j >= c.n {
         // Padding between rows must be left alone.
         if x != c0[i * ldc + j] { return .infinity }
@@ -91,7 +102,8 @@ func compareWithNaive(
   }
 
   @Test func builtinIgnoresNaNInOutputWhenBetaIsZero() {
-    let a: [Float] = [1, 2, 3, 4], b: [Float] = [1, 0, 0, 1]
+    let a: [Float] = [1, 2, 3, 4]
+    let b: [Float] = [1, 0, 0, 1]
     var c = [Float](repeating: .nan, count: 4)
     a.withUnsafeBufferPointer { pa in
       b.withUnsafeBufferPointer { pb in

@@ -3,7 +3,9 @@ import Foundation
 import Testing
 
 @Suite struct NumericsTests {
-  func run(_ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void, _ x: [Float]) -> [Float] {
+  func run(_ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void, _ x: [Float])
+    -> [Float]
+  {
     var y = [Float](repeating: 0, count: x.count)
     x.withUnsafeBufferPointer { px in
       y.withUnsafeMutableBufferPointer { py in kernel(px.baseAddress!, py.baseAddress!, x.count) }
@@ -24,7 +26,9 @@ import Testing
     let e = worst(grid, run({ Kernels.exp($0, $1, count: $2) }, grid), Foundation.exp)
     let l = worst(positive, run({ Kernels.log($0, $1, count: $2) }, positive), Foundation.log)
     let t = worst(grid, run({ Kernels.tanh($0, $1, count: $2) }, grid), Foundation.tanh)
-    let s = worst(grid, run({ Kernels.sigmoid($0, $1, count: $2) }, grid)) { 1 / (1 + Foundation.exp(-$0)) }
+    let s = worst(grid, run({ Kernels.sigmoid($0, $1, count: $2) }, grid)) {
+      1 / (1 + Foundation.exp(-$0))
+    }
     #expect(e < 2e-6, "exp \(e)")
     #expect(l < 2e-6, "log \(l)")
     #expect(t < 2e-6, "tanh \(t)")
@@ -39,7 +43,8 @@ import Testing
     #expect(l == [-.infinity, 0, .infinity])
     #expect(run({ Kernels.log($0, $1, count: $2) }, [-1])[0].isNaN)
     #expect(run({ Kernels.tanh($0, $1, count: $2) }, [.infinity, -.infinity, 0]) == [1, -1, 0])
-    #expect(run({ Kernels.sigmoid($0, $1, count: $2) }, [.infinity, -.infinity, 0]) == [1, 0, 0.5])
+    #expect(
+      run({ Kernels.sigmoid($0, $1, count: $2) }, [.infinity, -.infinity, 0]) == [1, 0, 0.5])
     #expect(run({ Kernels.exp($0, $1, count: $2) }, [.nan])[0].isNaN)
   }
 

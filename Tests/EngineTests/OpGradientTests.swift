@@ -1,6 +1,6 @@
 import Engine
-import Testing
 import TestSupport
+import Testing
 
 /// One finite-difference gradient check: named inputs and the function under test.
 struct GradientCase: CustomTestStringConvertible, Sendable {

@@ -3,7 +3,9 @@ import Testing
 
 /// A 2-8-1 tanh/sigmoid network trained on XOR with plain SGD and binary cross-entropy,
 /// built from engine ops only. Returns the loss history and the final weights.
-func trainXOR(seed: UInt64, steps: Int, learningRate: Float = 0.5) -> (losses: [Float], weights: [Tensor]) {
+func trainXOR(seed: UInt64, steps: Int, learningRate: Float = 0.5) -> (
+  losses: [Float], weights: [Tensor]
+) {
   var rng = SeededRandom(seed: seed)
   let w1 = Parameter("w1", Tensor(randomNormal: [2, 8], std: 1, rng: &rng))
   let b1 = Parameter("b1", Tensor(zeros: [8]))

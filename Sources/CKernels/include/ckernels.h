@@ -14,7 +14,7 @@ int gvae_cpu_has_avx2_fma(void);
 const char *gvae_kernel_isa(void);
 
 // Elementwise transcendental functions, y[i] = f(x[i]) for i < n. `x` and `y` may be the
-// same buffer. Cephes-style range reduction and polynomials: relative error about 1e-7
+// same buffer; otherwise they must not overlap. Cephes-style range reduction and polynomials: relative error about 1e-7
 // (exp, log, sigmoid) and 2e-7 (tanh) on normal inputs.
 //   exp: x < -88.0 gives 0 (denormal results are flushed), x > 88.37 gives +inf.
 //   log: 0 gives -inf, negative gives NaN, +inf gives +inf; denormals handled.
