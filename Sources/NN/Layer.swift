@@ -52,8 +52,9 @@ public enum Activation: Sendable, Equatable {
 
   /// Multiplies `g` in place by the derivative, given the activation's output `y`.
   @usableFromInline
-  func backward(output y: UnsafePointer<Float>, gradient g: UnsafeMutablePointer<Float>, count n: Int)
-  {
+  func backward(
+    output y: UnsafePointer<Float>, gradient g: UnsafeMutablePointer<Float>, count n: Int
+  ) {
     switch self {
     case .identity: break
     case .relu: for i in 0..<n where y[i] <= 0 { g[i] = 0 }

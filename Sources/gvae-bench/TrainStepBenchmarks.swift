@@ -45,8 +45,10 @@ struct BenchGrammarVAE {
 
   init(_ spec: TrainStepNetworkSpec, rng: inout SeededRandom) {
     self.spec = spec
-    var channels = spec.vocabulary, length = spec.steps
-    var convs: [Conv1D] = [], norms: [BatchNorm] = []
+    var channels = spec.vocabulary
+    var length = spec.steps
+    var convs: [Conv1D] = []
+    var norms: [BatchNorm] = []
     for (i, c) in spec.convolutions.enumerated() {
       convs.append(
         Conv1D(
@@ -63,10 +65,12 @@ struct BenchGrammarVAE {
     encoderDense = Dense(
       inputSize: channels * length, outputSize: spec.encoderHidden, activation: .relu,
       name: "encoder.dense", rng: &rng)
-    mean = Dense(inputSize: spec.encoderHidden, outputSize: spec.latent, name: "encoder.mean", rng: &rng)
+    mean = Dense(
+      inputSize: spec.encoderHidden, outputSize: spec.latent, name: "encoder.mean", rng: &rng)
     logVariance = Dense(
       inputSize: spec.encoderHidden, outputSize: spec.latent, name: "encoder.log_var", rng: &rng)
-    latentNorm = spec.batchNormLatent ? BatchNorm(featureCount: spec.latent, name: "decoder.norm") : nil
+    latentNorm =
+      spec.batchNormLatent ? BatchNorm(featureCount: spec.latent, name: "decoder.norm") : nil
     decoderDense = Dense(
       inputSize: spec.latent, outputSize: spec.latent, activation: .relu, name: "decoder.dense",
       rng: &rng)
@@ -95,12 +99,14 @@ struct BenchGrammarVAE {
       if spec.batchNormAfterConvolutions { h = convolutionNorms[i](h, tape: tape, training: true) }
     }
     h = encoderDense(h.reshaped([B, -1]), tape: tape)
-    let mu = mean(h, tape: tape), logVar = logVariance(h, tape: tape)
+    let mu = mean(h, tape: tape)
+    let logVar = logVariance(h, tape: tape)
     var z = mu + tape.constant(epsilon) * exp(logVar * 0.5)
     if let latentNorm { z = latentNorm(z, tape: tape, training: true) }
     let d = decoderDense(z, tape: tape)
     // Repeat over steps by broadcasting against zeros [1, T, 1].
-    let repeated = d.reshaped([B, 1, spec.latent]) + tape.constant(Tensor(zeros: [1, spec.steps, 1]))
+    let repeated =
+      d.reshaped([B, 1, spec.latent]) + tape.constant(Tensor(zeros: [1, spec.steps, 1]))
     let logits = output(gru(repeated, tape: tape), tape: tape)
     return softmaxCrossEntropy(logits: logits, targets: targets, mask: mask)
       + gaussianKLDivergence(mean: mu, logVariance: logVar)
@@ -111,7 +117,8 @@ struct BenchGrammarVAE {
 func randomBatch(
   _ spec: TrainStepNetworkSpec, batch B: Int, rng: inout SeededRandom
 ) -> (x: Tensor, targets: [Int], mask: Tensor) {
-  let T = spec.steps, C = spec.vocabulary
+  let T = spec.steps
+  let C = spec.vocabulary
   var targets: [Int] = []
   var mask = Tensor(zeros: [B, T, C])
   for r in 0..<(B * T) {
@@ -124,7 +131,9 @@ func randomBatch(
 
 /// Peak resident set size of this process in bytes (VmHWM), or 0 where unavailable.
 func peakResidentBytes() -> Int {
-  guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+  guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else {
+    return 0
+  }
   for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
     let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
     return kb * 1024
@@ -152,7 +161,8 @@ func runTrainStepBenchmark(_ spec: TrainStepNetworkSpec, batch: Int, runs: Int) 
   let seconds = medianSeconds(runs: runs) {
     let epsilon = Tensor(randomNormal: [batch, spec.latent], rng: &rng)
     let tape = Tape()
-    let loss = model.loss(x: data.x, targets: data.targets, mask: data.mask, epsilon: epsilon, tape: tape)
+    let loss = model.loss(
+      x: data.x, targets: data.targets, mask: data.mask, epsilon: epsilon, tape: tape)
     zeroGradients(parameters)
     tape.backward(loss)
     adam.step()
@@ -177,7 +187,8 @@ func runTrainStepBenchmarks(_ arguments: [String]) {
   let runs = value("--runs").flatMap(Int.init) ?? 5
   let only = value("--only")
   if only == nil || only == "equation" {
-    runTrainStepBenchmark(.equation, batch: value("--equation-batch").flatMap(Int.init) ?? 600, runs: runs)
+    runTrainStepBenchmark(
+      .equation, batch: value("--equation-batch").flatMap(Int.init) ?? 600, runs: runs)
   }
   if only == nil || only == "zinc" {
     runTrainStepBenchmark(.zinc, batch: value("--zinc-batch").flatMap(Int.init) ?? 100, runs: runs)

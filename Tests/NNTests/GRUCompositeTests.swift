@@ -1,7 +1,7 @@
 import Engine
 import NN
-import Testing
 import TestSupport
+import Testing
 
 /// The GRU written with Engine's primitive ops (slice, matmul, sigmoid, tanh, stack): the
 /// fused op must match it in value and in gradient.
@@ -28,7 +28,8 @@ func compositeGRU(_ x: Var, _ wih: Var, _ whh: Var, _ bih: Var, _ bhh: Var) -> V
   @Test func fusedGRUMatchesCompositeInValueAndGradient() {
     let (B, T, I, H) = (3, 4, 2, 5)
     let inputs = [
-      randn([B, T, I], seed: 1), randn([3 * H, I], seed: 2, std: 0.5), randn([3 * H, H], seed: 3, std: 0.5),
+      randn([B, T, I], seed: 1), randn([3 * H, I], seed: 2, std: 0.5),
+      randn([3 * H, H], seed: 3, std: 0.5),
       randn([3 * H], seed: 4), randn([3 * H], seed: 5),
     ]
     var rng = SeededRandom(seed: 6)
@@ -40,7 +41,8 @@ func compositeGRU(_ x: Var, _ wih: Var, _ whh: Var, _ bih: Var, _ bhh: Var) -> V
       tape.backward(y, seed: seed)
       return (y.value, vars.map { tape.gradient(of: $0)! })
     }
-    let (yf, gf) = run { v in gru(v[0], weightIH: v[1], weightHH: v[2], biasIH: v[3], biasHH: v[4]) }
+    let (yf, gf) = run { v in gru(v[0], weightIH: v[1], weightHH: v[2], biasIH: v[3], biasHH: v[4])
+    }
     let (yc, gc) = run { v in compositeGRU(v[0], v[1], v[2], v[3], v[4]) }
     #expect(yf.shape == yc.shape)
     #expect(zip(yf.storage, yc.storage).allSatisfy { abs($0 - $1) < 1e-5 })
