@@ -20,12 +20,12 @@ let package = Package(
     .target(name: "CFG"),
 
     // Tensor + reverse-mode autodiff; BLAS is loaded at run time behind one seam.
-    .target(name: "Engine", dependencies: ["CKernels"]),
+    .target(name: "Engine", dependencies: ["CKernels"], exclude: ["README.md"]),
     // Vectorised C kernels with runtime CPU dispatch (no build flags needed).
     .target(name: "CKernels"),
 
     // Layers, losses, optimisers, initialisers, safetensors checkpoints.
-    .target(name: "NN", dependencies: ["Engine"]),
+    .target(name: "NN", dependencies: ["Engine"], exclude: ["README.md"]),
 
     // Grammar VAE and character VAE: model, training, decoding, evaluation.
     .target(name: "GrammarVAE", dependencies: ["CFG", "Engine", "NN"]),
@@ -48,7 +48,7 @@ let package = Package(
       name: "CFGTests", dependencies: ["CFG", "TestSupport"],
       exclude: ["Golden"]),  // golden corpora, read through #filePath
     .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"]),
-    .testTarget(name: "NNTests", dependencies: ["NN", "Engine", "TestSupport"]),
+    .testTarget(name: "NNTests", dependencies: ["NN", "Engine", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(
       name: "GrammarVAETests", dependencies: ["GrammarVAE", "CFG", "NN", "Engine", "TestSupport"]),
     .testTarget(name: "GVAEToolTests", dependencies: ["CFG"]),
