@@ -122,7 +122,7 @@ func gruForward(
   let gi = ScratchPool.shared.take(giRows * G)  // input projections (of a chunk)
   let xc = repeated ? nil : ScratchPool.shared.take(Tc * B * I)  // time-major input chunk
   let gh = ScratchPool.shared.take(B * G)  // recurrent projection of one step
-  let rowScratch = gates == nil ? ScratchPool.shared.take(4 * H) : nil
+  let rowScratch = gates == nil ? ScratchPool.shared.take(4 * H) : nil  // discarded gates
   let pgi = gi.pointer
   let pgh = gh.pointer
   let bhn = bhh + 2 * H
@@ -153,48 +153,16 @@ func gruForward(
         } else {
           pgh.update(repeating: 0, count: B * G)
         }
-        for b in 0..<B {
-          let giRow = repeated ? pgi + b * G : pgi + ((t - t0) * B + b) * G
-          gruCellForward(
-            gi: giRow, gh: pgh + b * G, biasHN: bhn, hPrev: hPrev.map { $0 + b * ldh },
-            hNext: y + (b * T + t) * H, H: H,
-            out: gates.map { $0 + (t * B + b) * 4 * H } ?? rowScratch!.pointer)
-        }
+        Kernels.gruForwardRows(
+          B, hidden: H, gi: repeated ? pgi : pgi + (t - t0) * B * G, giStride: G, gh: pgh,
+          ghStride: G, biasHN: bhn, hPrev: hPrev, hPrevStride: ldh, hNext: y + t * H,
+          hNextStride: T * H, gates: gates.map { $0 + t * B * 4 * H } ?? rowScratch!.pointer,
+          gatesStride: gates == nil ? 0 : 4 * H)
       }
       t0 += tc
     }
   }
   withExtendedLifetime((gi, xc, gh, rowScratch)) {}
-}
-
-/// Gate math of one row: pre-activations from `gi` (x·W_ihᵀ + b_ih + [b_hr, b_hz, 0]) and
-/// `gh` (h·W_hhᵀ); new state into `hNext`; r, z, n, W_hn h + b_hn into `out` [4H].
-@inline(__always)
-func gruCellForward(
-  gi: UnsafePointer<Float>, gh: UnsafePointer<Float>, biasHN: UnsafePointer<Float>,
-  hPrev: UnsafePointer<Float>?, hNext: UnsafeMutablePointer<Float>, H: Int,
-  out: UnsafeMutablePointer<Float>
-) {
-  let rz = out
-  for j in 0..<(2 * H) { rz[j] = gh[j] + gi[j] }
-  Kernels.sigmoid(rz, rz, count: 2 * H)
-  let r = out
-  let z = out + H
-  let n = out + 2 * H
-  let ghn = out + 3 * H
-  let ghRaw = gh + 2 * H
-  let gin = gi + 2 * H
-  for j in 0..<H {
-    let v = ghRaw[j] + biasHN[j]
-    ghn[j] = v
-    n[j] = gin[j] + r[j] * v
-  }
-  Kernels.tanh(n, n, count: H)
-  if let hPrev {
-    for j in 0..<H { hNext[j] = n[j] + z[j] * (hPrev[j] - n[j]) }
-  } else {
-    for j in 0..<H { hNext[j] = n[j] - z[j] * n[j] }
-  }
 }
 
 final class GRUBackward: CustomBackward {
@@ -265,14 +233,13 @@ final class GRUBackward: CustomBackward {
                               let rows = (t1 - t0) * B
                               for t in stride(from: t1 - 1, through: t0, by: -1) {
                                 let dgt = pdg + (t - t0) * B * G4
-                                for b in 0..<B {
-                                  let hPrev: UnsafePointer<Float>? =
-                                    t > 0 ? py + (b * T + t - 1) * H : ph0.map { $0 + b * H }
-                                  gruCellBackward(
-                                    saved: pgates + (t * B + b) * G4, hPrev: hPrev,
-                                    dy: pdy + (b * T + t) * H, dh: pdh + b * H,
-                                    out: dgt + b * G4, H: H)
-                                }
+                                let hPrev: UnsafePointer<Float>? =
+                                  t > 0 ? py + (t - 1) * H : ph0
+                                Kernels.gruBackwardRows(
+                                  B, hidden: H, gates: pgates + t * B * G4, gatesStride: G4,
+                                  hPrev: hPrev, hPrevStride: t > 0 ? T * H : H,
+                                  dy: pdy + t * H, dyStride: T * H, dh: pdh, dhStride: H,
+                                  out: dgt, outStride: G4)
                                 gemm(
                                   false, false, m: B, n: H, k: G, dgt, lda: G4, pwh, ldb: H,
                                   beta: 1, pdh, ldc: H)
@@ -365,47 +332,6 @@ final class GRUBackward: CustomBackward {
     if inputs.count > 5 { result.append(stateNeedsGradient ? dh : nil) }
     return result
   }
-}
-
-/// Backward gate math of one row at one step. `dh` holds dL/dh_t from later steps on
-/// entry and the direct part z ⊙ dh_t of dL/dh_{t−1} on exit (the GEMM adds the rest);
-/// `out` [4H] gets [da_r, da_z, da_n ⊙ r, da_n].
-@inline(__always)
-func gruCellBackward(
-  saved: UnsafePointer<Float>, hPrev: UnsafePointer<Float>?, dy: UnsafePointer<Float>,
-  dh: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, H: Int
-) {
-  let r = saved
-  let z = saved + H
-  let n = saved + 2 * H
-  let ghn = saved + 3 * H
-  for j in 0..<H {
-    let rj = r[j]
-    let zj = z[j]
-    let nj = n[j]
-    let hp: Float = hPrev.map { $0[j] } ?? 0
-    let dhv = dy[j] + dh[j]
-    let dan = dhv * (1 - zj) * (1 - nj * nj)
-    out[j] = dan * ghn[j] * rj * (1 - rj)
-    out[H + j] = dhv * (hp - nj) * zj * (1 - zj)
-    out[2 * H + j] = dan * rj
-    out[3 * H + j] = dan
-    dh[j] = dhv * zj
-  }
-}
-
-// MARK: - Vectorised activations
-
-/// In-place logistic sigmoid (Engine's vectorised C kernel).
-@inline(__always)
-func vectorSigmoid(_ p: UnsafeMutablePointer<Float>, count n: Int) {
-  Kernels.sigmoid(p, p, count: n)
-}
-
-/// In-place tanh (Engine's vectorised C kernel).
-@inline(__always)
-func vectorTanh(_ p: UnsafeMutablePointer<Float>, count n: Int) {
-  Kernels.tanh(p, p, count: n)
 }
 
 // MARK: - Layer
