@@ -88,13 +88,23 @@ public enum BLAS {
     var sgemm: CblasSgemm?
     var description: String
     var setThreads: SetNumThreads? = nil
+    var threads = 1
   }
 
   /// Sets the library's thread count (OpenBLAS only; no effect on the single-threaded
   /// built-in GEMM). The default is the number of online cores, or `GVAE_BLAS_THREADS`.
   public static func setThreadCount(_ n: Int) {
-    backend.setThreads?(Int32(max(1, n)))
+    guard let set = backend.setThreads else { return }
+    set(Int32(max(1, n)))
+    threadCountOverride = max(1, n)
   }
+
+  /// The library's thread count (1 for the built-in GEMM).
+  public static var threadCount: Int {
+    backend.setThreads == nil ? 1 : (threadCountOverride ?? backend.threads)
+  }
+
+  nonisolated(unsafe) static var threadCountOverride: Int? = nil
 
   /// Loaded once, thread-safely (Swift initialises global and static `let`s exactly once).
   static let backend: Backend = loadBackend()
@@ -159,7 +169,7 @@ public enum BLAS {
       return Backend(
         sgemm: sgemm,
         description: details.isEmpty ? what : "\(what) (\(details.joined(separator: ", ")))",
-        setThreads: setThreads)
+        setThreads: setThreads, threads: threads)
     }
     return builtin
   }

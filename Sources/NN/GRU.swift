@@ -380,6 +380,11 @@ public struct GRU: Layer {
     layers.flatMap { [$0.weightIH, $0.weightHH, $0.biasIH, $0.biasHH] }
   }
 
+  /// Frees the gate and temporary buffers that GRU steps keep cached for reuse by the next
+  /// training step (up to 3 GiB); buffers still held by live tapes are unaffected. Call after
+  /// training to give the memory back.
+  public static func releaseCachedBuffers() { ScratchPool.shared.releaseCached() }
+
   /// Runs all layers from zero initial states; returns the last layer's states [B, T, H].
   public func callAsFunction(_ x: Var, tape: Tape) -> Var {
     var h = x

@@ -187,8 +187,8 @@ func runTrainStepBenchmark(
       "min_seconds": timing.min, "cpu_seconds": timing.cpu,
       "peak_rss_bytes": peakResidentBytes(), "loss": Double(lastLoss),
       "parameters": parameters.reduce(0) { $0 + $1.value.count },
-      "blas": BLAS.backendDescription, "kernels": Kernels.instructionSet,
-      "explicit_repeat": explicitRepeat,
+      "blas": BLAS.backendDescription, "blas_threads": BLAS.threadCount,
+      "kernels": Kernels.instructionSet, "explicit_repeat": explicitRepeat,
     ])
 }
 

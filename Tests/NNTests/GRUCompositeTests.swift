@@ -181,3 +181,19 @@ func compositeGRU(_ x: Var, _ wih: Var, _ whh: Var, _ bih: Var, _ bhh: Var) -> V
     #expect(zip(a.storage, c.storage).allSatisfy { abs($0 - $1) < 1e-6 })
   }
 }
+
+@Suite struct GRUBufferCacheTests {
+  @Test func releasingCachedBuffersKeepsLiveTapesWorking() {
+    let (B, T, I, H) = (2, 3, 2, 3)
+    let tape = Tape()
+    let v = [
+      randn([B, T, I], seed: 61), randn([3 * H, I], seed: 62), randn([3 * H, H], seed: 63),
+      randn([3 * H], seed: 64), randn([3 * H], seed: 65),
+    ].map { tape.variable($0) }
+    let y = gru(v[0], weightIH: v[1], weightHH: v[2], biasIH: v[3], biasHH: v[4])
+    GRU.releaseCachedBuffers()
+    tape.backward(sum(y))
+    #expect(tape.gradient(of: v[2]) != nil)
+    GRU.releaseCachedBuffers()
+  }
+}
