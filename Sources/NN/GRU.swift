@@ -90,7 +90,11 @@ func gruOp(
                   x: px, repeated: repeated, B: B, T: T, I: I, H: H, wih: pwi, whh: pwh,
                   bih: pbi, bhh: pbh, h0: ph0, y: yBuf.baseAddress!, gates: gates?.pointer)
               }
-              if let h0 = initialState { h0.value.withPointer { forward($0) } } else { forward(nil) }
+              if let h0 = initialState {
+                h0.value.withPointer { forward($0) }
+              } else {
+                forward(nil)
+              }
             }
           }
         }
@@ -212,6 +216,8 @@ final class GRUBackward: CustomBackward {
     var dgiSum = Tensor(zeros: repeated ? [B, G] : [1])
     let pdg = dg.pointer
     let pgates = UnsafePointer(gates.pointer)
+    // Column sums of the chunks' [da_r, da_z, da_n·r, da_n].
+    var columnSums = [Float](repeating: 0, count: G4)
 
     dy.withPointer { pdy in
       output.withPointer { py in
@@ -225,95 +231,100 @@ final class GRUBackward: CustomBackward {
                       dbhh.withMutablePointer { pdbhh in
                         dx.withMutablePointer { pdx in
                           dgiSum.withMutablePointer { pdgiSum in
-                            (h0 ?? Tensor(zeros: [1])).withPointer { h0Pointer in
-                            let ph0 = h0 == nil ? nil : h0Pointer
-                            var t1 = T
-                            while t1 > 0 {
-                              let t0 = max(0, t1 - Tc)
-                              let rows = (t1 - t0) * B
-                              for t in stride(from: t1 - 1, through: t0, by: -1) {
-                                let dgt = pdg + (t - t0) * B * G4
-                                let hPrev: UnsafePointer<Float>? =
-                                  t > 0 ? py + (t - 1) * H : ph0
-                                Kernels.gruBackwardRows(
-                                  B, hidden: H, gates: pgates + t * B * G4, gatesStride: G4,
-                                  hPrev: hPrev, hPrevStride: t > 0 ? T * H : H,
-                                  dy: pdy + t * H, dyStride: T * H, dh: pdh, dhStride: H,
-                                  out: dgt, outStride: G4)
-                                gemm(
-                                  false, false, m: B, n: H, k: G, dgt, lda: G4, pwh, ldb: H,
-                                  beta: 1, pdh, ldc: H)
-                              }
-                              // h_{t−1} rows of the chunk, time-major.
-                              for t in t0..<t1 {
-                                for b in 0..<B {
-                                  let dst = hc.pointer + ((t - t0) * B + b) * H
-                                  if t > 0 {
-                                    dst.update(from: py + (b * T + t - 1) * H, count: H)
-                                  } else if let ph0 {
-                                    dst.update(from: ph0 + b * H, count: H)
-                                  } else {
-                                    dst.update(repeating: 0, count: H)
+                            columnSums.withUnsafeMutableBufferPointer { sumsBuf in
+                              let pdsums = sumsBuf.baseAddress!
+                              (h0 ?? Tensor(zeros: [1])).withPointer { h0Pointer in
+                                let ph0 = h0 == nil ? nil : h0Pointer
+                                var t1 = T
+                                while t1 > 0 {
+                                  let t0 = max(0, t1 - Tc)
+                                  let rows = (t1 - t0) * B
+                                  for t in stride(from: t1 - 1, through: t0, by: -1) {
+                                    let dgt = pdg + (t - t0) * B * G4
+                                    let hPrev: UnsafePointer<Float>? =
+                                      t > 0 ? py + (t - 1) * H : ph0
+                                    Kernels.gruBackwardRows(
+                                      B, hidden: H, gates: pgates + t * B * G4, gatesStride: G4,
+                                      hPrev: hPrev, hPrevStride: t > 0 ? T * H : H,
+                                      dy: pdy + t * H, dyStride: T * H, dh: pdh, dhStride: H,
+                                      out: dgt, outStride: G4)
+                                    gemm(
+                                      false, false, m: B, n: H, k: G, dgt, lda: G4, pwh, ldb: H,
+                                      beta: 1, pdh, ldc: H)
                                   }
-                                }
-                              }
-                              gemm(
-                                true, false, m: G, n: H, k: rows, pdg, lda: G4, hc.pointer,
-                                ldb: H, beta: 1, pdWhh, ldc: H)
-                              addColumnSums(pdg, rows: rows, cols: G, ld: G4, into: pdbhh)
-                              addColumnSums(pdg, rows: rows, cols: 2 * H, ld: G4, into: pdbih)
-                              addColumnSums(
-                                pdg + G, rows: rows, cols: H, ld: G4, into: pdbih + 2 * H)
-                              if repeated {
-                                for i in 0..<(t1 - t0) {
-                                  for b in 0..<B {
-                                    let src = pdg + (i * B + b) * G4
-                                    let dst = pdgiSum + b * G
-                                    for j in 0..<(2 * H) { dst[j] += src[j] }
-                                    for j in 0..<H { dst[2 * H + j] += src[G + j] }
-                                  }
-                                }
-                              } else if let xc {
-                                for t in t0..<t1 {
-                                  for b in 0..<B {
-                                    (xc.pointer + ((t - t0) * B + b) * I).update(
-                                      from: px + (b * T + t) * I, count: I)
-                                  }
-                                }
-                                gemm(
-                                  true, false, m: 2 * H, n: I, k: rows, pdg, lda: G4, xc.pointer,
-                                  ldb: I, beta: 1, pdWih, ldc: I)
-                                gemm(
-                                  true, false, m: H, n: I, k: rows, pdg + G, lda: G4,
-                                  xc.pointer, ldb: I, beta: 1, pdWih + 2 * H * I, ldc: I)
-                                if let dxc {
-                                  gemm(
-                                    false, false, m: rows, n: I, k: 2 * H, pdg, lda: G4, pwi,
-                                    ldb: I, beta: 0, dxc.pointer, ldc: I)
-                                  gemm(
-                                    false, false, m: rows, n: I, k: H, pdg + G, lda: G4,
-                                    pwi + 2 * H * I, ldb: I, beta: 1, dxc.pointer, ldc: I)
+                                  // h_{t−1} rows of the chunk, time-major.
                                   for t in t0..<t1 {
                                     for b in 0..<B {
-                                      (pdx + (b * T + t) * I).update(
-                                        from: dxc.pointer + ((t - t0) * B + b) * I, count: I)
+                                      let dst = hc.pointer + ((t - t0) * B + b) * H
+                                      if t > 0 {
+                                        dst.update(from: py + (b * T + t - 1) * H, count: H)
+                                      } else if let ph0 {
+                                        dst.update(from: ph0 + b * H, count: H)
+                                      } else {
+                                        dst.update(repeating: 0, count: H)
+                                      }
                                     }
+                                  }
+                                  gemm(
+                                    true, false, m: G, n: H, k: rows, pdg, lda: G4, hc.pointer,
+                                    ldb: H, beta: 1, pdWhh, ldc: H)
+                                  // Bias gradients: one pass; b_ih's r, z parts equal b_hh's.
+                                  addColumnSums(pdg, rows: rows, cols: G4, ld: G4, into: pdsums)
+                                  if repeated {
+                                    for i in 0..<(t1 - t0) {
+                                      for b in 0..<B {
+                                        let src = pdg + (i * B + b) * G4
+                                        let dst = pdgiSum + b * G
+                                        for j in 0..<(2 * H) { dst[j] += src[j] }
+                                        for j in 0..<H { dst[2 * H + j] += src[G + j] }
+                                      }
+                                    }
+                                  } else if let xc {
+                                    for t in t0..<t1 {
+                                      for b in 0..<B {
+                                        (xc.pointer + ((t - t0) * B + b) * I).update(
+                                          from: px + (b * T + t) * I, count: I)
+                                      }
+                                    }
+                                    gemm(
+                                      true, false, m: 2 * H, n: I, k: rows, pdg, lda: G4,
+                                      xc.pointer,
+                                      ldb: I, beta: 1, pdWih, ldc: I)
+                                    gemm(
+                                      true, false, m: H, n: I, k: rows, pdg + G, lda: G4,
+                                      xc.pointer, ldb: I, beta: 1, pdWih + 2 * H * I, ldc: I)
+                                    if let dxc {
+                                      gemm(
+                                        false, false, m: rows, n: I, k: 2 * H, pdg, lda: G4, pwi,
+                                        ldb: I, beta: 0, dxc.pointer, ldc: I)
+                                      gemm(
+                                        false, false, m: rows, n: I, k: H, pdg + G, lda: G4,
+                                        pwi + 2 * H * I, ldb: I, beta: 1, dxc.pointer, ldc: I)
+                                      for t in t0..<t1 {
+                                        for b in 0..<B {
+                                          (pdx + (b * T + t) * I).update(
+                                            from: dxc.pointer + ((t - t0) * B + b) * I, count: I)
+                                        }
+                                      }
+                                    }
+                                  }
+                                  t1 = t0
+                                }
+                                for j in 0..<G { pdbhh[j] = pdsums[j] }
+                                for j in 0..<(2 * H) { pdbih[j] = pdsums[j] }
+                                for j in 0..<H { pdbih[2 * H + j] = pdsums[G + j] }
+                                if repeated {
+                                  // x is [B, I]; the summed gradient is in gate order (r, z, n).
+                                  gemm(
+                                    true, false, m: G, n: I, k: B, pdgiSum, lda: G, px, ldb: I,
+                                    beta: 0, pdWih, ldc: I)
+                                  if inputNeedsGradient {
+                                    gemm(
+                                      false, false, m: B, n: I, k: G, pdgiSum, lda: G, pwi, ldb: I,
+                                      beta: 0, pdx, ldc: I)
                                   }
                                 }
                               }
-                              t1 = t0
-                            }
-                            if repeated {
-                              // x is [B, I]; the summed gradient is in gate order (r, z, n).
-                              gemm(
-                                true, false, m: G, n: I, k: B, pdgiSum, lda: G, px, ldb: I,
-                                beta: 0, pdWih, ldc: I)
-                              if inputNeedsGradient {
-                                gemm(
-                                  false, false, m: B, n: I, k: G, pdgiSum, lda: G, pwi, ldb: I,
-                                  beta: 0, pdx, ldc: I)
-                              }
-                            }
                             }
                           }
                         }

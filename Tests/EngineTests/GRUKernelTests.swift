@@ -59,7 +59,9 @@ import Testing
     for b in 0..<rows {
       for j in 0..<H {
         let g = b * 4 * H
-        let (r, z, n, ghn) = (gates[g + j], gates[g + H + j], gates[g + 2 * H + j], gates[g + 3 * H + j])
+        let (r, z, n, ghn) = (
+          gates[g + j], gates[g + H + j], gates[g + 2 * H + j], gates[g + 3 * H + j]
+        )
         let d = dy[b * 3 * H + j] + dh0[b * H + j]
         let dan = d * (1 - z) * (1 - n * n)
         #expect(abs(out[g + j] - dan * ghn * r * (1 - r)) < 1e-6)
