@@ -166,3 +166,123 @@ const char *gvae_kernel_isa(void) {
   if (gvae_cpu_has_avx2_fma()) return "avx2+fma";
   return "baseline";
 }
+
+// MARK: GRU gate math (PyTorch equations, gate order r, z, n)
+
+// One row of the forward: r, z = σ(gi + gh) (gi holds b_ir + b_hr, b_iz + b_hz already),
+// ghn = gh_n + b_hn, n = tanh(gi_n + r·ghn), h = n + z·(h_prev − n). Saves r, z, n, ghn.
+GVAE_INLINE void gru_forward_row(size_t H, const float *restrict gi, const float *restrict gh,
+                                 const float *restrict bhn, const float *restrict hp,
+                                 float *restrict h, float *restrict g) {
+  for (size_t j = 0; j < H; j++) {
+    float r = sigmoid_body(gh[j] + gi[j]);
+    float z = sigmoid_body(gh[H + j] + gi[H + j]);
+    float ghn = gh[2 * H + j] + bhn[j];
+    float n = tanh_body(gi[2 * H + j] + r * ghn);
+    float prev = hp ? hp[j] : 0.0f;
+    h[j] = n + z * (prev - n);
+    g[j] = r;
+    g[H + j] = z;
+    g[2 * H + j] = n;
+    g[3 * H + j] = ghn;
+  }
+}
+
+// One row of the backward: from dL/dh_t = dy + dh and the saved gates, writes
+// [da_r, da_z, da_n·r, da_n] into out and z·dL/dh_t into dh.
+GVAE_INLINE void gru_backward_row(size_t H, const float *restrict g, const float *restrict hp,
+                                  const float *restrict dy, float *restrict dh,
+                                  float *restrict out) {
+  for (size_t j = 0; j < H; j++) {
+    float r = g[j], z = g[H + j], n = g[2 * H + j], ghn = g[3 * H + j];
+    float prev = hp ? hp[j] : 0.0f;
+    float d = dy[j] + dh[j];
+    float dan = d * (1.0f - z) * (1.0f - n * n);
+    out[j] = dan * ghn * r * (1.0f - r);
+    out[H + j] = d * (prev - n) * z * (1.0f - z);
+    out[2 * H + j] = dan * r;
+    out[3 * H + j] = dan;
+    dh[j] = d * z;
+  }
+}
+
+#define GVAE_GRU_LOOPS                                                                     \
+  static void gru_fwd_loop(size_t rows, size_t H, const float *gi, size_t sgi,             \
+                           const float *gh, size_t sgh, const float *bhn, const float *hp, \
+                           size_t shp, float *h, size_t sh, float *g, size_t sg) {         \
+    for (size_t b = 0; b < rows; b++)                                                      \
+      gru_forward_row(H, gi + b * sgi, gh + b * sgh, bhn, hp ? hp + b * shp : 0,           \
+                      h + b * sh, g + b * sg);                                             \
+  }                                                                                        \
+  static void gru_bwd_loop(size_t rows, size_t H, const float *g, size_t sg,               \
+                           const float *hp, size_t shp, const float *dy, size_t sdy,       \
+                           float *dh, size_t sdh, float *out, size_t so) {                 \
+    for (size_t b = 0; b < rows; b++)                                                      \
+      gru_backward_row(H, g + b * sg, hp ? hp + b * shp : 0, dy + b * sdy, dh + b * sdh,   \
+                       out + b * so);                                                      \
+  }
+
+typedef void (*gvae_gru_fwd_fn)(size_t, size_t, const float *, size_t, const float *, size_t,
+                                const float *, const float *, size_t, float *, size_t, float *,
+                                size_t);
+typedef void (*gvae_gru_bwd_fn)(size_t, size_t, const float *, size_t, const float *, size_t,
+                                const float *, size_t, float *, size_t, float *, size_t);
+
+#if defined(__x86_64__)
+#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
+#define gru_fwd_loop gru_fwd_avx512
+#define gru_bwd_loop gru_bwd_avx512
+GVAE_GRU_LOOPS
+#undef gru_fwd_loop
+#undef gru_bwd_loop
+#pragma clang attribute pop
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#define gru_fwd_loop gru_fwd_avx2
+#define gru_bwd_loop gru_bwd_avx2
+GVAE_GRU_LOOPS
+#undef gru_fwd_loop
+#undef gru_bwd_loop
+#pragma clang attribute pop
+#endif
+#define gru_fwd_loop gru_fwd_base
+#define gru_bwd_loop gru_bwd_base
+GVAE_GRU_LOOPS
+#undef gru_fwd_loop
+#undef gru_bwd_loop
+
+static gvae_gru_fwd_fn gru_fwd_impl;
+static gvae_gru_bwd_fn gru_bwd_impl;
+
+void gvae_gru_forward_rows(size_t rows, size_t H, const float *gi, size_t gi_stride,
+                           const float *gh, size_t gh_stride, const float *bhn,
+                           const float *hprev, size_t hprev_stride, float *hnext,
+                           size_t hnext_stride, float *gates, size_t gates_stride) {
+  gvae_gru_fwd_fn f = __atomic_load_n(&gru_fwd_impl, __ATOMIC_RELAXED);
+  if (!f) {
+    f = gru_fwd_base;
+#if defined(__x86_64__)
+    if (gvae_cpu_has_avx512f()) f = gru_fwd_avx512;
+    else if (gvae_cpu_has_avx2_fma()) f = gru_fwd_avx2;
+#endif
+    __atomic_store_n(&gru_fwd_impl, f, __ATOMIC_RELAXED);
+  }
+  f(rows, H, gi, gi_stride, gh, gh_stride, bhn, hprev, hprev_stride, hnext, hnext_stride, gates,
+    gates_stride);
+}
+
+void gvae_gru_backward_rows(size_t rows, size_t H, const float *gates, size_t gates_stride,
+                            const float *hprev, size_t hprev_stride, const float *dy,
+                            size_t dy_stride, float *dh, size_t dh_stride, float *out,
+                            size_t out_stride) {
+  gvae_gru_bwd_fn f = __atomic_load_n(&gru_bwd_impl, __ATOMIC_RELAXED);
+  if (!f) {
+    f = gru_bwd_base;
+#if defined(__x86_64__)
+    if (gvae_cpu_has_avx512f()) f = gru_bwd_avx512;
+    else if (gvae_cpu_has_avx2_fma()) f = gru_bwd_avx2;
+#endif
+    __atomic_store_n(&gru_bwd_impl, f, __ATOMIC_RELAXED);
+  }
+  f(rows, H, gates, gates_stride, hprev, hprev_stride, dy, dy_stride, dh, dh_stride, out,
+    out_stride);
+}

@@ -87,7 +87,24 @@ public enum BLAS {
   struct Backend: @unchecked Sendable {
     var sgemm: CblasSgemm?
     var description: String
+    var setThreads: SetNumThreads? = nil
+    var threads = 1
   }
+
+  /// Sets the library's thread count (OpenBLAS only; no effect on the single-threaded
+  /// built-in GEMM). The default is the number of online cores, or `GVAE_BLAS_THREADS`.
+  public static func setThreadCount(_ n: Int) {
+    guard let set = backend.setThreads else { return }
+    set(Int32(max(1, n)))
+    threadCountOverride = max(1, n)
+  }
+
+  /// The library's thread count (1 for the built-in GEMM).
+  public static var threadCount: Int {
+    backend.setThreads == nil ? 1 : (threadCountOverride ?? backend.threads)
+  }
+
+  nonisolated(unsafe) static var threadCountOverride: Int? = nil
 
   /// Loaded once, thread-safely (Swift initialises global and static `let`s exactly once).
   static let backend: Backend = loadBackend()
@@ -133,20 +150,26 @@ public enum BLAS {
         continue
       }
       let sgemm = unsafeBitCast(symbol, to: CblasSgemm.self)
-      let threads = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+      let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+      let threads =
+        getenv("GVAE_BLAS_THREADS").flatMap { Int(String(cString: $0)) }.map { max(1, $0) }
+        ?? cores
       var what = name.contains("openblas") ? "OpenBLAS" : "CBLAS \(name)"
       var details: [String] = []
+      var setThreads: SetNumThreads? = nil
       if let core = getenv("OPENBLAS_CORETYPE") {
         details.append("OPENBLAS_CORETYPE=\(String(cString: core))")
       }
       if let set = dlsym(handle, "openblas_set_num_threads") {
         what = "OpenBLAS"
-        unsafeBitCast(set, to: SetNumThreads.self)(Int32(threads))
+        setThreads = unsafeBitCast(set, to: SetNumThreads.self)
+        setThreads?(Int32(threads))
         details.append("\(threads) threads")
       }
       return Backend(
         sgemm: sgemm,
-        description: details.isEmpty ? what : "\(what) (\(details.joined(separator: ", ")))")
+        description: details.isEmpty ? what : "\(what) (\(details.joined(separator: ", ")))",
+        setThreads: setThreads, threads: threads)
     }
     return builtin
   }

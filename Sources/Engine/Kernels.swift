@@ -31,6 +31,35 @@ public enum Kernels {
     gvae_vsigmoid(x, y, count)
   }
 
+  /// GRU forward gate math for `rows` rows (row `b` of each buffer at `b ×` its stride):
+  /// `gi` [3H] input pre-activations including `b_ih` and the recurrent r, z biases, `gh`
+  /// [3H] = h_{t−1}·W_hhᵀ, `biasHN` [H] = b_hn, `hPrev` [H] (nil: zeros). Writes h_t to
+  /// `hNext` [H] and r, z, n, W_hn h + b_hn to `gates` [4H].
+  public static func gruForwardRows(
+    _ rows: Int, hidden H: Int, gi: UnsafePointer<Float>, giStride: Int,
+    gh: UnsafePointer<Float>, ghStride: Int, biasHN: UnsafePointer<Float>,
+    hPrev: UnsafePointer<Float>?, hPrevStride: Int, hNext: UnsafeMutablePointer<Float>,
+    hNextStride: Int, gates: UnsafeMutablePointer<Float>, gatesStride: Int
+  ) {
+    gvae_gru_forward_rows(
+      rows, H, gi, giStride, gh, ghStride, biasHN, hPrev, hPrevStride, hNext, hNextStride,
+      gates, gatesStride)
+  }
+
+  /// GRU backward gate math of one step for `rows` rows: from the saved `gates` [4H],
+  /// `hPrev` [H] (nil: zeros), the output gradient `dy` [H] and `dh` [H] (dL/dh_t from later
+  /// steps), writes [da_r, da_z, da_n·r, da_n] to `out` [4H] and z ⊙ (dy + dh) to `dh`.
+  public static func gruBackwardRows(
+    _ rows: Int, hidden H: Int, gates: UnsafePointer<Float>, gatesStride: Int,
+    hPrev: UnsafePointer<Float>?, hPrevStride: Int, dy: UnsafePointer<Float>, dyStride: Int,
+    dh: UnsafeMutablePointer<Float>, dhStride: Int, out: UnsafeMutablePointer<Float>,
+    outStride: Int
+  ) {
+    gvae_gru_backward_rows(
+      rows, H, gates, gatesStride, hPrev, hPrevStride, dy, dyStride, dh, dhStride, out,
+      outStride)
+  }
+
   /// Applies `kernel` to a whole tensor, returning a new one of the same shape.
   public static func apply(
     _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void, _ x: Tensor

@@ -69,7 +69,7 @@ public func conv1D(
   guard tape.needsGradient(x) || tape.needsGradient(weight) || bias.map(tape.needsGradient) == true
   else { return tape.constant(y) }
   let op = Conv1DBackward(
-    geometry: geometry, cols: cols, weight: wk, output: y, activation: activation,
+    geometry: geometry, weight: wk, output: y, activation: activation,
     inputNeedsGradient: tape.needsGradient(x))
   return tape.record(y, inputs: bias.map { [x, weight, $0] } ?? [x, weight], backward: op)
 }
@@ -135,18 +135,19 @@ struct Conv1DGeometry {
   }
 }
 
+/// Keeps no im2col columns (K times the input's size): the backward rebuilds them from the
+/// input, which costs a copy instead of holding them from forward to backward.
 final class Conv1DBackward: CustomBackward {
   let g: Conv1DGeometry
-  let cols, weight, output: Tensor
+  let weight, output: Tensor
   let activation: Activation
   let inputNeedsGradient: Bool
 
   init(
-    geometry: Conv1DGeometry, cols: Tensor, weight: Tensor, output: Tensor,
+    geometry: Conv1DGeometry, weight: Tensor, output: Tensor,
     activation: Activation, inputNeedsGradient: Bool
   ) {
     self.g = geometry
-    self.cols = cols
     self.weight = weight
     self.output = output
     self.activation = activation
@@ -163,6 +164,7 @@ final class Conv1DBackward: CustomBackward {
     }
     var dx: Tensor? = nil
     var dwk = Tensor(zeros: [O, KC])
+    let cols = g.im2col(inputs[0])
     dz.withPointer { pdz in
       dwk.withMutablePointer { pdw in
         cols.withPointer { pc in

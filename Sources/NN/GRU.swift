@@ -19,15 +19,52 @@ import Engine
 /// Shapes: `x` [B, T, in], `weightIH` [3H, in], `weightHH` [3H, H], `biasIH`/`biasHH` [3H],
 /// `initialState` [B, H] (zeros when nil); result [B, T, H], the hidden state at every step.
 ///
-/// Cost: the input projections of all steps are one GEMM ([B·T, in]·[in, 3H]); each step is
-/// one [B, H]·[H, 3H] GEMM plus gate math. The backward accumulates `dh` per step with one
-/// GEMM (β = 1) and forms the weight gradients with one GEMM each over all steps.
+/// Cost: the input projections are GEMMs over chunks of ~4k rows; each step is one
+/// [B, H]·[H, 3H] GEMM plus vectorised gate math, reading h_{t−1} straight from the output.
+/// The backward accumulates `dh` per step with one GEMM (β = 1) and forms the weight
+/// gradients with one GEMM each per chunk of steps. Saved for backward: the output and the
+/// gates r, z, n, W_hn h + b_hn (4·B·T·H floats, reused across steps from a pool);
+/// temporaries are chunk-sized, so memory does not grow with extra [B, T, 3H] buffers.
+///
+/// When every step sees the same input (a decoder fed a repeated latent code), use
+/// `gru(repeating:steps:...)`: same result, without materialising the repeat.
 public func gru(
   _ x: Var, weightIH: Var, weightHH: Var, biasIH: Var, biasHH: Var, initialState: Var? = nil
 ) -> Var {
   let xs = x.shape
   precondition(xs.count == 3, "gru input must be [B, T, in], got \(xs)")
-  let (B, T, I) = (xs[0], xs[1], xs[2])
+  return gruOp(
+    x, repeated: false, B: xs[0], T: xs[1], I: xs[2], weightIH: weightIH, weightHH: weightHH,
+    biasIH: biasIH, biasHH: biasHH, initialState: initialState)
+}
+
+/// One GRU layer whose input is the same vector at every step: equivalent to
+/// `gru(x` repeated over `steps` as [B, steps, in]`, ...)` — same values and gradients up to
+/// float rounding — but the input projection x·W_ihᵀ + b_ih is computed once per row
+/// ([B, in]·[in, 3H] instead of [B·T, in]·[in, 3H]) and the backward sums the input-side
+/// gradient over time before its GEMMs. This is the Grammar VAE decoder's first layer
+/// (dense(z) → repeat over steps → GRU).
+///
+/// Shapes: `x` [B, in], the other arguments as in `gru(_:weightIH:...)`; result [B, steps, H].
+public func gru(
+  repeating x: Var, steps: Int, weightIH: Var, weightHH: Var, biasIH: Var, biasHH: Var,
+  initialState: Var? = nil
+) -> Var {
+  let xs = x.shape
+  precondition(xs.count == 2, "gru(repeating:) input must be [B, in], got \(xs)")
+  precondition(steps >= 1, "gru(repeating:) needs steps >= 1, got \(steps)")
+  return gruOp(
+    x, repeated: true, B: xs[0], T: steps, I: xs[1], weightIH: weightIH, weightHH: weightHH,
+    biasIH: biasIH, biasHH: biasHH, initialState: initialState)
+}
+
+/// Rows per chunk of the chunked input-projection and weight-gradient GEMMs.
+let gruChunkRows = 4096
+
+func gruOp(
+  _ x: Var, repeated: Bool, B: Int, T: Int, I: Int, weightIH: Var, weightHH: Var, biasIH: Var,
+  biasHH: Var, initialState: Var?
+) -> Var {
   let H = weightHH.shape[1]
   let G = 3 * H
   precondition(weightIH.shape == [G, I], "gru weight_ih \(weightIH.shape), want \([G, I])")
@@ -39,46 +76,257 @@ public func gru(
   let tape = x.tape
   let inputs = [x, weightIH, weightHH, biasIH, biasHH] + (initialState.map { [$0] } ?? [])
   let recording = inputs.contains { tape.needsGradient($0) }
-  let BH = B * H
-  // Saved for backward, time-major: hidden states [T+1, B, H] (h_0 first) and the gates
-  // r, z, n and W_hn h + b_hn, each [T, B, H].
-  var hs = [Float](repeating: 0, count: (T + 1) * BH)
-  var gates = [Float](repeating: 0, count: recording ? 4 * T * BH : 0)
-  var y = Tensor(zeros: [B, T, H])
-  var gi = [Float](repeating: 0, count: B * T * G)  // [B, T, 3H] input projections
-  var gh = [Float](repeating: 0, count: B * G)  // [B, 3H] recurrent projection of one step
+  // Saved for backward, time-major: per (t, b) row the gates r, z, n and W_hn h + b_hn.
+  let gates: ScratchBuffer? = recording ? ScratchPool.shared.take(T * B * 4 * H) : nil
+  let y = Tensor(shape: [B, T, H]) { yBuf in
+    if B * T * H == 0 { return }
+    x.value.withPointer { px in
+      weightIH.value.withPointer { pwi in
+        weightHH.value.withPointer { pwh in
+          biasIH.value.withPointer { pbi in
+            biasHH.value.withPointer { pbh in
+              let forward = { (ph0: UnsafePointer<Float>?) in
+                gruForward(
+                  x: px, repeated: repeated, B: B, T: T, I: I, H: H, wih: pwi, whh: pwh,
+                  bih: pbi, bhh: pbh, h0: ph0, y: yBuf.baseAddress!, gates: gates?.pointer)
+              }
+              if let h0 = initialState {
+                h0.value.withPointer { forward($0) }
+              } else {
+                forward(nil)
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  guard recording, let gates else { return tape.constant(y) }
+  let op = GRUBackward(
+    B: B, T: T, I: I, H: H, repeated: repeated, output: y, gates: gates,
+    inputNeedsGradient: tape.needsGradient(x),
+    stateNeedsGradient: initialState.map { tape.needsGradient($0) } ?? false)
+  return tape.record(y, inputs: inputs, backward: op)
+}
 
-  x.value.withPointer { px in
-    weightIH.value.withPointer { pwi in
-      weightHH.value.withPointer { pwh in
-        biasIH.value.withPointer { pbi in
-          biasHH.value.withPointer { pbh in
-            gi.withUnsafeMutableBufferPointer { giBuf in
-              let pgi = giBuf.baseAddress!
-              for r in 0..<(B * T) { (pgi + r * G).update(from: pbi, count: G) }
-              gemm(false, true, m: B * T, n: G, k: I, px, lda: I, pwi, ldb: I, beta: 1, pgi, ldc: G)
-              hs.withUnsafeMutableBufferPointer { hsBuf in
-                let phs = hsBuf.baseAddress!
-                if let h0 = initialState {
-                  h0.value.withPointer { phs.update(from: $0, count: BH) }
-                }
-                gh.withUnsafeMutableBufferPointer { ghBuf in
-                  let pgh = ghBuf.baseAddress!
-                  gates.withUnsafeMutableBufferPointer { gBuf in
-                    y.withMutablePointer { py in
-                      for t in 0..<T {
-                        let hPrev = phs + t * BH
-                        let hNext = phs + (t + 1) * BH
-                        gemm(
-                          false, true, m: B, n: G, k: H, hPrev, lda: H, pwh, ldb: H, beta: 0, pgh,
-                          ldc: G)
-                        let saved = recording ? gBuf.baseAddress! + t * BH : nil
-                        for b in 0..<B {
-                          gruCellForward(
-                            gi: pgi + (b * T + t) * G, gh: pgh + b * G, biasHH: pbh,
-                            hPrev: hPrev + b * H, hNext: hNext + b * H, H: H,
-                            saved: saved.map { $0 + b * H }, gateStride: T * BH)
-                          (py + (b * T + t) * H).update(from: hNext + b * H, count: H)
+/// The forward recurrence. `x` is [B, T, I] (or [B, I] when `repeated`), `y` [B, T, H] is
+/// written completely, `gates` (if any) [T, B, 4H].
+func gruForward(
+  x: UnsafePointer<Float>, repeated: Bool, B: Int, T: Int, I: Int, H: Int,
+  wih: UnsafePointer<Float>, whh: UnsafePointer<Float>, bih: UnsafePointer<Float>,
+  bhh: UnsafePointer<Float>, h0: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
+  gates: UnsafeMutablePointer<Float>?
+) {
+  let G = 3 * H
+  // Input-side bias with the recurrent r and z biases folded in (b_hn stays inside r ⊙ ·).
+  var combinedBias = [Float](repeating: 0, count: G)
+  for j in 0..<G { combinedBias[j] = bih[j] + (j < 2 * H ? bhh[j] : 0) }
+  let Tc = repeated ? T : max(1, min(T, gruChunkRows / max(B, 1)))
+  let giRows = repeated ? B : Tc * B
+  let gi = ScratchPool.shared.take(giRows * G)  // input projections (of a chunk)
+  let xc = repeated ? nil : ScratchPool.shared.take(Tc * B * I)  // time-major input chunk
+  let gh = ScratchPool.shared.take(B * G)  // recurrent projection of one step
+  let rowScratch = gates == nil ? ScratchPool.shared.take(4 * H) : nil  // discarded gates
+  let pgi = gi.pointer
+  let pgh = gh.pointer
+  let bhn = bhh + 2 * H
+  combinedBias.withUnsafeBufferPointer { cbBuf in
+    let cb = cbBuf.baseAddress!
+    func projectInputs(_ src: UnsafePointer<Float>, rows: Int) {
+      for r in 0..<rows { (pgi + r * G).update(from: cb, count: G) }
+      gemm(false, true, m: rows, n: G, k: I, src, lda: I, wih, ldb: I, beta: 1, pgi, ldc: G)
+    }
+    if repeated { projectInputs(x, rows: B) }
+    var t0 = 0
+    while t0 < T {
+      let tc = min(Tc, T - t0)
+      if let xc {
+        for i in 0..<tc {
+          for b in 0..<B {
+            (xc.pointer + (i * B + b) * I).update(from: x + (b * T + t0 + i) * I, count: I)
+          }
+        }
+        projectInputs(xc.pointer, rows: tc * B)
+      }
+      for t in t0..<(t0 + tc) {
+        // h_{t−1}: rows of the output at stride T·H, or the initial state, or zeros.
+        let hPrev: UnsafePointer<Float>? = t > 0 ? UnsafePointer(y + (t - 1) * H) : h0
+        let ldh = t > 0 ? T * H : H
+        if let hPrev {
+          gemm(false, true, m: B, n: G, k: H, hPrev, lda: ldh, whh, ldb: H, beta: 0, pgh, ldc: G)
+        } else {
+          pgh.update(repeating: 0, count: B * G)
+        }
+        Kernels.gruForwardRows(
+          B, hidden: H, gi: repeated ? pgi : pgi + (t - t0) * B * G, giStride: G, gh: pgh,
+          ghStride: G, biasHN: bhn, hPrev: hPrev, hPrevStride: ldh, hNext: y + t * H,
+          hNextStride: T * H, gates: gates.map { $0 + t * B * 4 * H } ?? rowScratch!.pointer,
+          gatesStride: gates == nil ? 0 : 4 * H)
+      }
+      t0 += tc
+    }
+  }
+  withExtendedLifetime((gi, xc, gh, rowScratch)) {}
+}
+
+final class GRUBackward: CustomBackward {
+  let B, T, I, H: Int
+  let repeated: Bool
+  let output: Tensor  // [B, T, H]: h_1 … h_T
+  let gates: ScratchBuffer  // [T, B, 4H]: r, z, n, W_hn h + b_hn
+  let inputNeedsGradient, stateNeedsGradient: Bool
+
+  init(
+    B: Int, T: Int, I: Int, H: Int, repeated: Bool, output: Tensor, gates: ScratchBuffer,
+    inputNeedsGradient: Bool, stateNeedsGradient: Bool
+  ) {
+    self.B = B
+    self.T = T
+    self.I = I
+    self.H = H
+    self.repeated = repeated
+    self.output = output
+    self.gates = gates
+    self.inputNeedsGradient = inputNeedsGradient
+    self.stateNeedsGradient = stateNeedsGradient
+  }
+
+  func backward(outputGradient dy: Tensor, inputs: [Tensor]) -> [Tensor?] {
+    let (B, T, I, H) = (self.B, self.T, self.I, self.H)
+    let G = 3 * H
+    let G4 = 4 * H
+    let x = inputs[0]
+    let wih = inputs[1]
+    let whh = inputs[2]
+    let h0 = inputs.count > 5 ? inputs[5] : nil
+    var dx = Tensor(zeros: inputNeedsGradient ? x.shape : [1])
+    var dWih = Tensor(zeros: wih.shape)
+    var dWhh = Tensor(zeros: whh.shape)
+    var dbih = Tensor(zeros: [G])
+    var dbhh = Tensor(zeros: [G])
+    var dh = Tensor(zeros: [B, H])  // dL/dh_t flowing back from later steps
+    let Tc = max(1, min(T, gruChunkRows / max(B, 1)))
+    // Per chunk row ((t − t0)·B + b): dL/d(pre-activation) as [r, z, n·r | n], so the
+    // first 3H columns are the recurrent-side gradient in gate order (r, z, n).
+    let dg = ScratchPool.shared.take(Tc * B * G4)
+    let hc = ScratchPool.shared.take(Tc * B * H)  // h_{t−1} of the chunk, time-major
+    let xc = repeated ? nil : ScratchPool.shared.take(Tc * B * I)
+    let dxc = (repeated || !inputNeedsGradient) ? nil : ScratchPool.shared.take(Tc * B * I)
+    // Repeated input: input-side gradient summed over time, [B, 3H].
+    var dgiSum = Tensor(zeros: repeated ? [B, G] : [1])
+    let pdg = dg.pointer
+    let pgates = UnsafePointer(gates.pointer)
+    // Column sums of the chunks' [da_r, da_z, da_n·r, da_n].
+    var columnSums = [Float](repeating: 0, count: G4)
+
+    dy.withPointer { pdy in
+      output.withPointer { py in
+        x.withPointer { px in
+          wih.withPointer { pwi in
+            whh.withPointer { pwh in
+              dh.withMutablePointer { pdh in
+                dWih.withMutablePointer { pdWih in
+                  dWhh.withMutablePointer { pdWhh in
+                    dbih.withMutablePointer { pdbih in
+                      dbhh.withMutablePointer { pdbhh in
+                        dx.withMutablePointer { pdx in
+                          dgiSum.withMutablePointer { pdgiSum in
+                            columnSums.withUnsafeMutableBufferPointer { sumsBuf in
+                              let pdsums = sumsBuf.baseAddress!
+                              (h0 ?? Tensor(zeros: [1])).withPointer { h0Pointer in
+                                let ph0 = h0 == nil ? nil : h0Pointer
+                                var t1 = T
+                                while t1 > 0 {
+                                  let t0 = max(0, t1 - Tc)
+                                  let rows = (t1 - t0) * B
+                                  for t in stride(from: t1 - 1, through: t0, by: -1) {
+                                    let dgt = pdg + (t - t0) * B * G4
+                                    let hPrev: UnsafePointer<Float>? =
+                                      t > 0 ? py + (t - 1) * H : ph0
+                                    Kernels.gruBackwardRows(
+                                      B, hidden: H, gates: pgates + t * B * G4, gatesStride: G4,
+                                      hPrev: hPrev, hPrevStride: t > 0 ? T * H : H,
+                                      dy: pdy + t * H, dyStride: T * H, dh: pdh, dhStride: H,
+                                      out: dgt, outStride: G4)
+                                    gemm(
+                                      false, false, m: B, n: H, k: G, dgt, lda: G4, pwh, ldb: H,
+                                      beta: 1, pdh, ldc: H)
+                                  }
+                                  // h_{t−1} rows of the chunk, time-major.
+                                  for t in t0..<t1 {
+                                    for b in 0..<B {
+                                      let dst = hc.pointer + ((t - t0) * B + b) * H
+                                      if t > 0 {
+                                        dst.update(from: py + (b * T + t - 1) * H, count: H)
+                                      } else if let ph0 {
+                                        dst.update(from: ph0 + b * H, count: H)
+                                      } else {
+                                        dst.update(repeating: 0, count: H)
+                                      }
+                                    }
+                                  }
+                                  gemm(
+                                    true, false, m: G, n: H, k: rows, pdg, lda: G4, hc.pointer,
+                                    ldb: H, beta: 1, pdWhh, ldc: H)
+                                  // Bias gradients: one pass; b_ih's r, z parts equal b_hh's.
+                                  addColumnSums(pdg, rows: rows, cols: G4, ld: G4, into: pdsums)
+                                  if repeated {
+                                    for i in 0..<(t1 - t0) {
+                                      for b in 0..<B {
+                                        let src = pdg + (i * B + b) * G4
+                                        let dst = pdgiSum + b * G
+                                        for j in 0..<(2 * H) { dst[j] += src[j] }
+                                        for j in 0..<H { dst[2 * H + j] += src[G + j] }
+                                      }
+                                    }
+                                  } else if let xc {
+                                    for t in t0..<t1 {
+                                      for b in 0..<B {
+                                        (xc.pointer + ((t - t0) * B + b) * I).update(
+                                          from: px + (b * T + t) * I, count: I)
+                                      }
+                                    }
+                                    gemm(
+                                      true, false, m: 2 * H, n: I, k: rows, pdg, lda: G4,
+                                      xc.pointer,
+                                      ldb: I, beta: 1, pdWih, ldc: I)
+                                    gemm(
+                                      true, false, m: H, n: I, k: rows, pdg + G, lda: G4,
+                                      xc.pointer, ldb: I, beta: 1, pdWih + 2 * H * I, ldc: I)
+                                    if let dxc {
+                                      gemm(
+                                        false, false, m: rows, n: I, k: 2 * H, pdg, lda: G4, pwi,
+                                        ldb: I, beta: 0, dxc.pointer, ldc: I)
+                                      gemm(
+                                        false, false, m: rows, n: I, k: H, pdg + G, lda: G4,
+                                        pwi + 2 * H * I, ldb: I, beta: 1, dxc.pointer, ldc: I)
+                                      for t in t0..<t1 {
+                                        for b in 0..<B {
+                                          (pdx + (b * T + t) * I).update(
+                                            from: dxc.pointer + ((t - t0) * B + b) * I, count: I)
+                                        }
+                                      }
+                                    }
+                                  }
+                                  t1 = t0
+                                }
+                                for j in 0..<G { pdbhh[j] = pdsums[j] }
+                                for j in 0..<(2 * H) { pdbih[j] = pdsums[j] }
+                                for j in 0..<H { pdbih[2 * H + j] = pdsums[G + j] }
+                                if repeated {
+                                  // x is [B, I]; the summed gradient is in gate order (r, z, n).
+                                  gemm(
+                                    true, false, m: G, n: I, k: B, pdgiSum, lda: G, px, ldb: I,
+                                    beta: 0, pdWih, ldc: I)
+                                  if inputNeedsGradient {
+                                    gemm(
+                                      false, false, m: B, n: I, k: G, pdgiSum, lda: G, pwi, ldb: I,
+                                      beta: 0, pdx, ldc: I)
+                                  }
+                                }
+                              }
+                            }
+                          }
                         }
                       }
                     }
@@ -90,180 +338,11 @@ public func gru(
         }
       }
     }
-  }
-  guard recording else { return tape.constant(y) }
-  let op = GRUBackward(
-    B: B, T: T, I: I, H: H, hs: hs, gates: gates,
-    inputNeedsGradient: tape.needsGradient(x),
-    stateNeedsGradient: initialState.map { tape.needsGradient($0) } ?? false)
-  return tape.record(y, inputs: inputs, backward: op)
-}
-
-/// Gate math of one row: pre-activations from `gi` (x·W_ihᵀ + b_ih) and `gh` (h·W_hhᵀ),
-/// new state into `hNext`; r, z, n, W_hn h + b_hn into `saved` at strides of `gateStride`.
-@inline(__always)
-func gruCellForward(
-  gi: UnsafePointer<Float>, gh: UnsafeMutablePointer<Float>, biasHH: UnsafePointer<Float>,
-  hPrev: UnsafePointer<Float>, hNext: UnsafeMutablePointer<Float>, H: Int,
-  saved: UnsafeMutablePointer<Float>?, gateStride: Int
-) {
-  // r and z pre-activations in place in gh, then the sigmoid over 2H contiguous values.
-  for j in 0..<(2 * H) { gh[j] += gi[j] + biasHH[j] }
-  vectorSigmoid(gh, count: 2 * H)
-  let n = gh + 2 * H
-  let gin = gi + 2 * H
-  let bhn = biasHH + 2 * H
-  if let saved {
-    for j in 0..<H {
-      let ghn = n[j] + bhn[j]
-      saved[3 * gateStride + j] = ghn
-      n[j] = gin[j] + gh[j] * ghn
-    }
-  } else {
-    for j in 0..<H { n[j] = gin[j] + gh[j] * (n[j] + bhn[j]) }
-  }
-  vectorTanh(n, count: H)
-  let z = gh + H
-  for j in 0..<H { hNext[j] = n[j] + z[j] * (hPrev[j] - n[j]) }
-  if let saved {
-    (saved).update(from: gh, count: H)  // r
-    (saved + gateStride).update(from: z, count: H)
-    (saved + 2 * gateStride).update(from: n, count: H)
-  }
-}
-
-final class GRUBackward: CustomBackward {
-  let B, T, I, H: Int
-  let hs: [Float]  // [T+1, B, H]
-  let gates: [Float]  // r, z, n, ghn: each [T, B, H]
-  let inputNeedsGradient, stateNeedsGradient: Bool
-
-  init(
-    B: Int, T: Int, I: Int, H: Int, hs: [Float], gates: [Float], inputNeedsGradient: Bool,
-    stateNeedsGradient: Bool
-  ) {
-    self.B = B
-    self.T = T
-    self.I = I
-    self.H = H
-    self.hs = hs
-    self.gates = gates
-    self.inputNeedsGradient = inputNeedsGradient
-    self.stateNeedsGradient = stateNeedsGradient
-  }
-
-  func backward(outputGradient dy: Tensor, inputs: [Tensor]) -> [Tensor?] {
-    let G = 3 * H
-    let BH = B * H
-    let TBH = T * B * H
-    var dGI = [Float](repeating: 0, count: B * T * G)  // [B, T, 3H]
-    var dGH = [Float](repeating: 0, count: T * B * G)  // [T, B, 3H]
-    var dhNext = [Float](repeating: 0, count: BH)  // [B, H]
-    let x = inputs[0]
-    let wih = inputs[1]
-    let whh = inputs[2]
-    var dx = Tensor(zeros: inputNeedsGradient ? x.shape : [0])
-    var dWih = Tensor(zeros: wih.shape)
-    var dWhh = Tensor(zeros: whh.shape)
-    var dbih = Tensor(zeros: [G])
-    var dbhh = Tensor(zeros: [G])
-
-    dy.withPointer { pdy in
-      hs.withUnsafeBufferPointer { hsBuf in
-        let phs = hsBuf.baseAddress!
-        gates.withUnsafeBufferPointer { gBuf in
-          let pr = gBuf.baseAddress!
-          let pz = pr + TBH
-          let pn = pz + TBH
-          let pghn = pn + TBH
-          dGI.withUnsafeMutableBufferPointer { dgiBuf in
-            let pdgi = dgiBuf.baseAddress!
-            dGH.withUnsafeMutableBufferPointer { dghBuf in
-              let pdgh = dghBuf.baseAddress!
-              dhNext.withUnsafeMutableBufferPointer { dhBuf in
-                let pdh = dhBuf.baseAddress!
-                whh.withPointer { pwh in
-                  for t in stride(from: T - 1, through: 0, by: -1) {
-                    let o = t * BH
-                    for b in 0..<B {
-                      let dyRow = pdy + (b * T + t) * H
-                      let dgi = pdgi + (b * T + t) * G
-                      let dgh = pdgh + (t * B + b) * G
-                      let k = o + b * H
-                      let hp = phs + k
-                      let dh = pdh + b * H
-                      for j in 0..<H {
-                        let r = pr[k + j]
-                        let z = pz[k + j]
-                        let n = pn[k + j]
-                        let dhv = dyRow[j] + dh[j]
-                        let dan = dhv * (1 - z) * (1 - n * n)
-                        let dar = dan * pghn[k + j] * r * (1 - r)
-                        let daz = dhv * (hp[j] - n) * z * (1 - z)
-                        dgi[j] = dar
-                        dgi[H + j] = daz
-                        dgi[2 * H + j] = dan
-                        dgh[j] = dar
-                        dgh[H + j] = daz
-                        dgh[2 * H + j] = dan * r
-                        dh[j] = dhv * z
-                      }
-                    }
-                    gemm(
-                      false, false, m: B, n: H, k: G, pdgh + t * B * G, lda: G, pwh, ldb: H,
-                      beta: 1, pdh, ldc: H)
-                  }
-                }
-                // Weight gradients: one GEMM each over all B·T rows.
-                dWhh.withMutablePointer {
-                  gemm(
-                    true, false, m: G, n: H, k: T * B, pdgh, lda: G, phs, ldb: H, beta: 0, $0,
-                    ldc: H)
-                }
-                dbhh.withMutablePointer { addColumnSums(pdgh, rows: T * B, cols: G, into: $0) }
-              }
-              x.withPointer { px in
-                dWih.withMutablePointer {
-                  gemm(
-                    true, false, m: G, n: I, k: B * T, pdgi, lda: G, px, ldb: I, beta: 0, $0, ldc: I
-                  )
-                }
-              }
-              dbih.withMutablePointer { addColumnSums(pdgi, rows: B * T, cols: G, into: $0) }
-              if inputNeedsGradient {
-                wih.withPointer { pwi in
-                  dx.withMutablePointer {
-                    gemm(
-                      false, false, m: B * T, n: I, k: G, pdgi, lda: G, pwi, ldb: I, beta: 0, $0,
-                      ldc: I)
-                  }
-                }
-              }
-            }
-          }
-        }
-      }
-    }
+    withExtendedLifetime((dg, hc, xc, dxc, h0)) {}
     var result: [Tensor?] = [inputNeedsGradient ? dx : nil, dWih, dWhh, dbih, dbhh]
-    if inputs.count > 5 {
-      result.append(stateNeedsGradient ? Tensor(shape: [B, H], storage: dhNext) : nil)
-    }
+    if inputs.count > 5 { result.append(stateNeedsGradient ? dh : nil) }
     return result
   }
-}
-
-// MARK: - Vectorised activations
-
-/// In-place logistic sigmoid (Engine's vectorised C kernel).
-@inline(__always)
-func vectorSigmoid(_ p: UnsafeMutablePointer<Float>, count n: Int) {
-  Kernels.sigmoid(p, p, count: n)
-}
-
-/// In-place tanh (Engine's vectorised C kernel).
-@inline(__always)
-func vectorTanh(_ p: UnsafeMutablePointer<Float>, count n: Int) {
-  Kernels.tanh(p, p, count: n)
 }
 
 // MARK: - Layer
@@ -312,6 +391,11 @@ public struct GRU: Layer {
     layers.flatMap { [$0.weightIH, $0.weightHH, $0.biasIH, $0.biasHH] }
   }
 
+  /// Frees the gate and temporary buffers that GRU steps keep cached for reuse by the next
+  /// training step (up to 3 GiB); buffers still held by live tapes are unaffected. Call after
+  /// training to give the memory back.
+  public static func releaseCachedBuffers() { ScratchPool.shared.releaseCached() }
+
   /// Runs all layers from zero initial states; returns the last layer's states [B, T, H].
   public func callAsFunction(_ x: Var, tape: Tape) -> Var {
     var h = x
@@ -319,6 +403,27 @@ public struct GRU: Layer {
       h = gru(
         h, weightIH: tape.parameter(l.weightIH), weightHH: tape.parameter(l.weightHH),
         biasIH: tape.parameter(l.biasIH), biasHH: tape.parameter(l.biasHH))
+    }
+    return h
+  }
+
+  /// Runs all layers from zero initial states on the same input `x` [B, in] at each of
+  /// `steps` steps; returns the last layer's states [B, steps, H]. Equivalent to calling the
+  /// layer on `x` repeated to [B, steps, in], but the first layer projects `x` once per row
+  /// (`gru(repeating:steps:...)`), so it is cheaper and never materialises the repeat —
+  /// the Grammar VAE decoder's `dense(z) → repeat → GRU`.
+  public func callAsFunction(repeating x: Var, steps: Int, tape: Tape) -> Var {
+    precondition(!layers.isEmpty, "GRU without layers")
+    var h = x
+    for (k, l) in layers.enumerated() {
+      let (wih, whh, bih, bhh) = (
+        tape.parameter(l.weightIH), tape.parameter(l.weightHH), tape.parameter(l.biasIH),
+        tape.parameter(l.biasHH)
+      )
+      h =
+        k == 0
+        ? gru(repeating: h, steps: steps, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh)
+        : gru(h, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh)
     }
     return h
   }

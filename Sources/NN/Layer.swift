@@ -99,6 +99,17 @@ func addColumnSums(
   }
 }
 
+/// Adds the column sums of `cols` columns of `g` (rows `ld` apart) into `out` ([cols]).
+@inline(__always)
+func addColumnSums(
+  _ g: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, into out: UnsafeMutablePointer<Float>
+) {
+  for r in 0..<rows {
+    let row = g + r * ld
+    for c in 0..<cols { out[c] += row[c] }
+  }
+}
+
 extension Tensor {
   /// Read access to the storage without bounds checks.
   @inlinable

@@ -42,6 +42,8 @@ struct BenchGrammarVAE {
   let decoderDense: Dense
   let gru: GRU
   let output: Dense
+  /// Materialise the repeat over steps and run the plain GRU (for comparison).
+  var explicitRepeat = false
 
   init(_ spec: TrainStepNetworkSpec, rng: inout SeededRandom) {
     self.spec = spec
@@ -104,10 +106,17 @@ struct BenchGrammarVAE {
     var z = mu + tape.constant(epsilon) * exp(logVar * 0.5)
     if let latentNorm { z = latentNorm(z, tape: tape, training: true) }
     let d = decoderDense(z, tape: tape)
-    // Repeat over steps by broadcasting against zeros [1, T, 1].
-    let repeated =
-      d.reshaped([B, 1, spec.latent]) + tape.constant(Tensor(zeros: [1, spec.steps, 1]))
-    let logits = output(gru(repeated, tape: tape), tape: tape)
+    let states: Var
+    if explicitRepeat {
+      // Repeat over steps by broadcasting against zeros [1, T, 1] (the reference network).
+      let repeated =
+        d.reshaped([B, 1, spec.latent]) + tape.constant(Tensor(zeros: [1, spec.steps, 1]))
+      states = gru(repeated, tape: tape)
+    } else {
+      // Same network: the first GRU layer projects the repeated code once per row.
+      states = gru(repeating: d, steps: spec.steps, tape: tape)
+    }
+    let logits = output(states, tape: tape)
     return softmaxCrossEntropy(logits: logits, targets: targets, mask: mask)
       + gaussianKLDivergence(mean: mu, logVariance: logVar)
   }
@@ -150,15 +159,18 @@ func resetPeakResident() {
   }
 }
 
-func runTrainStepBenchmark(_ spec: TrainStepNetworkSpec, batch: Int, runs: Int) {
+func runTrainStepBenchmark(
+  _ spec: TrainStepNetworkSpec, batch: Int, runs: Int, explicitRepeat: Bool = false
+) {
   resetPeakResident()
   var rng = SeededRandom(seed: 2017)
-  let model = BenchGrammarVAE(spec, rng: &rng)
+  var model = BenchGrammarVAE(spec, rng: &rng)
+  model.explicitRepeat = explicitRepeat
   let parameters = model.parameters
   let adam = Adam(parameters: parameters, learningRate: 1e-3)
   let data = randomBatch(spec, batch: batch, rng: &rng)
   var lastLoss: Float = 0
-  let seconds = medianSeconds(runs: runs) {
+  let timing = timedSteps(runs: runs) {
     let epsilon = Tensor(randomNormal: [batch, spec.latent], rng: &rng)
     let tape = Tape()
     let loss = model.loss(
@@ -169,28 +181,60 @@ func runTrainStepBenchmark(_ spec: TrainStepNetworkSpec, batch: Int, runs: Int) 
     lastLoss = loss.value.scalar
   }
   report(
-    "\(spec.name)-train-step", medianSeconds: seconds,
+    "\(spec.name)-train-step", medianSeconds: timing.median,
     [
-      "batch": batch, "runs": runs, "molecules_per_second": Double(batch) / seconds,
+      "batch": batch, "runs": runs, "molecules_per_second": Double(batch) / timing.median,
+      "min_seconds": timing.min, "cpu_seconds": timing.cpu,
       "peak_rss_bytes": peakResidentBytes(), "loss": Double(lastLoss),
       "parameters": parameters.reduce(0) { $0 + $1.value.count },
-      "blas": BLAS.backendDescription, "kernels": Kernels.instructionSet,
+      "blas": BLAS.backendDescription, "blas_threads": BLAS.threadCount,
+      "kernels": Kernels.instructionSet, "explicit_repeat": explicitRepeat,
     ])
 }
 
+/// Wall-clock median and minimum of `runs` timed calls after one warm-up, and the median
+/// CPU time (user + system, all threads) per call — less sensitive to a loaded machine.
+func timedSteps(runs: Int, _ body: () -> Void) -> (median: Double, min: Double, cpu: Double) {
+  func cpuSeconds() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec)
+      + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
+  }
+  body()
+  var wall: [Double] = []
+  var cpu: [Double] = []
+  for _ in 0..<max(1, runs) {
+    let c0 = cpuSeconds()
+    let start = DispatchTime.now().uptimeNanoseconds
+    body()
+    wall.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    cpu.append(cpuSeconds() - c0)
+  }
+  wall.sort()
+  cpu.sort()
+  return (wall[wall.count / 2], wall[0], cpu[cpu.count / 2])
+}
+
 /// `--runs N` (default 5), `--only zinc|equation`, `--zinc-batch N` (100),
-/// `--equation-batch N` (600).
+/// `--equation-batch N` (600), `--threads N` (BLAS threads; default: online cores),
+/// `--explicit-repeat` (materialise the decoder's repeat instead of `gru(repeating:)`).
 func runTrainStepBenchmarks(_ arguments: [String]) {
   func value(_ flag: String) -> String? {
     arguments.firstIndex(of: flag).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
   }
   let runs = value("--runs").flatMap(Int.init) ?? 5
   let only = value("--only")
+  let explicitRepeat = arguments.contains("--explicit-repeat")
+  if let threads = value("--threads").flatMap(Int.init) { BLAS.setThreadCount(threads) }
   if only == nil || only == "equation" {
     runTrainStepBenchmark(
-      .equation, batch: value("--equation-batch").flatMap(Int.init) ?? 600, runs: runs)
+      .equation, batch: value("--equation-batch").flatMap(Int.init) ?? 600, runs: runs,
+      explicitRepeat: explicitRepeat)
   }
   if only == nil || only == "zinc" {
-    runTrainStepBenchmark(.zinc, batch: value("--zinc-batch").flatMap(Int.init) ?? 100, runs: runs)
+    runTrainStepBenchmark(
+      .zinc, batch: value("--zinc-batch").flatMap(Int.init) ?? 100, runs: runs,
+      explicitRepeat: explicitRepeat)
   }
 }

@@ -52,3 +52,148 @@ func compositeGRU(_ x: Var, _ wih: Var, _ whh: Var, _ bih: Var, _ bhh: Var) -> V
     }
   }
 }
+
+@Suite struct GRUFastPathTests {
+  /// `gru(repeating:steps:)` equals `gru` on the explicitly repeated input, in value and in
+  /// every gradient (including the initial state's).
+  @Test func repeatedInputMatchesExplicitRepeat() {
+    let (B, T, I, H) = (3, 6, 4, 5)
+    let inputs = [
+      randn([B, I], seed: 11), randn([3 * H, I], seed: 12, std: 0.5),
+      randn([3 * H, H], seed: 13, std: 0.5), randn([3 * H], seed: 14), randn([3 * H], seed: 15),
+      randn([B, H], seed: 16),
+    ]
+    var rng = SeededRandom(seed: 17)
+    let seed = Tensor(randomNormal: [B, T, H], rng: &rng)
+    func run(_ f: ([Var]) -> Var) -> (Tensor, [Tensor]) {
+      let tape = Tape()
+      let vars = inputs.map { tape.variable($0) }
+      let y = f(vars)
+      tape.backward(y, seed: seed)
+      return (y.value, vars.map { tape.gradient(of: $0)! })
+    }
+    let (yr, gr) = run { v in
+      gru(
+        repeating: v[0], steps: T, weightIH: v[1], weightHH: v[2], biasIH: v[3], biasHH: v[4],
+        initialState: v[5])
+    }
+    let (ye, ge) = run { v in
+      let repeated = v[0].reshaped([B, 1, I]) + v[0].tape.constant(Tensor(zeros: [1, T, 1]))
+      return gru(
+        repeated, weightIH: v[1], weightHH: v[2], biasIH: v[3], biasHH: v[4], initialState: v[5])
+    }
+    #expect(yr.shape == [B, T, H])
+    #expect(zip(yr.storage, ye.storage).allSatisfy { abs($0 - $1) < 1e-5 })
+    for (a, b) in zip(gr, ge) {
+      #expect(a.shape == b.shape)
+      let worst = zip(a.storage, b.storage).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+      #expect(worst < 1e-4, "gradient \(a.shape): worst \(worst)")
+    }
+  }
+
+  @Test func repeatedInputGradients() {
+    let (B, T, I, H) = (2, 4, 3, 4)
+    let inputs = [
+      randn([B, I], seed: 21), randn([3 * H, I], seed: 22, std: 0.5),
+      randn([3 * H, H], seed: 23, std: 0.5), randn([3 * H], seed: 24, std: 0.5),
+      randn([3 * H], seed: 25, std: 0.5),
+    ]
+    let r = checkGradients(inputs) { v in
+      gru(repeating: v[0], steps: T, weightIH: v[1], weightHH: v[2], biasIH: v[3], biasHH: v[4])
+    }
+    #expect(r.worstError < 1e-2, "\(r)")
+  }
+
+  /// Long enough (B·T > the 4096-row chunk) that the chunked input projections and weight
+  /// gradients span several chunks, one of them partial.
+  @Test func multiChunkMatchesComposite() {
+    let (B, T, I, H) = (64, 70, 3, 4)
+    let inputs = [
+      randn([B, T, I], seed: 31), randn([3 * H, I], seed: 32, std: 0.5),
+      randn([3 * H, H], seed: 33, std: 0.5), randn([3 * H], seed: 34), randn([3 * H], seed: 35),
+    ]
+    var rng = SeededRandom(seed: 36)
+    let seed = Tensor(randomNormal: [B, T, H], rng: &rng)
+    func run(_ f: ([Var]) -> Var) -> (Tensor, [Tensor]) {
+      let tape = Tape()
+      let vars = inputs.map { tape.variable($0) }
+      let y = f(vars)
+      tape.backward(y, seed: seed)
+      return (y.value, vars.map { tape.gradient(of: $0)! })
+    }
+    let (yf, gf) = run { v in
+      gru(v[0], weightIH: v[1], weightHH: v[2], biasIH: v[3], biasHH: v[4])
+    }
+    let (yc, gc) = run { v in compositeGRU(v[0], v[1], v[2], v[3], v[4]) }
+    #expect(zip(yf.storage, yc.storage).allSatisfy { abs($0 - $1) < 1e-5 })
+    for (a, b) in zip(gf, gc) {
+      let worst = zip(a.storage, b.storage).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+      #expect(worst < 1e-3, "gradient \(a.shape): worst \(worst)")
+    }
+  }
+
+  /// The layer's `callAsFunction(repeating:steps:tape:)` equals the layer on the repeat.
+  @Test func layerRepeatingMatchesExplicitRepeat() {
+    var rng = SeededRandom(seed: 41)
+    let g = GRU(inputSize: 3, hiddenSize: 4, layerCount: 3, name: "gru", rng: &rng)
+    let x = randn([2, 3], seed: 42)
+    func run(_ repeating: Bool) -> (Tensor, [Tensor]) {
+      for p in g.parameters { p.zeroGradient() }
+      let tape = Tape()
+      let v = tape.variable(x)
+      let y =
+        repeating
+        ? g(repeating: v, steps: 5, tape: tape)
+        : g(v.reshaped([2, 1, 3]) + tape.constant(Tensor(zeros: [1, 5, 1])), tape: tape)
+      tape.backward(sum(y * y))
+      return (y.value, [tape.gradient(of: v)!] + g.parameters.map(\.gradient))
+    }
+    let (ya, ga) = run(true)
+    let (yb, gb) = run(false)
+    #expect(zip(ya.storage, yb.storage).allSatisfy { abs($0 - $1) < 1e-5 })
+    for (a, b) in zip(ga, gb) {
+      let worst = zip(a.storage, b.storage).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+      #expect(worst < 1e-4, "gradient \(a.shape): worst \(worst)")
+    }
+  }
+
+  /// Saved gates come from a pool: a second step on a fresh tape (recycled buffers) gives
+  /// the same result, and the no-gradient (inference) path matches the recording one.
+  @Test func repeatedCallsAndInferenceAgree() {
+    let (B, T, I, H) = (4, 7, 3, 6)
+    let x = randn([B, T, I], seed: 51)
+    let w = [
+      randn([3 * H, I], seed: 52, std: 0.5), randn([3 * H, H], seed: 53, std: 0.5),
+      randn([3 * H], seed: 54), randn([3 * H], seed: 55),
+    ]
+    func once(recording: Bool) -> Tensor {
+      let tape = Tape(recording: recording)
+      let v = [x] + w
+      let vars = v.map { recording ? tape.variable($0) : tape.constant($0) }
+      let y = gru(vars[0], weightIH: vars[1], weightHH: vars[2], biasIH: vars[3], biasHH: vars[4])
+      if recording { tape.backward(sum(y)) }
+      return y.value
+    }
+    let a = once(recording: true)
+    let b = once(recording: true)
+    let c = once(recording: false)
+    #expect(a == b)
+    #expect(zip(a.storage, c.storage).allSatisfy { abs($0 - $1) < 1e-6 })
+  }
+}
+
+@Suite struct GRUBufferCacheTests {
+  @Test func releasingCachedBuffersKeepsLiveTapesWorking() {
+    let (B, T, I, H) = (2, 3, 2, 3)
+    let tape = Tape()
+    let v = [
+      randn([B, T, I], seed: 61), randn([3 * H, I], seed: 62), randn([3 * H, H], seed: 63),
+      randn([3 * H], seed: 64), randn([3 * H], seed: 65),
+    ].map { tape.variable($0) }
+    let y = gru(v[0], weightIH: v[1], weightHH: v[2], biasIH: v[3], biasHH: v[4])
+    GRU.releaseCachedBuffers()
+    tape.backward(sum(y))
+    #expect(tape.gradient(of: v[2]) != nil)
+    GRU.releaseCachedBuffers()
+  }
+}

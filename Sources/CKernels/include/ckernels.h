@@ -24,6 +24,23 @@ void gvae_vlog(const float *x, float *y, size_t n);
 void gvae_vtanh(const float *x, float *y, size_t n);
 void gvae_vsigmoid(const float *x, float *y, size_t n);
 
+/// GRU gate math for `rows` rows (PyTorch equations, gate order r, z, n; row b of each
+/// argument starts at b · its stride). Forward: `gi` [3H] input pre-activations with b_ih
+/// and the recurrent r, z biases included, `gh` [3H] = h_prev · W_hhᵀ, `bhn` [H] = b_hn,
+/// `hprev` [H] (NULL: zeros); writes h_t into `hnext` [H] and r, z, n, W_hn h + b_hn into
+/// `gates` [4H].
+void gvae_gru_forward_rows(size_t rows, size_t H, const float *gi, size_t gi_stride,
+                           const float *gh, size_t gh_stride, const float *bhn,
+                           const float *hprev, size_t hprev_stride, float *hnext,
+                           size_t hnext_stride, float *gates, size_t gates_stride);
+/// Backward of one step for `rows` rows: from the saved `gates` [4H], `hprev` [H] (NULL:
+/// zeros), the output gradient `dy` [H] and `dh` [H] (dL/dh_t from later steps), writes
+/// [da_r, da_z, da_n · r, da_n] into `out` [4H] and z · (dy + dh) into `dh`.
+void gvae_gru_backward_rows(size_t rows, size_t H, const float *gates, size_t gates_stride,
+                            const float *hprev, size_t hprev_stride, const float *dy,
+                            size_t dy_stride, float *dh, size_t dh_stride, float *out,
+                            size_t out_stride);
+
 /// Single-threaded packed GEMM (the fallback when no BLAS library loads). Row-major:
 /// C = alpha * op(A) * op(B) + beta * C with op(A) [m, k], op(B) [k, n]. When beta == 0,
 /// C is not read (NaN in C does not propagate), as in BLAS.
