@@ -1,8 +1,11 @@
 // Matmul timings (tensor-engine work) and training-step timings (NN work).
-//   gvae-bench [--runs N] [--only zinc|equation] [--zinc-batch N] [--equation-batch N]
+//   gvae-bench [--runs N] [--only matmul|zinc|equation] [--zinc-batch N] [--equation-batch N]
 //              [--threads N] [--explicit-repeat]
-// With `--only` the matmul timings are skipped.
+// With `--only zinc|equation` the matmul timings are skipped.
 func runEngineBenchmarks(_ arguments: [String]) {
-  if !arguments.contains("--only") { runMatmulBenchmarks() }
-  runTrainStepBenchmarks(arguments)
+  let only = arguments.firstIndex(of: "--only").flatMap {
+    $0 + 1 < arguments.count ? arguments[$0 + 1] : nil
+  }
+  if only == nil || only == "matmul" { runMatmulBenchmarks() }
+  if only != "matmul" { runTrainStepBenchmarks(arguments) }
 }
