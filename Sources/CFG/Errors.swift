@@ -1,7 +1,7 @@
 // Positioned, typed errors for grammar files, input strings and production sequences.
 
 /// A position in a text: 1-based line and column (in characters), 0-based byte offset.
-public struct SourceLocation: Hashable, Sendable, CustomStringConvertible {
+public struct TextLocation: Hashable, Sendable, CustomStringConvertible {
   public var line: Int
   public var column: Int
   public var offset: Int
@@ -32,13 +32,13 @@ extension String {
 public struct GrammarError: Error, Equatable, Sendable, CustomStringConvertible {
   /// The file name (or `<grammar>` for text given directly).
   public let file: String
-  public let location: SourceLocation
+  public let location: TextLocation
   /// One line: what went wrong and what was expected.
   public let message: String
   /// The offending line of the file (empty when the error is about the grammar as a whole).
   public let lineText: String
 
-  public init(file: String, location: SourceLocation, message: String, lineText: String) {
+  public init(file: String, location: TextLocation, message: String, lineText: String) {
     self.file = file
     self.location = location
     self.message = message
@@ -59,7 +59,7 @@ public struct GrammarError: Error, Equatable, Sendable, CustomStringConvertible 
 /// A diagnostic from grammar analysis that does not stop the grammar from loading.
 public struct GrammarWarning: Equatable, Sendable, CustomStringConvertible {
   public let file: String
-  public let location: SourceLocation
+  public let location: TextLocation
   public let message: String
 
   public var description: String { "\(file):\(location.line):\(location.column): warning: \(message)" }
@@ -70,16 +70,16 @@ public enum ParseError: Error, Equatable, Sendable, CustomStringConvertible {
   /// The input holds no tokens.
   case emptyInput
   /// A character no terminal of the grammar starts with.
-  case unexpectedCharacter(Character, at: SourceLocation, input: String)
+  case unexpectedCharacter(Character, at: TextLocation, input: String)
   /// A token that cannot continue any derivation of the prefix before it.
-  case unexpectedToken(String, at: SourceLocation, expected: [String], input: String)
+  case unexpectedToken(String, at: TextLocation, expected: [String], input: String)
   /// The input ends where the grammar needs more tokens.
-  case unexpectedEnd(at: SourceLocation, expected: [String], input: String)
+  case unexpectedEnd(at: TextLocation, expected: [String], input: String)
   /// The derivation has more steps than the encoding allows.
   case tooLong(length: Int, maxLength: Int)
 
   /// Where the error is, when it has a position.
-  public var location: SourceLocation? {
+  public var location: TextLocation? {
     switch self {
     case .emptyInput, .tooLong: return nil
     case .unexpectedCharacter(_, let at, _), .unexpectedToken(_, let at, _, _),

@@ -19,7 +19,7 @@ public struct Production: Hashable, Sendable, CustomStringConvertible {
   /// Empty for `None` (the padding production).
   public let rhs: [GrammarSymbol]
   /// Where the left-hand side of this production is written in the grammar file.
-  public let location: SourceLocation
+  public let location: TextLocation
 
   public var description: String {
     "\(lhs) -> " + (rhs.isEmpty ? "None" : rhs.map(\.description).joined(separator: " "))
@@ -102,7 +102,7 @@ public struct Grammar: Sendable {
     var ntIndex = rowIndex
     var allNT = rows
     var undefined: [String] = []
-    var undefinedAt: [String: SourceLocation] = [:]
+    var undefinedAt: [String: TextLocation] = [:]
     var terms: [String] = []
     var termIndex: [String: Int] = [:]
     for p in productions {
@@ -130,7 +130,7 @@ public struct Grammar: Sendable {
     self.ntCount = allNT.count
     guard let startID = ntIndex[start], startID < rows.count else {
       throw GrammarError(
-        file: name, location: file.startLocation ?? SourceLocation(line: 1, column: 1),
+        file: name, location: file.startLocation ?? TextLocation(line: 1, column: 1),
         message: "start symbol \(start) has no productions", lineText: "")
     }
 
@@ -214,7 +214,7 @@ public struct Grammar: Sendable {
     for n in undefined {
       warnings.append(
         GrammarWarning(
-          file: name, location: undefinedAt[n] ?? SourceLocation(line: 1, column: 1),
+          file: name, location: undefinedAt[n] ?? TextLocation(line: 1, column: 1),
           message: "non-terminal \(n) is used but has no productions"))
     }
     for p in maskedProductions {
@@ -276,10 +276,10 @@ public struct Grammar: Sendable {
 struct GrammarFile {
   var productions: [Production] = []
   var start: String?
-  var startLocation: SourceLocation?
+  var startLocation: TextLocation?
   var lines: [String] = []
   /// First use of each symbol on a right-hand side.
-  var symbolLocations: [String: SourceLocation] = [:]
+  var symbolLocations: [String: TextLocation] = [:]
 
   static func isNameByte(_ b: UInt8, first: Bool) -> Bool {
     // NLTK: [\w/][\w/^<>-]*
@@ -299,9 +299,9 @@ struct GrammarFile {
       let lineIndex = lineNo
       lineNo += 1
       let line = Array(g.lines[lineIndex].utf8)
-      func loc(_ i: Int) -> SourceLocation {
+      func loc(_ i: Int) -> TextLocation {
         let column = String(decoding: line[0..<min(i, line.count)], as: UTF8.self).count + 1
-        return SourceLocation(line: lineIndex + 1, column: column, offset: i)
+        return TextLocation(line: lineIndex + 1, column: column, offset: i)
       }
       func fail(_ i: Int, _ message: String) -> GrammarError {
         GrammarError(file: name, location: loc(i), message: message, lineText: g.lines[lineIndex])
@@ -397,7 +397,7 @@ struct GrammarFile {
     }
     guard !g.productions.isEmpty else {
       throw GrammarError(
-        file: name, location: SourceLocation(line: 1, column: 1),
+        file: name, location: TextLocation(line: 1, column: 1),
         message: "no productions; expected lines like `S -> A 'b' | 'c'`", lineText: "")
     }
     return g

@@ -39,13 +39,13 @@ extension Grammar {
     } catch {
       let known = ShippedGrammar.all.map(\.name).joined(separator: ", ")
       throw GrammarError(
-        file: path, location: SourceLocation(line: 0, column: 0),
+        file: path, location: TextLocation(line: 0, column: 0),
         message: "cannot read grammar file (expected a readable file or one of: \(known))",
         lineText: "")
     }
     guard let text = String(data: data, encoding: .utf8) else {
       throw GrammarError(
-        file: path, location: SourceLocation(line: 0, column: 0),
+        file: path, location: TextLocation(line: 0, column: 0),
         message: "grammar file is not UTF-8 text", lineText: "")
     }
     try self.init(

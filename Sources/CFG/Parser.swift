@@ -22,33 +22,12 @@ public struct ParseResult: Sendable, Equatable {
 public struct Parser {
   public let grammar: Grammar
   let t: ParserTables
-  final class Scratch {
-    var tokens: [Int32] = []
-    var offsets: [Int32] = []
-    var dot: [Int32] = []
-    var sym: [Int32] = []
-    var origin: [Int32] = []
-    var pred: [Int32] = []
-    var child: [Int32] = []
-    var nextSame: [Int32] = []
-    var ambiguous: [Bool] = []
-    var setStart: [Int32] = []
-    var scan: [Int32] = []
-    var dStamp: [Int] = []
-    var dHead: [Int32] = []
-    var ntStamp: [Int] = []
-    var generation = 0
-    var work: [Int32] = []
-    var output: [Int32] = []
-  }
-  let s = Scratch()
+  let s: Scratch
 
   public init(grammar: Grammar) {
     self.grammar = grammar
     self.t = grammar.tables
-    s.dStamp = [Int](repeating: -1, count: t.dotSymbol.count)
-    s.dHead = [Int32](repeating: -1, count: t.dotSymbol.count)
-    s.ntStamp = [Int](repeating: -1, count: t.nullable.count)
+    self.s = Scratch(dottedCount: t.dotSymbol.count, ntCount: t.nullable.count)
   }
 
   /// The leftmost derivation of `input` as production indices (no padding).
@@ -93,14 +72,20 @@ public struct Parser {
 
   /// Tokenizes and parses UTF-8 bytes; the hot path (no throwing, no allocation once warm).
   func parseBytes(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout [Int32]) -> Outcome {
-    s.tokens.removeAll(keepingCapacity: true)
-    s.offsets.removeAll(keepingCapacity: true)
-    let bad = t.tokenizer.tokenize(bytes, terminals: &s.tokens, offsets: &s.offsets)
+    var tokens = s.tokens
+    var offsets = s.offsets
+    s.tokens = []
+    s.offsets = []
+    tokens.removeAll(keepingCapacity: true)
+    offsets.removeAll(keepingCapacity: true)
+    let bad = t.tokenizer.tokenize(bytes, terminals: &tokens, offsets: &offsets)
+    s.tokens = tokens
+    s.offsets = offsets
     if bad >= 0 { return .failure(.character(offset: bad)) }
-    if s.tokens.isEmpty { return .failure(.empty) }
+    if tokens.isEmpty { return .failure(.empty) }
     let accepted = recognize(anyAt: -1)
     if accepted.item < 0 {
-      return .failure(accepted.failedAt < s.tokens.count ? .token(index: accepted.failedAt) : .end)
+      return .failure(accepted.failedAt < tokens.count ? .token(index: accepted.failedAt) : .end)
     }
     return .ok(ambiguous: extract(accepted.item, into: &out))
   }
@@ -109,159 +94,42 @@ public struct Parser {
   /// built without lookahead filtering and the run stops there (to list expected terminals).
   /// Returns the accepting item, or -1 and the token index where no item could continue.
   func recognize(anyAt: Int) -> (item: Int, failedAt: Int) {
-    let n = anyAt >= 0 ? anyAt : s.tokens.count
-    s.dot.removeAll(keepingCapacity: true)
-    s.sym.removeAll(keepingCapacity: true)
-    s.origin.removeAll(keepingCapacity: true)
-    s.pred.removeAll(keepingCapacity: true)
-    s.child.removeAll(keepingCapacity: true)
-    s.nextSame.removeAll(keepingCapacity: true)
-    s.ambiguous.removeAll(keepingCapacity: true)
-    s.setStart.removeAll(keepingCapacity: true)
-    let tokenCount = s.tokens.count
-    @inline(__always) func lookahead(_ i: Int) -> Int {
-      if i == anyAt { return t.any }
-      return i < tokenCount ? Int(s.tokens[i]) : t.eof
+    s.tokens.withUnsafeBufferPointer { tokens in
+      var e = Earley(tables: t, scratch: s, tokens: tokens)
+      let r = e.run(anyAt: anyAt)
+      e.store(into: s)
+      return r
     }
-
-    s.generation += 1
-    s.setStart.append(0)
-    var la = lookahead(0)
-    predict(t.startNT, set: 0, la: la)
-    var i = 0
-    while true {
-      // Complete and predict within set i.
-      var idx = Int(s.setStart[i])
-      s.scan.removeAll(keepingCapacity: true)
-      while idx < s.dot.count {
-        let x = s.sym[idx]
-        if x == ParserTables.end {
-          let j = Int(s.origin[idx])
-          if j != i {
-            let a = t.lhs[Int(t.dotProduction[Int(s.dot[idx])])]
-            var k = Int(s.setStart[j])
-            let kEnd = Int(s.setStart[j + 1])
-            while k < kEnd {
-              if s.sym[k] == a {
-                let nd = s.dot[k] &+ 1
-                if t.keeps(nd, la) {
-                  add(nd, origin: s.origin[k], pred: Int32(k), child: Int32(idx))
-                }
-              }
-              k += 1
-            }
-          }
-        } else if x >= 0 {
-          predict(x, set: i, la: la)
-          if t.nullable[Int(x)] {
-            // Aycock–Horspool: step over a nullable symbol at once.
-            let nd = s.dot[idx] &+ 1
-            if t.keeps(nd, la) {
-              add(nd, origin: s.origin[idx], pred: Int32(idx), child: -2 - x)
-            }
-          }
-        } else if i < n {
-          s.scan.append(Int32(idx))
-        }
-        idx += 1
-      }
-      if i == n { break }
-      // Scan token i into set i + 1.
-      let token = ~s.tokens[i]
-      s.generation += 1
-      s.setStart.append(Int32(s.dot.count))
-      la = lookahead(i + 1)
-      for k in s.scan {
-        let k = Int(k)
-        if s.sym[k] == token {
-          let nd = s.dot[k] &+ 1
-          if t.keeps(nd, la) { add(nd, origin: s.origin[k], pred: Int32(k), child: -1) }
-        }
-      }
-      i += 1
-      if Int(s.setStart[i]) == s.dot.count {
-        s.setStart.append(Int32(s.dot.count))
-        return (-1, i - 1)
-      }
-    }
-    s.setStart.append(Int32(s.dot.count))
-    if anyAt < 0 {
-      var k = Int(s.setStart[n])
-      while k < s.dot.count {
-        if s.sym[k] == ParserTables.end && s.origin[k] == 0
-          && t.lhs[Int(t.dotProduction[Int(s.dot[k])])] == t.startNT
-        {
-          return (k, n)
-        }
-        k += 1
-      }
-    }
-    return (-1, n)
-  }
-
-  @inline(__always) func predict(_ nt: Int32, set i: Int, la: Int) {
-    let n = Int(nt)
-    if s.ntStamp[n] == s.generation { return }
-    s.ntStamp[n] = s.generation
-    let row = n * (t.terminalCount + 2) + la
-    var k = Int(t.predictStart[row])
-    let end = Int(t.predictStart[row + 1])
-    while k < end {
-      add(t.predictFlat[k], origin: Int32(i), pred: -1, child: -1)
-      k += 1
-    }
-  }
-
-  @inline(__always) func add(_ d: Int32, origin: Int32, pred: Int32, child: Int32) {
-    let di = Int(d)
-    if s.dStamp[di] == s.generation {
-      var k = Int(s.dHead[di])
-      while k >= 0 {
-        if s.origin[k] == origin {
-          if s.pred[k] != pred || s.child[k] != child { s.ambiguous[k] = true }
-          return
-        }
-        k = Int(s.nextSame[k])
-      }
-    } else {
-      s.dStamp[di] = s.generation
-      s.dHead[di] = -1
-    }
-    let index = Int32(s.dot.count)
-    s.dot.append(d)
-    s.sym.append(t.dotSymbol[di])
-    s.origin.append(origin)
-    s.pred.append(pred)
-    s.child.append(child)
-    s.ambiguous.append(false)
-    s.nextSame.append(s.dHead[di])
-    s.dHead[di] = index
   }
 
   /// Writes the pre-order production list of the tree under `item`; returns whether any
   /// item on the way has a second derivation.
   func extract(_ item: Int, into out: inout [Int32]) -> Bool {
     var ambiguous = false
-    s.work.removeAll(keepingCapacity: true)
-    s.work.append(Int32(item))
-    while let it = s.work.popLast() {
+    var work = s.work
+    s.work = []
+    work.removeAll(keepingCapacity: true)
+    work.append(Int32(item))
+    let items = s.items
+    while let it = work.popLast() {
       if it <= -2 {
         out.append(contentsOf: t.emptyDerivation[Int(-2 - it)])
         continue
       }
       var k = Int(it)
-      let p = t.dotProduction[Int(s.dot[k])]
+      let p = t.dotProductionP[Int(items[k].dot)]
       out.append(p)
       // Children right to left along the back-pointer chain; the leftmost ends on top.
       let first = t.base[Int(p)]
-      while s.dot[k] != first {
-        if s.ambiguous[k] { ambiguous = true }
-        let c = s.child[k]
-        if c != -1 { s.work.append(c) }
-        k = Int(s.pred[k])
+      while items[k].dot != first {
+        if items[k].ambiguous != 0 { ambiguous = true }
+        let c = items[k].child
+        if c != -1 { work.append(c) }
+        k = Int(items[k].pred)
       }
-      if s.ambiguous[k] { ambiguous = true }
+      if items[k].ambiguous != 0 { ambiguous = true }
     }
+    s.work = work
     return ambiguous
   }
 
@@ -273,11 +141,11 @@ public struct Parser {
     var k = Int(s.setStart[i])
     let end = Int(s.setStart[i + 1])
     while k < end {
-      let x = s.sym[k]
+      let x = s.items[k].sym
       if x < 0 {
         set.insert(Int(~x))
-      } else if x == ParserTables.end && s.origin[k] == 0
-        && t.lhs[Int(t.dotProduction[Int(s.dot[k])])] == t.startNT
+      } else if x == ParserTables.end && s.items[k].origin == 0
+        && t.lhs[Int(t.dotProduction[Int(s.items[k].dot)])] == t.startNT
       {
         canEnd = true
       }
@@ -296,18 +164,18 @@ public struct Parser {
     case .character(let offset):
       return .unexpectedCharacter(
         character(atByte: offset, in: input),
-        at: SourceLocation(line: 1, column: column(ofByte: offset, in: input), offset: offset),
+        at: TextLocation(line: 1, column: column(ofByte: offset, in: input), offset: offset),
         input: input)
     case .token(let index):
       let offset = Int(s.offsets[index])
       let token = grammar.terminals[Int(s.tokens[index])]
       return .unexpectedToken(
-        token, at: SourceLocation(line: 1, column: column(ofByte: offset, in: input), offset: offset),
+        token, at: TextLocation(line: 1, column: column(ofByte: offset, in: input), offset: offset),
         expected: expected(at: index), input: input)
     case .end:
       let offset = input.utf8.count
       return .unexpectedEnd(
-        at: SourceLocation(line: 1, column: column(ofByte: offset, in: input), offset: offset),
+        at: TextLocation(line: 1, column: column(ofByte: offset, in: input), offset: offset),
         expected: expected(at: s.tokens.count), input: input)
     }
   }

@@ -2,7 +2,8 @@
 
 /// Flat, immutable tables over dotted rules: one entry per position of the dot in each
 /// production (`A -> α • β`).
-final class ParserTables: Sendable {
+final class ParserTables: @unchecked Sendable {
+  // The pointer copies below are written once in `init` and only read afterwards.
   static let end: Int32 = Int32.max
 
   let tokenizer: TerminalTokenizer
@@ -153,6 +154,38 @@ final class ParserTables: Sendable {
       }
     }
     emptyDerivation = empty.map { $0 ?? [] }
+    dotSymbolP = ParserTables.copy(dotSymbol)
+    dotProductionP = ParserTables.copy(dotProduction)
+    lhsP = ParserTables.copy(lhs)
+    keepP = ParserTables.copy(keep)
+    predictStartP = ParserTables.copy(predictStart)
+    predictFlatP = ParserTables.copy(predictFlat)
+    nullableP = ParserTables.copy(nullable)
+  }
+
+  // Raw copies of the tables for the parser's inner loop (no bounds or retain traffic).
+  let dotSymbolP: UnsafeMutablePointer<Int32>
+  let dotProductionP: UnsafeMutablePointer<Int32>
+  let lhsP: UnsafeMutablePointer<Int32>
+  let keepP: UnsafeMutablePointer<UInt64>
+  let predictStartP: UnsafeMutablePointer<Int32>
+  let predictFlatP: UnsafeMutablePointer<Int32>
+  let nullableP: UnsafeMutablePointer<Bool>
+
+  static func copy<T>(_ a: [T]) -> UnsafeMutablePointer<T> {
+    let p = UnsafeMutablePointer<T>.allocate(capacity: max(1, a.count))
+    _ = UnsafeMutableBufferPointer(start: p, count: a.count).initialize(from: a)
+    return p
+  }
+
+  deinit {
+    dotSymbolP.deallocate()
+    dotProductionP.deallocate()
+    lhsP.deallocate()
+    keepP.deallocate()
+    predictStartP.deallocate()
+    predictFlatP.deallocate()
+    nullableP.deallocate()
   }
 
   @inline(__always) func keeps(_ d: Int32, _ la: Int) -> Bool {

@@ -98,7 +98,7 @@ extension Grammar {
     if bad >= 0 {
       throw .unexpectedCharacter(
         character(atByte: bad, in: input),
-        at: SourceLocation(line: 1, column: column(ofByte: bad, in: input), offset: bad),
+        at: TextLocation(line: 1, column: column(ofByte: bad, in: input), offset: bad),
         input: input)
     }
     return zip(terms, offsets).map { Token(terminal: Int($0), offset: Int($1)) }

@@ -5,5 +5,7 @@ struct GVAE: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "gvae",
     abstract: "Grammar-constrained generative models: parse, encode, decode, sample, train.",
-    subcommands: [])
+    subcommands: [
+      ParseCommand.self, DeriveCommand.self, GrammarCommand.self, DatasetCommand.self,
+    ])
 }

@@ -1,0 +1,84 @@
+import ArgumentParser
+import CFG
+import Foundation
+
+/// `--grammar zinc|equation|PATH`, shared by the grammar commands.
+struct GrammarOption: ParsableArguments {
+  @Option(
+    name: .long,
+    help: "A shipped grammar (zinc, equation) or a grammar file path (NLTK CFG format).")
+  var grammar: String = "zinc"
+
+  /// Loads the grammar; for a grammar file, prints the analysis warnings to stderr.
+  func load() throws -> Grammar {
+    let g: Grammar
+    do {
+      g = try Grammar.named(grammar)
+    } catch {
+      throw fail(error.summary)
+    }
+    if !ShippedGrammar.all.contains(where: { $0.name == grammar }) {
+      for w in g.warnings { printError(w.description) }
+    }
+    return g
+  }
+}
+
+/// Writes one line to stderr.
+func printError(_ line: String) {
+  FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// Prints `gvae: error: message` and returns the exit code to throw.
+func fail(_ message: String, code: Int32 = 1) -> ExitCode {
+  printError("gvae: error: " + message)
+  return ExitCode(code)
+}
+
+/// Buffered stdout writer: one `write` per 64 KiB.
+final class OutputBuffer {
+  private var bytes: [UInt8] = []
+  init() { bytes.reserveCapacity(1 << 16) }
+  func write(_ s: String) {
+    bytes.append(contentsOf: s.utf8)
+    if bytes.count >= 1 << 16 { flush() }
+  }
+  func flush() {
+    guard !bytes.isEmpty else { return }
+    FileHandle.standardOutput.write(Data(bytes))
+    bytes.removeAll(keepingCapacity: true)
+  }
+  deinit { flush() }
+}
+
+/// Input lines: the arguments, or stdin split on newlines (a final newline ends the last line).
+func inputLines(_ arguments: [String]) -> [String] {
+  if !arguments.isEmpty { return arguments }
+  let data = FileHandle.standardInput.readDataToEndOfFile()
+  var lines = String(decoding: data, as: UTF8.self).split(
+    separator: "\n", omittingEmptySubsequences: false
+  ).map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
+  if lines.last == "" { lines.removeLast() }
+  return lines
+}
+
+/// A JSON string literal.
+func jsonString(_ s: String) -> String {
+  var out = "\""
+  for u in s.unicodeScalars {
+    switch u {
+    case "\"": out += "\\\""
+    case "\\": out += "\\\\"
+    case "\n": out += "\\n"
+    case "\r": out += "\\r"
+    case "\t": out += "\\t"
+    default:
+      if u.value < 0x20 {
+        out += String(format: "\\u%04x", u.value)
+      } else {
+        out.unicodeScalars.append(u)
+      }
+    }
+  }
+  return out + "\""
+}
