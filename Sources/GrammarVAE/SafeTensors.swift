@@ -54,10 +54,9 @@ public struct SafeTensors: Sendable {
       ".\(url.lastPathComponent).tmp-\(getpid())")
     do {
       try data.write(to: tmp)
-      if FileManager.default.fileExists(atPath: path) {
-        _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp)
-      } else {
-        try FileManager.default.moveItem(at: tmp, to: url)
+      // rename(2) replaces the target atomically: a reader sees the old or the new file.
+      guard rename(tmp.path, path) == 0 else {
+        throw ModelError.file("cannot rename \(tmp.path) to \(path): errno \(errno)")
       }
     } catch {
       try? FileManager.default.removeItem(at: tmp)

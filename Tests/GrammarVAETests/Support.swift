@@ -11,7 +11,8 @@ let tinyExpressions = [
 func equationGrammar() throws -> Grammar { try Grammar.named("equation") }
 
 func tinyModel(
-  kind: ModelKind = .grammar, batchNorm: Bool = false, seed: UInt64 = 1, steps: Int? = nil
+  kind: ModelKind = .grammar, batchNorm: Bool = false, seed: UInt64 = 1, steps: Int? = nil,
+  paperLoss: Bool = false
 ) throws -> VAEModel {
   let g = try equationGrammar()
   var c: ModelConfiguration
@@ -22,6 +23,10 @@ func tinyModel(
     c = Preset.tiny.configuration(kind: .character, steps: steps ?? 19, vocabularySize: chars.count)
     c.characters = chars
     c.stripWhitespace = true
+  }
+  if paperLoss {
+    c.epsilonStd = 0.01
+    c.klAveraged = true
   }
   c.convolutionBatchNorm = batchNorm
   c.latentBatchNorm = batchNorm
