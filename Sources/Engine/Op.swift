@@ -1,46 +1,228 @@
-/// The primitive operations the tape knows. Forward and backward for each live in
-/// `Ops*.swift`; `backwardPrimitive` is the one switch over them.
+/// The primitive operations the tape knows. Forward functions live in `Ops*.swift`;
+/// `backwardPrimitive` below is the one switch over the derivatives. Cases carry only what
+/// the backward needs beyond the input and output values already on the tape.
 @usableFromInline
 enum Op {
   case constant
   case parameter(Parameter)
   case variable
   case custom(any CustomBackward)
-  // Primitives (extend here; each case gets a forward function and a backward branch).
-  case add
-  case multiply
-  case matmul
+
+  // Broadcasting binary arithmetic.
+  case add, subtract, multiply, divide
+  /// `y = scale · x + shift` (scalar arithmetic and negation).
+  case affine(scale: Float, shift: Float)
+  /// `y = numerator / x`.
+  case reciprocal(numerator: Float)
+
+  // Elementwise functions.
+  case exp, log, tanh, sigmoid, relu, softplus, sqrt, square, abs
+  case leakyRelu(slope: Float)
+
+  // Reductions.
   case sumAll
+  /// Sum over axes; `keptShape` is the input shape with 1 on the reduced axes.
+  case sumAxes(keptShape: [Int])
+  /// Maximum along an axis; `argmax[o]` is the flat input index that won output `o`.
+  case max(argmax: [Int])
+  case logSumExp(axis: Int)
+
+  // Linear algebra.
+  case matmul(transposeA: Bool, transposeB: Bool)
+  case batchedMatmul(transposeA: Bool, transposeB: Bool)
+
+  // Shape and indexing.
+  case reshape
+  case permute(axes: [Int])
+  case slice(axis: Int, start: Int)
+  case concat(axis: Int)
+  case gather(indices: [Int])
+
+  // Fused normalisations (masked positions are recognisable from the output alone).
+  case softmax(axis: Int)
+  case logSoftmax(axis: Int)
 }
 
 extension Tape {
+  func wantsGradient(_ id: Int) -> Bool { nodes[id].needsGradient }
+
   @usableFromInline
   func backwardPrimitive(_ node: Node, id: Int, outputGradient g: Tensor) {
+    let inputs = node.inputs
     switch node.op {
     case .add:
-      accumulateGradient(node.inputs[0], g)
-      accumulateGradient(node.inputs[1], g)
+      for i in inputs where wantsGradient(i) {
+        accumulateGradient(i, g.summed(toShape: values[i].shape))
+      }
+    case .subtract:
+      if wantsGradient(inputs[0]) {
+        accumulateGradient(inputs[0], g.summed(toShape: values[inputs[0]].shape))
+      }
+      if wantsGradient(inputs[1]) {
+        accumulateGradient(inputs[1], g.summed(toShape: values[inputs[1]].shape).scaled(by: -1))
+      }
     case .multiply:
-      let a = values[node.inputs[0]], b = values[node.inputs[1]]
-      accumulateGradient(node.inputs[0], elementwise(g, b, *))
-      accumulateGradient(node.inputs[1], elementwise(g, a, *))
-    case .matmul:
-      let a = values[node.inputs[0]], b = values[node.inputs[1]]
-      accumulateGradient(node.inputs[0], matmulForward(g, b, transposeB: true))
-      accumulateGradient(node.inputs[1], matmulForward(a, g, transposeA: true))
+      let a = values[inputs[0]]
+      let b = values[inputs[1]]
+      if wantsGradient(inputs[0]) {
+        accumulateGradient(
+          inputs[0], broadcastBinary(g, b, "multiply backward", *).summed(toShape: a.shape))
+      }
+      if wantsGradient(inputs[1]) {
+        accumulateGradient(
+          inputs[1], broadcastBinary(g, a, "multiply backward", *).summed(toShape: b.shape))
+      }
+    case .divide:
+      let a = values[inputs[0]]
+      let b = values[inputs[1]]
+      let y = values[id]
+      if wantsGradient(inputs[0]) {
+        accumulateGradient(
+          inputs[0], broadcastBinary(g, b, "divide backward", /).summed(toShape: a.shape))
+      }
+      if wantsGradient(inputs[1]) {
+        // d(a/b)/db = −a/b² = −y/b
+        let gy = broadcastBinary(g, y, "divide backward") { -$0 * $1 }
+        accumulateGradient(
+          inputs[1], broadcastBinary(gy, b, "divide backward", /).summed(toShape: b.shape))
+      }
+    case .affine(let scale, _):
+      accumulateGradient(inputs[0], g.scaled(by: scale))
+    case .reciprocal:
+      let x = values[inputs[0]]
+      let y = values[id]
+      accumulateGradient(inputs[0], zipMap(g, y, x) { g, y, x in -g * y / x })
+
+    case .exp:
+      accumulateGradient(inputs[0], zipMap(g, values[id]) { $0 * $1 })
+    case .log:
+      accumulateGradient(inputs[0], zipMap(g, values[inputs[0]]) { $0 / $1 })
+    case .tanh:
+      accumulateGradient(inputs[0], zipMap(g, values[id]) { g, y in g * (1 - y * y) })
+    case .sigmoid:
+      accumulateGradient(inputs[0], zipMap(g, values[id]) { g, y in g * y * (1 - y) })
+    case .relu:
+      accumulateGradient(inputs[0], zipMap(g, values[inputs[0]]) { g, x in x > 0 ? g : 0 })
+    case .leakyRelu(let slope):
+      accumulateGradient(inputs[0], zipMap(g, values[inputs[0]]) { g, x in x > 0 ? g : slope * g })
+    case .softplus:
+      // d softplus / dx = sigmoid(x) = 1 − exp(−softplus(x)).
+      accumulateGradient(inputs[0], zipMap(g, values[id]) { g, y in g * -_expm1(-y) })
+    case .sqrt:
+      accumulateGradient(inputs[0], zipMap(g, values[id]) { g, y in g * 0.5 / y })
+    case .square:
+      accumulateGradient(inputs[0], zipMap(g, values[inputs[0]]) { g, x in 2 * g * x })
+    case .abs:
+      accumulateGradient(
+        inputs[0], zipMap(g, values[inputs[0]]) { g, x in x > 0 ? g : (x < 0 ? -g : 0) })
+
     case .sumAll:
-      let shape = values[node.inputs[0]].shape
-      accumulateGradient(node.inputs[0], Tensor(repeating: g.scalar, shape: shape))
+      accumulateGradient(inputs[0], Tensor(repeating: g.scalar, shape: values[inputs[0]].shape))
+    case .sumAxes(let kept):
+      accumulateGradient(inputs[0], g.reshaped(kept).broadcast(to: values[inputs[0]].shape))
+    case .max(let argmax):
+      var gx = Tensor(zeros: values[inputs[0]].shape)
+      gx.storage.withUnsafeMutableBufferPointer { px in
+        g.storage.withUnsafeBufferPointer { pg in
+          for o in 0..<argmax.count { px[argmax[o]] += pg[o] }
+        }
+      }
+      accumulateGradient(inputs[0], gx)
+    case .logSumExp(let axis):
+      accumulateGradient(inputs[0], logSumExpBackward(values[inputs[0]], values[id], g, axis: axis))
+
+    case .matmul(let tA, let tB):
+      let a = values[inputs[0]]
+      let b = values[inputs[1]]
+      if wantsGradient(inputs[0]) {
+        accumulateGradient(inputs[0], matmulGradientA(a, b, g, tA, tB, matmulPlain))
+      }
+      if wantsGradient(inputs[1]) {
+        accumulateGradient(inputs[1], matmulGradientB(a, b, g, tA, tB, matmulPlain))
+      }
+    case .batchedMatmul(let tA, let tB):
+      let a = values[inputs[0]]
+      let b = values[inputs[1]]
+      if wantsGradient(inputs[0]) {
+        accumulateGradient(inputs[0], matmulGradientA(a, b, g, tA, tB, batchedMatmulForward))
+      }
+      if wantsGradient(inputs[1]) {
+        accumulateGradient(inputs[1], matmulGradientB(a, b, g, tA, tB, batchedMatmulForward))
+      }
+
+    case .reshape:
+      accumulateGradient(inputs[0], g.reshaped(values[inputs[0]].shape))
+    case .permute(let axes):
+      var inverse = axes
+      for (i, a) in axes.enumerated() { inverse[a] = i }
+      accumulateGradient(inputs[0], g.permuted(inverse))
+    case .slice(let axis, let start):
+      var gx = Tensor(zeros: values[inputs[0]].shape)
+      gx.addSlice(g, axis: axis, start: start)
+      accumulateGradient(inputs[0], gx)
+    case .concat(let axis):
+      var start = 0
+      for i in inputs {
+        let size = values[i].shape[axis]
+        if wantsGradient(i) {
+          accumulateGradient(i, g.sliced(axis: axis, range: start..<start + size))
+        }
+        start += size
+      }
+    case .gather(let indices):
+      var gx = Tensor(zeros: values[inputs[0]].shape)
+      let row = g.count / max(1, indices.count)
+      gx.storage.withUnsafeMutableBufferPointer { px in
+        g.storage.withUnsafeBufferPointer { pg in
+          for (r, index) in indices.enumerated() {
+            for j in 0..<row { px[index * row + j] += pg[r * row + j] }
+          }
+        }
+      }
+      accumulateGradient(inputs[0], gx)
+
+    case .softmax(let axis):
+      accumulateGradient(inputs[0], softmaxBackward(values[id], g, axis: axis, log: false))
+    case .logSoftmax(let axis):
+      accumulateGradient(inputs[0], softmaxBackward(values[id], g, axis: axis, log: true))
+
     case .constant, .parameter, .variable, .custom:
       break
     }
   }
 }
 
-// Minimal primitives so dependent modules can build; the full set lives beside these.
+/// Gradient of `op(A)·op(B)` with respect to A, for either GEMM flavour.
+@usableFromInline
+func matmulGradientA(
+  _ a: Tensor, _ b: Tensor, _ g: Tensor, _ tA: Bool, _ tB: Bool,
+  _ mm: (Tensor, Tensor, Bool, Bool) -> Tensor
+) -> Tensor {
+  switch (tA, tB) {
+  case (false, false): return mm(g, b, false, true)  // G Bᵀ
+  case (false, true): return mm(g, b, false, false)  // G B
+  case (true, false): return mm(b, g, false, true)  // B Gᵀ
+  case (true, true): return mm(b, g, true, true)  // Bᵀ Gᵀ
+  }
+}
 
-@inlinable
-func elementwise(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+/// Gradient of `op(A)·op(B)` with respect to B.
+@usableFromInline
+func matmulGradientB(
+  _ a: Tensor, _ b: Tensor, _ g: Tensor, _ tA: Bool, _ tB: Bool,
+  _ mm: (Tensor, Tensor, Bool, Bool) -> Tensor
+) -> Tensor {
+  switch (tA, tB) {
+  case (false, false): return mm(a, g, true, false)  // Aᵀ G
+  case (false, true): return mm(g, a, true, false)  // Gᵀ A
+  case (true, false): return mm(a, g, false, false)  // A G
+  case (true, true): return mm(g, a, true, true)  // Gᵀ Aᵀ
+  }
+}
+
+/// `f(a[i], b[i])` over two same-shaped tensors.
+@inline(__always)
+func zipMap(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
   precondition(a.shape == b.shape, "elementwise shapes \(a.shape) and \(b.shape)")
   var out = a
   out.storage.withUnsafeMutableBufferPointer { o in
@@ -51,44 +233,19 @@ func elementwise(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tens
   return out
 }
 
-public func + (a: Var, b: Var) -> Var {
-  a.tape.append(elementwise(a.value, b.value, +), op: .add, inputs: [a.id, b.id])
-}
-
-public func * (a: Var, b: Var) -> Var {
-  a.tape.append(elementwise(a.value, b.value, *), op: .multiply, inputs: [a.id, b.id])
-}
-
-/// Matrix product of [m, k] and [k, n].
-public func matmul(_ a: Var, _ b: Var) -> Var {
-  a.tape.append(matmulForward(a.value, b.value), op: .matmul, inputs: [a.id, b.id])
-}
-
-/// Sum of all elements, as a rank-0 tensor.
-public func sum(_ a: Var) -> Var {
-  a.tape.append(Tensor(scalar: a.value.storage.reduce(0, +)), op: .sumAll, inputs: [a.id])
-}
-
-/// `op(A) · op(B)` for rank-2 tensors through the BLAS seam.
-public func matmulForward(
-  _ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false
-) -> Tensor {
-  precondition(a.rank == 2 && b.rank == 2, "matmul needs rank-2 tensors, got \(a.shape) and \(b.shape)")
-  let m = transposeA ? a.shape[1] : a.shape[0]
-  let k = transposeA ? a.shape[0] : a.shape[1]
-  let k2 = transposeB ? b.shape[1] : b.shape[0]
-  let n = transposeB ? b.shape[0] : b.shape[1]
-  precondition(k == k2, "matmul inner dimensions differ: \(a.shape) and \(b.shape)")
-  var c = Tensor(zeros: [m, n])
-  a.storage.withUnsafeBufferPointer { pa in
-    b.storage.withUnsafeBufferPointer { pb in
-      c.storage.withUnsafeMutableBufferPointer { pc in
-        BLAS.sgemm(
-          transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-          alpha: 1, a: pa.baseAddress!, lda: a.shape[1], b: pb.baseAddress!, ldb: b.shape[1],
-          beta: 0, c: pc.baseAddress!, ldc: n)
+/// `f(a[i], b[i], c[i])` over three same-shaped tensors.
+@inline(__always)
+func zipMap(_ a: Tensor, _ b: Tensor, _ c: Tensor, _ f: (Float, Float, Float) -> Float) -> Tensor {
+  precondition(
+    a.shape == b.shape && a.shape == c.shape,
+    "elementwise shapes \(a.shape), \(b.shape) and \(c.shape)")
+  var out = a
+  out.storage.withUnsafeMutableBufferPointer { o in
+    b.storage.withUnsafeBufferPointer { y in
+      c.storage.withUnsafeBufferPointer { z in
+        for i in 0..<o.count { o[i] = f(o[i], y[i], z[i]) }
       }
     }
   }
-  return c
+  return out
 }

@@ -51,7 +51,8 @@ extension Tensor {
   }
 
   /// Uniform[low, high) entries drawn from `rng` in storage order.
-  public init(randomUniform shape: [Int], low: Float = 0, high: Float = 1, rng: inout SeededRandom) {
+  public init(randomUniform shape: [Int], low: Float = 0, high: Float = 1, rng: inout SeededRandom)
+  {
     let n = shape.reduce(1, *)
     var data = [Float](repeating: 0, count: n)
     for i in 0..<n { data[i] = low + (high - low) * rng.nextUniform() }

@@ -44,6 +44,12 @@ public final class Tape {
 
   public init(recording: Bool = true) { self.isRecording = recording }
 
+  /// Number of recorded nodes (always 0 for a tape that is not recording).
+  public var nodeCount: Int { nodes.count }
+
+  /// Number of values produced on this tape so far.
+  public var valueCount: Int { values.count }
+
   @usableFromInline
   struct Node {
     var op: Op

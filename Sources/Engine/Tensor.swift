@@ -65,3 +65,66 @@ public func strides(of shape: [Int]) -> [Int] {
   }
   return s
 }
+
+extension Tensor {
+  /// A tensor whose storage `initializer` fills completely (no zero fill first).
+  @inlinable
+  public init(
+    shape: [Int], unsafeUninitialized initializer: (UnsafeMutableBufferPointer<Float>) -> Void
+  ) {
+    let n = shape.reduce(1, *)
+    let data = [Float](unsafeUninitializedCapacity: n) { buffer, count in
+      initializer(buffer)
+      count = n
+    }
+    self.init(shape: shape, storage: data)
+  }
+
+  /// `f` applied to every element.
+  @inlinable
+  public func map(_ f: (Float) -> Float) -> Tensor {
+    var out = self
+    out.storage.withUnsafeMutableBufferPointer { p in
+      for i in 0..<p.count { p[i] = f(p[i]) }
+    }
+    return out
+  }
+
+  /// Every element times `s`.
+  @inlinable
+  public func scaled(by s: Float) -> Tensor { map { $0 * s } }
+
+  /// `self += alpha · other` in place (same shapes): the SGD step and gradient accumulation.
+  @inlinable
+  public mutating func add(_ other: Tensor, scaledBy alpha: Float = 1) {
+    precondition(shape == other.shape, "add \(other.shape) into \(shape)")
+    storage.withUnsafeMutableBufferPointer { t in
+      other.storage.withUnsafeBufferPointer { s in
+        if alpha == 1 {
+          for i in 0..<t.count { t[i] += s[i] }
+        } else {
+          for i in 0..<t.count { t[i] += alpha * s[i] }
+        }
+      }
+    }
+  }
+
+  /// Elementwise `lhs += rhs` (same shapes).
+  @inlinable
+  public static func += (lhs: inout Tensor, rhs: Tensor) { lhs.add(rhs) }
+}
+
+/// Splits `shape` around `axis`: the product of the dimensions before it, its size, and
+/// the product after it (the stride of the axis).
+@usableFromInline
+func axisSplit(_ shape: [Int], _ axis: Int) -> (outer: Int, n: Int, inner: Int) {
+  (shape[..<axis].reduce(1, *), shape[axis], shape[(axis + 1)...].reduce(1, *))
+}
+
+/// `axis` in `0..<rank`, counting from the end when negative; traps naming the shape.
+@usableFromInline
+func normalizedAxis(_ axis: Int, _ shape: [Int], _ what: StaticString) -> Int {
+  let a = axis < 0 ? axis + shape.count : axis
+  precondition(a >= 0 && a < shape.count, "\(what): axis \(axis) out of range for shape \(shape)")
+  return a
+}

@@ -1,6 +1,6 @@
 import Engine
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct CoreTests {
   @Test func matmulMultiplySumGradients() {
@@ -13,7 +13,8 @@ import TestSupport
   }
 
   @Test func seededRandomIsRepeatable() {
-    var r1 = SeededRandom(seed: 42), r2 = SeededRandom(seed: 42)
+    var r1 = SeededRandom(seed: 42)
+    var r2 = SeededRandom(seed: 42)
     #expect(Tensor(randomNormal: [100], rng: &r1) == Tensor(randomNormal: [100], rng: &r2))
   }
 }

@@ -1,0 +1,212 @@
+import Engine
+
+/// Batch normalisation statistics of one call: per-feature mean and biased variance.
+public struct BatchStatistics: Sendable {
+  public var mean: [Float]
+  public var variance: [Float]
+
+  public init(mean: [Float], variance: [Float]) {
+    self.mean = mean
+    self.variance = variance
+  }
+}
+
+/// Batch normalisation with the features on `axis` (−1: the last axis, for [B, …, F];
+/// 1: channels of [B, C, H, W]), as one custom op.
+///
+/// ```
+/// y = scale · (x − μ) / sqrt(σ² + ε) + offset
+/// ```
+/// With `statistics == nil` μ and σ² (biased) are the batch's, over every axis but `axis`,
+/// and the gradient flows through them; otherwise the given running statistics are used as
+/// constants. Returns the batch statistics (or the given ones) beside the result.
+public func batchNorm(
+  _ x: Var, scale: Var, offset: Var, axis: Int = -1, epsilon: Float = 1e-5,
+  statistics: BatchStatistics? = nil
+) -> (Var, BatchStatistics) {
+  let shape = x.shape
+  let a = axis < 0 ? shape.count + axis : axis
+  precondition(a >= 0 && a < shape.count, "batchNorm axis \(axis) for shape \(shape)")
+  let C = shape[a]
+  let outer = shape[..<a].reduce(1, *), inner = shape[(a + 1)...].reduce(1, *)
+  precondition(scale.shape == [C] && offset.shape == [C], "batchNorm scale \(scale.shape), offset \(offset.shape) vs \(C) features")
+  let n = Float(outer * inner)
+  var mean = [Float](repeating: 0, count: C), variance = [Float](repeating: 0, count: C)
+  let xv = x.value
+  if let statistics {
+    mean = statistics.mean
+    variance = statistics.variance
+  } else {
+    // Two passes in Double: exact enough for large batches without a Welford loop.
+    var s = [Double](repeating: 0, count: C), s2 = [Double](repeating: 0, count: C)
+    xv.withPointer { px in
+      for o in 0..<outer {
+        for c in 0..<C {
+          let p = px + (o * C + c) * inner
+          var acc = 0.0
+          for i in 0..<inner { acc += Double(p[i]) }
+          s[c] += acc
+        }
+      }
+      for c in 0..<C { mean[c] = Float(s[c] / Double(n)) }
+      for o in 0..<outer {
+        for c in 0..<C {
+          let p = px + (o * C + c) * inner
+          let m = mean[c]
+          var acc: Float = 0
+          for i in 0..<inner { acc += (p[i] - m) * (p[i] - m) }
+          s2[c] += Double(acc)
+        }
+      }
+    }
+    for c in 0..<C { variance[c] = Float(s2[c] / Double(n)) }
+  }
+  let invStd = variance.map { 1 / ($0 + epsilon).squareRoot() }
+  var xhat = Tensor(zeros: shape)
+  var y = Tensor(zeros: shape)
+  let g = scale.value.storage, b = offset.value.storage
+  xv.withPointer { px in
+    xhat.withMutablePointer { ph in
+      y.withMutablePointer { py in
+        for o in 0..<outer {
+          for c in 0..<C {
+            let base = (o * C + c) * inner
+            let m = mean[c], s = invStd[c], gc = g[c], bc = b[c]
+            for i in 0..<inner {
+              let h = (px[base + i] - m) * s
+              ph[base + i] = h
+              py[base + i] = gc * h + bc
+            }
+          }
+        }
+      }
+    }
+  }
+  let stats = BatchStatistics(mean: mean, variance: variance)
+  let tape = x.tape
+  guard tape.isRecording else { return (tape.constant(y), stats) }
+  let op = BatchNormBackward(
+    xhat: xhat, invStd: invStd, outer: outer, C: C, inner: inner,
+    throughStatistics: statistics == nil)
+  return (tape.record(y, inputs: [x, scale, offset], backward: op), stats)
+}
+
+final class BatchNormBackward: CustomBackward {
+  let xhat: Tensor
+  let invStd: [Float]
+  let outer, C, inner: Int
+  let throughStatistics: Bool
+
+  init(xhat: Tensor, invStd: [Float], outer: Int, C: Int, inner: Int, throughStatistics: Bool) {
+    self.xhat = xhat
+    self.invStd = invStd
+    self.outer = outer
+    self.C = C
+    self.inner = inner
+    self.throughStatistics = throughStatistics
+  }
+
+  func backward(outputGradient dy: Tensor, inputs: [Tensor]) -> [Tensor?] {
+    let gamma = inputs[1].storage
+    var dGamma = [Float](repeating: 0, count: C), dBeta = [Float](repeating: 0, count: C)
+    dy.withPointer { pg in
+      xhat.withPointer { ph in
+        for o in 0..<outer {
+          for c in 0..<C {
+            let base = (o * C + c) * inner
+            var sg: Float = 0, sgh: Float = 0
+            for i in 0..<inner {
+              sg += pg[base + i]
+              sgh += pg[base + i] * ph[base + i]
+            }
+            dBeta[c] += sg
+            dGamma[c] += sgh
+          }
+        }
+      }
+    }
+    var dx = Tensor(zeros: dy.shape)
+    let n = Float(outer * inner)
+    dy.withPointer { pg in
+      xhat.withPointer { ph in
+        dx.withMutablePointer { pdx in
+          for o in 0..<outer {
+            for c in 0..<C {
+              let base = (o * C + c) * inner
+              let k = gamma[c] * invStd[c]
+              if throughStatistics {
+                // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy · x̂))
+                let mg = dBeta[c] / n, mgh = dGamma[c] / n
+                for i in 0..<inner { pdx[base + i] = k * (pg[base + i] - mg - ph[base + i] * mgh) }
+              } else {
+                for i in 0..<inner { pdx[base + i] = k * pg[base + i] }
+              }
+            }
+          }
+        }
+      }
+    }
+    return [dx, Tensor(shape: [C], storage: dGamma), Tensor(shape: [C], storage: dBeta)]
+  }
+}
+
+/// Batch normalisation layer with learned scale and offset and running statistics.
+///
+/// Training mode normalises with the batch's statistics and updates the running ones:
+/// `running = (1 − momentum) · running + momentum · batch`, with the unbiased batch
+/// variance (PyTorch's convention: momentum 0.1, ε 1e-5; Keras' momentum 0.99 is our 0.01).
+/// Inference mode uses the running statistics.
+///
+/// Parameters: `"<name>.weight"` (scale, ones) and `"<name>.bias"` (offset, zeros);
+/// buffers `"<name>.running_mean"` and `"<name>.running_var"` (PyTorch's names).
+public struct BatchNorm: Layer {
+  public let scale: Parameter
+  public let offset: Parameter
+  public let runningMean: Parameter
+  public let runningVariance: Parameter
+  public let axis: Int
+  public let momentum: Float
+  public let epsilon: Float
+
+  /// - Parameter axis: the feature axis: −1 for [B, …, F], 1 for [B, C, H, W].
+  public init(
+    featureCount: Int, axis: Int = -1, momentum: Float = 0.1, epsilon: Float = 1e-5,
+    name: String
+  ) {
+    scale = Parameter(qualifiedName(name, "weight"), Tensor(repeating: 1, shape: [featureCount]))
+    offset = Parameter(qualifiedName(name, "bias"), Tensor(zeros: [featureCount]))
+    runningMean = Parameter(qualifiedName(name, "running_mean"), Tensor(zeros: [featureCount]))
+    runningVariance = Parameter(
+      qualifiedName(name, "running_var"), Tensor(repeating: 1, shape: [featureCount]))
+    self.axis = axis
+    self.momentum = momentum
+    self.epsilon = epsilon
+  }
+
+  public var parameters: [Parameter] { [scale, offset] }
+  public var buffers: [Parameter] { [runningMean, runningVariance] }
+
+  public func callAsFunction(_ x: Var, tape: Tape, training: Bool) -> Var {
+    if !training {
+      let stats = BatchStatistics(
+        mean: runningMean.value.storage, variance: runningVariance.value.storage)
+      return batchNorm(
+        x, scale: tape.parameter(scale), offset: tape.parameter(offset), axis: axis,
+        epsilon: epsilon, statistics: stats
+      ).0
+    }
+    let (y, stats) = batchNorm(
+      x, scale: tape.parameter(scale), offset: tape.parameter(offset), axis: axis,
+      epsilon: epsilon)
+    let a = axis < 0 ? x.shape.count + axis : axis
+    let n = Float(x.value.count / x.shape[a])
+    let unbias = n > 1 ? n / (n - 1) : 1
+    for c in 0..<stats.mean.count {
+      runningMean.value.storage[c] =
+        (1 - momentum) * runningMean.value.storage[c] + momentum * stats.mean[c]
+      runningVariance.value.storage[c] =
+        (1 - momentum) * runningVariance.value.storage[c] + momentum * stats.variance[c] * unbias
+    }
+    return y
+  }
+}

@@ -1,0 +1,115 @@
+import Engine
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// A neural-network layer: holds `Parameter`s and is applied with `callAsFunction(_:tape:)`.
+///
+/// Parameters are listed by hand in a fixed order with hierarchical names
+/// (`"encoder.conv1.weight"`), which is the order optimisers keep state in and the names
+/// checkpoints save under. Layers are structs holding `Parameter` references, so a copy of
+/// a layer shares its weights.
+public protocol Layer {
+  /// Trainable parameters in a fixed order.
+  var parameters: [Parameter] { get }
+  /// Non-trainable state that checkpoints save (batch-norm running statistics).
+  var buffers: [Parameter] { get }
+}
+
+extension Layer {
+  public var buffers: [Parameter] { [] }
+}
+
+/// Joins a name prefix and a leaf name with a dot (`"encoder" + "weight"`).
+@inlinable
+public func qualifiedName(_ prefix: String, _ leaf: String) -> String {
+  prefix.isEmpty ? leaf : prefix + "." + leaf
+}
+
+/// An elementwise activation fused into the preceding layer's custom op. Its derivative is
+/// computed from the output, so the layer saves only its output.
+public enum Activation: Sendable, Equatable {
+  case identity
+  case relu
+  case tanh
+  case sigmoid
+  case leakyRelu(slope: Float)
+
+  /// Applies the activation in place.
+  @usableFromInline
+  func apply(_ p: UnsafeMutablePointer<Float>, count n: Int) {
+    switch self {
+    case .identity: break
+    case .relu: for i in 0..<n { p[i] = Swift.max(p[i], 0) }
+    case .tanh: for i in 0..<n { p[i] = tanhf(p[i]) }
+    case .sigmoid: for i in 0..<n { p[i] = stableSigmoid(p[i]) }
+    case .leakyRelu(let s): for i in 0..<n { p[i] = p[i] > 0 ? p[i] : s * p[i] }
+    }
+  }
+
+  /// Multiplies `g` in place by the derivative, given the activation's output `y`.
+  @usableFromInline
+  func backward(output y: UnsafePointer<Float>, gradient g: UnsafeMutablePointer<Float>, count n: Int)
+  {
+    switch self {
+    case .identity: break
+    case .relu: for i in 0..<n where y[i] <= 0 { g[i] = 0 }
+    case .tanh: for i in 0..<n { g[i] *= 1 - y[i] * y[i] }
+    case .sigmoid: for i in 0..<n { g[i] *= y[i] * (1 - y[i]) }
+    case .leakyRelu(let s): for i in 0..<n where y[i] <= 0 { g[i] *= s }
+    }
+  }
+}
+
+@inlinable
+func stableSigmoid(_ x: Float) -> Float {
+  if x >= 0 { return 1 / (1 + expf(-x)) }
+  let e = expf(x)
+  return e / (1 + e)
+}
+
+@inline(__always)
+func gemm(
+  _ transposeA: Bool, _ transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+  _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
+  beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+  if m == 0 || n == 0 { return }
+  if k == 0 {
+    if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+    return
+  }
+  BLAS.sgemm(
+    transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+    a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+}
+
+/// Adds the column sums of `g` ([rows, cols]) into `out` ([cols]).
+@inline(__always)
+func addColumnSums(
+  _ g: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>
+) {
+  for r in 0..<rows {
+    let row = g + r * cols
+    for c in 0..<cols { out[c] += row[c] }
+  }
+}
+
+extension Tensor {
+  /// Read access to the storage without bounds checks.
+  @inlinable
+  func withPointer<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
+    try storage.withUnsafeBufferPointer { try body($0.baseAddress!) }
+  }
+
+  /// Write access to the storage without bounds checks.
+  @inlinable
+  mutating func withMutablePointer<R>(_ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows
+    -> R
+  {
+    try storage.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
+  }
+}
