@@ -271,7 +271,7 @@ public final class VAENetwork: @unchecked Sendable {
 
   /// Encoder activations kept for the backward pass.
   struct EncoderTape {
-    var inputs: [[Float]] = []  // per conv: its input [B, L, C]
+    var inputs: [[Float]] = []  // per conv: its input as im2col rows [B·Lo, K·C]
     var outputs: [[Float]] = []  // per conv: post-ReLU output [B, Lo, F] (before norm)
     var xhat: [[Float]] = []
     var invStd: [[Float]] = []
@@ -279,6 +279,20 @@ public final class VAENetwork: @unchecked Sendable {
     var hidden: [Float] = []  // [B, encoderHidden]
     var mean: [Float] = []  // [B, Z]
     var logVar: [Float] = []  // [B, Z]
+  }
+
+  /// Sliding windows of `x[rows, length, channels]` as rows `[rows·Lo, kernel·channels]`
+  /// (each window is contiguous in this layout, so a row is one copy).
+  func im2col(_ x: [Float], rows B: Int, length L: Int, channels C: Int, kernel K: Int) -> [Float] {
+    let Lo = L - K + 1
+    let w = K * C
+    var cols = [Float](zeros: B * Lo * w)
+    x.withCPtr { xp in cols.withPtr { cp in
+      for b in 0..<B {
+        for t in 0..<Lo { (cp + (b * Lo + t) * w).update(from: xp + (b * L + t) * C, count: w) }
+      }
+    } }
+    return cols
   }
 
   /// One-hot `[rows, steps, vocabulary]` of index sequences.
@@ -307,19 +321,16 @@ public final class VAENetwork: @unchecked Sendable {
       let F = spec.filters
       let Lo = L - K + 1
       var y = [Float](zeros: B * Lo * F)
-      x.withCPtr { xp in
+      let cols = im2col(x, rows: B, length: L, channels: C, kernel: K)  // [B·Lo, K·C]
+      cols.withCPtr { cp in
         y.withPtr { yp in
-          convWeights[i].withValue { w in
-            for b in 0..<B {
-              gemm(xp + b * L * C, w, yp + b * Lo * F, m: Lo, n: F, k: K * C, lda: C)
-            }
-          }
+          convWeights[i].withValue { w in gemm(cp, w, yp, m: B * Lo, n: F, k: K * C) }
           convBiases[i].withValue { bias in addBias(yp, bias, rows: B * Lo, n: F) }
           reluInPlace(yp, count: B * Lo * F)
         }
       }
       if tape != nil {
-        tape!.inputs.append(x)
+        tape!.inputs.append(cols)
         tape!.outputs.append(y)
       }
       if c.convolutionBatchNorm {
@@ -725,10 +736,10 @@ public final class VAENetwork: @unchecked Sendable {
       let spec = c.convolutions[i]
       let K = spec.kernel
       let F = spec.filters
-      let xin = et.inputs[i]
+      let cols = et.inputs[i]
       let C = i == 0 ? V : c.convolutions[i - 1].filters
-      let L = xin.count / max(B * C, 1)
-      let Lo = L - K + 1
+      let Lo = cols.count / max(B * K * C, 1)
+      let L = Lo + K - 1
       if c.convolutionBatchNorm {
         dy.withPtr { dyp in et.xhat[i].withCPtr { xh in et.invStd[i].withCPtr { iv in
           convNorms[i].backward(dyp, rows: B * Lo, xhat: xh, invStd: iv)
@@ -736,21 +747,18 @@ public final class VAENetwork: @unchecked Sendable {
       }
       dy.withPtr { dyp in et.outputs[i].withCPtr { reluBackward(dyp, output: $0, count: B * Lo * F) } }
       var dx = i > 0 ? [Float](zeros: B * L * C) : []
-      var dcols = [Float](zeros: i > 0 ? Lo * K * C : 0)
-      xin.withCPtr { xp in dy.withCPtr { dyp in
-        convWeights[i].withGradient { dw in
-          for b in 0..<B {
-            gemm(xp + b * L * C, dyp + b * Lo * F, dw, m: K * C, n: F, k: Lo, transposeA: true, lda: C, beta: 1)
-          }
-        }
+      cols.withCPtr { cp in dy.withCPtr { dyp in
+        convWeights[i].withGradient { gemm(cp, dyp, $0, m: K * C, n: F, k: B * Lo, transposeA: true, beta: 1) }
         convBiases[i].withGradient { addColumnSums(dyp, into: $0, rows: B * Lo, n: F) }
         if i > 0 {
+          var dcols = [Float](zeros: B * Lo * K * C)
           dx.withPtr { dxp in dcols.withPtr { dc in convWeights[i].withValue { w in
+            gemm(dyp, w, dc, m: B * Lo, n: K * C, k: F, transposeB: true)
+            // col2im: overlapping windows add up.
             for b in 0..<B {
-              gemm(dyp + b * Lo * F, w, dc, m: Lo, n: K * C, k: F, transposeB: true)
               let base = dxp + b * L * C
               for t in 0..<Lo {
-                let src = dc + t * K * C
+                let src = dc + (b * Lo + t) * K * C
                 let dst = base + t * C
                 for j in 0..<(K * C) { dst[j] += src[j] }
               }
