@@ -446,7 +446,7 @@ public final class VAENetwork: @unchecked Sendable {
           let r = sigmoid(x[j] + hp[j] + bh[j])
           let u = sigmoid(x[H + j] + hp[H + j] + bh[H + j])
           let hn = hp[2 * H + j] + bh[2 * H + j]
-          let n = tanhf(x[2 * H + j] + r * hn)
+          let n = fastTanh(x[2 * H + j] + r * hn)
           out[j] = (1 - u) * n + u * prev[j]
           if let g = gates {
             let gb = g + b * 4 * H

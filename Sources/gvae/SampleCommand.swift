@@ -13,7 +13,7 @@ struct SampleCommand: ParsableCommand {
       """)
 
   @OptionGroup var modelOption: ModelOption
-  @Option(name: .shortAndLong, help: "Number of strings.") var count: Int = 10
+  @Option(name: [.customShort("n"), .customLong("count")], help: "Number of strings.") var count: Int = 10
   @Option(help: "Random seed.") var seed: UInt64 = 0
   @Option(help: "Softmax temperature for Gumbel-max sampling.") var temperature: Float = 1
   @Flag(help: "Greedy decoding of each draw instead of sampling.") var greedy = false

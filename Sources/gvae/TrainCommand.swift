@@ -49,6 +49,7 @@ struct TrainCommand: ParsableCommand {
   @Option(name: .customLong("encoder-hidden"), help: "Encoder dense width.") var encoderHidden: Int?
   @Option(name: .customLong("bucket-batches"), help: "Batches per length bucket (1: no bucketing).") var bucketBatches: Int = 32
   @Option(name: .customLong("micro-batch"), help: "Rows per forward pass (0: automatic).") var microBatch: Int = 0
+  @Option(name: .customLong("blas-threads"), help: "OpenBLAS threads (default: OPENBLAS_NUM_THREADS, else one per CPU).") var blasThreads: Int?
 
   func validate() throws {
     if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1") }
@@ -67,6 +68,7 @@ struct TrainCommand: ParsableCommand {
   }
 
   func run() throws {
+    if let blasThreads { BLASThreads.set(blasThreads) } else { BLASThreads.applyEnvironment() }
     let preset = self.preset ?? (grammar == "equation" ? .equation : .zinc)
     let grammarName = grammar ?? (preset == .equation ? "equation" : "zinc")
     let g: Grammar
@@ -225,46 +227,34 @@ final class ProgressReporter {
   var lastPrint = Date.distantPast
   var pending = false
 
+  /// Batches done this session in the current epoch and when the first of them started.
+  var sessionStart = Date()
+  var sessionFirstBatch = -1
+
   func update(epoch: Int, epochs: Int, batch: Int, batches: Int, loss: Double, rate: Double) {
     let now = Date()
+    if sessionFirstBatch < 0 || batch <= sessionFirstBatch {
+      sessionFirstBatch = batch - 1
+      sessionStart = now
+    }
     let interval = isTTY ? 0.2 : 30
     guard now.timeIntervalSince(lastPrint) >= interval || batch == batches else { return }
     lastPrint = now
-    let remaining = Double(batches - batch) / max(Double(batches), 1)
-    let eta = rate > 0 ? remaining * Double(batches) * (Double(batch) > 0 ? now.timeIntervalSince(now) : 0) : 0
-    _ = eta
+    let done = batch - sessionFirstBatch
+    let perBatch = now.timeIntervalSince(sessionStart) / Double(max(done, 1))
+    let left = Int(perBatch * Double(batches - batch))
+    let eta = done < 2 ? "?" : left >= 3600 ? "\(left / 3600)h\(left % 3600 / 60)m" : "\(left / 60)m\(left % 60)s"
     let frac = Double(batch) / Double(max(batches, 1))
-    let etaText = etaString(batch: batch, batches: batches, rate: rate)
     if isTTY {
       let width = 30
       let filled = Int(frac * Double(width))
       let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-      let line = String(format: "epoch %d/%d %@ %d/%d loss %.4f %.1f rows/s ETA %@", epoch + 1, epochs, bar, batch, batches, loss, rate, etaText)
+      let line = String(format: "epoch %d/%d %@ %d/%d loss %.4f %.1f rows/s ETA %@", epoch + 1, epochs, bar, batch, batches, loss, rate, eta)
       FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K").utf8))
       pending = true
     } else {
-      printError(String(format: "epoch %d/%d batch %d/%d loss %.4f %.1f rows/s ETA %@", epoch + 1, epochs, batch, batches, loss, rate, etaText))
+      printError(String(format: "epoch %d/%d batch %d/%d loss %.4f %.1f rows/s ETA %@ (epoch)", epoch + 1, epochs, batch, batches, loss, rate, eta))
     }
-  }
-
-  var rowsPerBatch: Double = 0
-  func etaString(batch: Int, batches: Int, rate: Double) -> String {
-    _ = rowsPerBatch
-    guard rate > 0, batch > 0 else { return "?" }
-    // rate is rows/s over this session; batches left × (rows per batch) / rate.
-    let secondsPerBatch = elapsedPerBatch(batch: batch)
-    let s = Int(secondsPerBatch * Double(batches - batch))
-    return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : "\(s / 60)m\(s % 60)s"
-  }
-
-  var epochStart = Date()
-  var startBatch = -1
-  func elapsedPerBatch(batch: Int) -> Double {
-    if startBatch < 0 || batch <= startBatch {
-      startBatch = batch - 1
-      epochStart = Date()
-    }
-    return Date().timeIntervalSince(epochStart) / Double(max(batch - startBatch, 1))
   }
 
   func finishLine() {
@@ -272,6 +262,6 @@ final class ProgressReporter {
       FileHandle.standardError.write(Data("\n".utf8))
       pending = false
     }
-    startBatch = -1
+    sessionFirstBatch = -1
   }
 }
