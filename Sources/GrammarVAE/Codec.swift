@@ -55,10 +55,18 @@ public struct SequenceCodec: @unchecked Sendable {
   }
 
   /// The canonical form of an input string (what reconstruction compares against).
+  ///
+  /// Character models: the trimmed string (whitespace removed with `stripWhitespace`). Grammar
+  /// models: the string the grammar derives from its parse (tokens joined by the grammar's
+  /// separator, so `x+1` and `x + 1` compare equal), or the trimmed string when it does not parse.
   public func canonical(_ s: String) -> String {
     let t = s.trimmingWhitespace()
-    if kind == .character && stripWhitespace { return String(t.filter { !$0.isWhitespace }) }
-    return t
+    if kind == .character {
+      return stripWhitespace ? String(t.filter { !$0.isWhitespace }) : t
+    }
+    if grammar.separator.isEmpty { return t }
+    guard let d = try? parser.parse(t), let r = try? grammar.derive(d) else { return t }
+    return r
   }
 
   /// The padded index sequence and its true length.
