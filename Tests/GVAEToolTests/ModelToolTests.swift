@@ -148,3 +148,42 @@ func gvaeWithEnvironment(_ arguments: [String], _ env: [String: String]) throws 
     stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self),
     status: p.terminationStatus)
 }
+
+/// The shipped models, when present in `Models/` (skipped in a checkout without them).
+@Suite struct ShippedModelToolTests {
+  static let modelsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Models")
+
+  static func has(_ name: String) -> Bool {
+    FileManager.default.fileExists(atPath: modelsDirectory.appendingPathComponent(name + ".safetensors").path)
+  }
+
+  @Test(.enabled(if: has("zinc"))) func zincEncodesToFiftySixNumbers() throws {
+    let r = try gvae(["encode", "c1ccccc1"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let numbers = r.stdout.split(separator: "\n").first?.split(separator: " ") ?? []
+    #expect(numbers.count == 56)
+    #expect(numbers.allSatisfy { Float($0) != nil })
+  }
+
+  @Test(.enabled(if: has("zinc"))) func zincSamplesParse() throws {
+    let r = try gvae(["sample", "-n", "20", "--seed", "2"])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stdout.split(separator: "\n").count == 20)
+    let p = try gvae(["parse"], stdin: r.stdout)
+    #expect(p.status == 0, "\(p.stderr)")
+  }
+
+  @Test(.enabled(if: has("equation"))) func equationSamplesParse() throws {
+    let r = try gvae(["sample", "--model", "equation", "-n", "200", "--seed", "2"])
+    #expect(r.status == 0)
+    #expect(r.stdout.split(separator: "\n").count == 200)
+    let p = try gvae(["parse", "--grammar", "equation"], stdin: r.stdout)
+    #expect(p.status == 0, "\(p.stderr)")
+  }
+
+  @Test(.enabled(if: has("equation-char"))) func characterModelRuns() throws {
+    let r = try gvae(["reconstruct", "--model", "equation-char", "x + 1"])
+    #expect(r.status == 0, "\(r.stderr)")
+  }
+}
