@@ -44,7 +44,9 @@ let package = Package(
     // Shared test helpers: gradient checker, golden files, seeded RNG.
     .target(name: "TestSupport", dependencies: ["Engine"]),
 
-    .testTarget(name: "CFGTests", dependencies: ["CFG", "TestSupport"]),
+    .testTarget(
+      name: "CFGTests", dependencies: ["CFG", "TestSupport"],
+      exclude: ["Golden"]),  // golden corpora, read through #filePath
     .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"]),
     .testTarget(name: "NNTests", dependencies: ["NN", "Engine", "TestSupport"]),
     .testTarget(

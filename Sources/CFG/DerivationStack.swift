@@ -70,7 +70,9 @@ public struct DerivationStack: Sendable {
     count -= 1
     let start = Int(d.pushStart[p])
     let end = Int(d.pushStart[p + 1])
-    guard count + end - start <= buffer.count else { throw .tooDeep(capacity: buffer.count, step: steps - 1) }
+    guard count + end - start <= buffer.count else {
+      throw .tooDeep(capacity: buffer.count, step: steps - 1)
+    }
     for k in start..<end {
       buffer[count] = d.pushFlat[k]
       count += 1
@@ -157,9 +159,18 @@ public struct StackBatch: Sendable {
     counts[row] = Int32(c)
   }
 
-  /// Applies one production per row (`choices[row]`) and counts a step.
+  /// Applies one production per row (`choices[row]`) and counts a step. Every choice is
+  /// checked first, so on error no row has changed.
   public mutating func apply(_ choices: some Collection<Int>) throws(DerivationError) {
     precondition(choices.count == batchSize, "\(choices.count) choices for \(batchSize) rows")
+    for (row, p) in choices.enumerated() {
+      guard p >= 0 && p < d.productionCount else { throw .unknownProduction(p, step: steps) }
+      guard d.usable[p] else { throw .maskedProduction(p, step: steps) }
+      let lhs = currentLHS(row)
+      guard Int(d.lhs[p]) == lhs else {
+        throw .notAllowed(production: p, step: steps, expectedLHS: lhs >= 0 ? d.names[lhs] : "")
+      }
+    }
     for (row, p) in choices.enumerated() { try apply(production: p, row: row) }
     steps += 1
   }
@@ -178,7 +189,8 @@ extension Grammar {
   }
 
   /// The terminals a production sequence derives, in order.
-  public func derivedTerminals(_ sequence: some Collection<Int>) throws(DerivationError) -> [String] {
+  public func derivedTerminals(_ sequence: some Collection<Int>) throws(DerivationError) -> [String]
+  {
     var stack: [Int32] = [tables.startNT]
     var out: [String] = []
     func flush() {

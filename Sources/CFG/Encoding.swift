@@ -22,7 +22,8 @@ extension Grammar {
       throw .tooLong(length: derivation.count, maxLength: length)
     }
     var out = derivation.map { Int32($0) }
-    out.append(contentsOf: repeatElement(Int32(paddingProduction), count: length - derivation.count))
+    out.append(
+      contentsOf: repeatElement(Int32(paddingProduction), count: length - derivation.count))
     return out
   }
 
@@ -33,7 +34,9 @@ extension Grammar {
 
   /// Writes one-hot rows for `sequence` into `buffer`, laid out `[sequence.count, productions]`
   /// (the buffer is cleared first).
-  public func oneHot(_ sequence: some Collection<Int32>, into buffer: UnsafeMutableBufferPointer<Float>) {
+  public func oneHot(
+    _ sequence: some Collection<Int32>, into buffer: UnsafeMutableBufferPointer<Float>
+  ) {
     let width = productions.count
     precondition(
       buffer.count >= sequence.count * width,
@@ -49,7 +52,8 @@ extension Grammar {
 extension Parser {
   /// Parses `input` and writes its padded derivation into `row` (length = maximum length).
   /// - Throws: `ParseError`, including `.tooLong` when the derivation does not fit.
-  public func encode(_ input: String, into row: UnsafeMutableBufferPointer<Int32>) throws(ParseError)
+  public func encode(_ input: String, into row: UnsafeMutableBufferPointer<Int32>)
+    throws(ParseError)
   {
     s.output.removeAll(keepingCapacity: true)
     try parse(input, into: &s.output)

@@ -62,7 +62,9 @@ public struct GrammarWarning: Equatable, Sendable, CustomStringConvertible {
   public let location: TextLocation
   public let message: String
 
-  public var description: String { "\(file):\(location.line):\(location.column): warning: \(message)" }
+  public var description: String {
+    "\(file):\(location.line):\(location.column): warning: \(message)"
+  }
 }
 
 /// An error turning an input string into a production sequence.

@@ -80,7 +80,9 @@ public struct Grammar: Sendable {
   ///   - separator: joins terminals when deriving strings.
   /// - Throws: `GrammarError` for a syntax error, an empty grammar, or a start symbol that
   ///   derives no terminal string.
-  public init(text: String, name: String = "<grammar>", maxLength: Int = 100, separator: String = "")
+  public init(
+    text: String, name: String = "<grammar>", maxLength: Int = 100, separator: String = ""
+  )
     throws(GrammarError)
   {
     let file = try GrammarFile.read(text, name: name)
@@ -233,7 +235,9 @@ public struct Grammar: Sendable {
     self.warnings = warnings
     self.tables = ParserTables(
       terminals: terms,
-      skipsWhitespace: !terms.contains { $0.unicodeScalars.contains { $0.properties.isWhitespace } },
+      skipsWhitespace: !terms.contains {
+        $0.unicodeScalars.contains { $0.properties.isWhitespace }
+      },
       ntCount: allNT.count, start: Int(startID), lhs: lhsID, rhs: rhsIDs, usable: usable,
       nullable: nullable)
 
@@ -315,7 +319,8 @@ struct GrammarFile {
         let s = i
         while i < line.count && isNameByte(line[i], first: false) {
           // `->` ends a name: NLTK's name pattern allows `-` but not before `>`.
-          if line[i] == UInt8(ascii: "-") && i + 1 < line.count && line[i + 1] == UInt8(ascii: ">") {
+          if line[i] == UInt8(ascii: "-") && i + 1 < line.count && line[i + 1] == UInt8(ascii: ">")
+          {
             break
           }
           i += 1
@@ -342,7 +347,8 @@ struct GrammarFile {
         throw fail(i, "expected a non-terminal name at the start of a production")
       }
       skipSpace()
-      guard i + 1 < line.count, line[i] == UInt8(ascii: "-"), line[i + 1] == UInt8(ascii: ">") else {
+      guard i + 1 < line.count, line[i] == UInt8(ascii: "-"), line[i + 1] == UInt8(ascii: ">")
+      else {
         throw fail(i, "expected '->' after the left-hand side \(lhs)")
       }
       i += 2
@@ -363,7 +369,8 @@ struct GrammarFile {
           var j = s
           while j < line.count && line[j] != b { j += 1 }
           guard j < line.count else {
-            throw fail(i, "unterminated quoted terminal; expected a closing \(Character(Unicode.Scalar(b)))")
+            throw fail(
+              i, "unterminated quoted terminal; expected a closing \(Character(Unicode.Scalar(b)))")
           }
           guard j > s else { throw fail(i, "empty terminal; expected at least one character") }
           let t = String(decoding: line[s..<j], as: UTF8.self)
@@ -375,7 +382,8 @@ struct GrammarFile {
         } else {
           let at = loc(i)
           guard let n = readName() else {
-            throw fail(i, "unexpected character; expected a non-terminal name, a quoted terminal or '|'")
+            throw fail(
+              i, "unexpected character; expected a non-terminal name, a quoted terminal or '|'")
           }
           if n == "None" {
             guard alternatives[alternatives.count - 1].isEmpty else {
@@ -403,4 +411,3 @@ struct GrammarFile {
     return g
   }
 }
-

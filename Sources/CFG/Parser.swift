@@ -12,8 +12,10 @@ public struct ParseResult: Sendable, Equatable {
 /// Parses strings into leftmost derivations (production indices).
 ///
 /// Earley's algorithm handles any context-free grammar, left recursion included (ZINC's
-/// `chain -> chain branched_atom`). Items live in flat `Int32` arrays reused from one input to
-/// the next; no item allocates. Each item keeps a back-pointer to the item it extends and the
+/// `chain -> chain branched_atom`). Items live in one raw buffer reused from one input to the
+/// next; no item allocates. Predictions come from precomputed closures filtered by the next
+/// token, and an item whose rest cannot start with the next token is never added, which keeps
+/// the sets small. Each item keeps a back-pointer to the item it extends and the
 /// completed child that extended it; the first way an item is found wins, so the derivation is
 /// deterministic, and a second way marks the item ambiguous. For the shipped grammars, which
 /// are unambiguous, the result equals NLTK's `ChartParser` (checked on both full data sets).
@@ -135,7 +137,7 @@ public struct Parser {
 
   /// Terminals that could come at token position `i` (and "" for the end of input).
   func expected(at i: Int) -> [String] {
-    _ = recognize(anyAt: i)
+    guard recognize(anyAt: i).failedAt >= i else { return [] }
     var set = Set<Int>()
     var canEnd = false
     var k = Int(s.setStart[i])

@@ -99,7 +99,8 @@ extension Grammar {
         throw .tooFewDistinct(found: out.count, requested: count, attempts: attempts)
       }
       attempts += 1
-      let d = try randomDerivation(maxLength: maxLength, terminationBias: terminationBias, using: &rng)
+      let d = try randomDerivation(
+        maxLength: maxLength, terminationBias: terminationBias, using: &rng)
       guard let s = try? derive(d) else { continue }
       if seen.insert(s).inserted { out.append(s) }
     }

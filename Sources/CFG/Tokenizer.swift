@@ -10,27 +10,47 @@ public struct Token: Hashable, Sendable {
 }
 
 /// A longest-match tokenizer over a grammar's terminals (`Cl` before `C`, `@@` before `@`).
-struct TerminalTokenizer: Sendable {
-  let terminalBytes: [[UInt8]]
-  /// Candidate terminals for each first byte, longest first.
-  let candidates: [[Int32]]  // [256][k]
+///
+/// Tables are flat raw buffers, written once in `init` and read-only afterwards, so the loop
+/// does no retain/release or bounds checks.
+final class TerminalTokenizer: @unchecked Sendable {
+  /// Candidates for first byte `b`: `candidates[candidateStart[b] ..< candidateStart[b + 1]]`,
+  /// longest first (equal lengths in file order).
+  let candidateStart: UnsafeMutablePointer<Int32>  // [257]
+  let candidates: UnsafeMutablePointer<Int32>
+  /// Bytes of terminal t: `bytes[byteStart[t] ..< byteStart[t + 1]]`.
+  let byteStart: UnsafeMutablePointer<Int32>
+  let bytes: UnsafeMutablePointer<UInt8>
   let skipsWhitespace: Bool
 
   init(terminals: [String], skipsWhitespace: Bool) {
     let terminalBytes = terminals.map { Array($0.utf8) }
-    self.terminalBytes = terminalBytes
     var table = [[Int32]](repeating: [], count: 256)
     for (t, bytes) in terminalBytes.enumerated() { table[Int(bytes[0])].append(Int32(t)) }
+    var start: [Int32] = [0]
+    var flat: [Int32] = []
     for b in 0..<256 {
-      // Stable: equal lengths keep file order.
-      table[b] = table[b].enumerated().sorted {
+      flat += table[b].enumerated().sorted {
         let l0 = terminalBytes[Int($0.element)].count
         let l1 = terminalBytes[Int($1.element)].count
         return l0 != l1 ? l0 > l1 : $0.offset < $1.offset
       }.map(\.element)
+      start.append(Int32(flat.count))
     }
-    candidates = table
+    candidateStart = ParserTables.copy(start)
+    candidates = ParserTables.copy(flat)
+    var byteStart: [Int32] = [0]
+    for t in terminalBytes { byteStart.append(byteStart[byteStart.count - 1] + Int32(t.count)) }
+    self.byteStart = ParserTables.copy(byteStart)
+    bytes = ParserTables.copy(terminalBytes.flatMap { $0 })
     self.skipsWhitespace = skipsWhitespace
+  }
+
+  deinit {
+    candidateStart.deallocate()
+    candidates.deallocate()
+    byteStart.deallocate()
+    bytes.deallocate()
   }
 
   @inline(__always) static func isSpace(_ b: UInt8) -> Bool {
@@ -50,25 +70,29 @@ struct TerminalTokenizer: Sendable {
         i += 1
         continue
       }
-      for t in candidates[Int(b)] {
-        let bytes = terminalBytes[Int(t)]
-        if bytes.count == 1 || (i + bytes.count <= n && matches(bytes, input, at: i)) {
-          terminals.append(t)
+      var c = Int(candidateStart[Int(b)])
+      let cEnd = Int(candidateStart[Int(b) + 1])
+      while c < cEnd {
+        let t = Int(candidates[c])
+        let s = Int(byteStart[t])
+        let length = Int(byteStart[t + 1]) - s
+        var ok = i + length <= n
+        var k = 1
+        while ok && k < length {
+          if input[i + k] != bytes[s + k] { ok = false }
+          k += 1
+        }
+        if ok {
+          terminals.append(Int32(t))
           offsets.append(Int32(i))
-          i += bytes.count
+          i += length
           continue outer
         }
+        c += 1
       }
       return i
     }
     return -1
-  }
-
-  @inline(__always) private func matches(
-    _ bytes: [UInt8], _ input: UnsafeBufferPointer<UInt8>, at i: Int
-  ) -> Bool {
-    for k in 1..<bytes.count where input[i + k] != bytes[k] { return false }
-    return true
   }
 }
 

@@ -28,17 +28,22 @@ public func batchNorm(
   let a = axis < 0 ? shape.count + axis : axis
   precondition(a >= 0 && a < shape.count, "batchNorm axis \(axis) for shape \(shape)")
   let C = shape[a]
-  let outer = shape[..<a].reduce(1, *), inner = shape[(a + 1)...].reduce(1, *)
-  precondition(scale.shape == [C] && offset.shape == [C], "batchNorm scale \(scale.shape), offset \(offset.shape) vs \(C) features")
+  let outer = shape[..<a].reduce(1, *)
+  let inner = shape[(a + 1)...].reduce(1, *)
+  precondition(
+    scale.shape == [C] && offset.shape == [C],
+    "batchNorm scale \(scale.shape), offset \(offset.shape) vs \(C) features")
   let n = Float(outer * inner)
-  var mean = [Float](repeating: 0, count: C), variance = [Float](repeating: 0, count: C)
+  var mean = [Float](repeating: 0, count: C)
+  var variance = [Float](repeating: 0, count: C)
   let xv = x.value
   if let statistics {
     mean = statistics.mean
     variance = statistics.variance
   } else {
     // Two passes in Double: exact enough for large batches without a Welford loop.
-    var s = [Double](repeating: 0, count: C), s2 = [Double](repeating: 0, count: C)
+    var s = [Double](repeating: 0, count: C)
+    var s2 = [Double](repeating: 0, count: C)
     xv.withPointer { px in
       for o in 0..<outer {
         for c in 0..<C {
@@ -64,14 +69,18 @@ public func batchNorm(
   let invStd = variance.map { 1 / ($0 + epsilon).squareRoot() }
   var xhat = Tensor(zeros: shape)
   var y = Tensor(zeros: shape)
-  let g = scale.value.storage, b = offset.value.storage
+  let g = scale.value.storage
+  let b = offset.value.storage
   xv.withPointer { px in
     xhat.withMutablePointer { ph in
       y.withMutablePointer { py in
         for o in 0..<outer {
           for c in 0..<C {
             let base = (o * C + c) * inner
-            let m = mean[c], s = invStd[c], gc = g[c], bc = b[c]
+            let m = mean[c]
+            let s = invStd[c]
+            let gc = g[c]
+            let bc = b[c]
             for i in 0..<inner {
               let h = (px[base + i] - m) * s
               ph[base + i] = h
@@ -108,13 +117,15 @@ final class BatchNormBackward: CustomBackward {
 
   func backward(outputGradient dy: Tensor, inputs: [Tensor]) -> [Tensor?] {
     let gamma = inputs[1].storage
-    var dGamma = [Float](repeating: 0, count: C), dBeta = [Float](repeating: 0, count: C)
+    var dGamma = [Float](repeating: 0, count: C)
+    var dBeta = [Float](repeating: 0, count: C)
     dy.withPointer { pg in
       xhat.withPointer { ph in
         for o in 0..<outer {
           for c in 0..<C {
             let base = (o * C + c) * inner
-            var sg: Float = 0, sgh: Float = 0
+            var sg: Float = 0
+            var sgh: Float = 0
             for i in 0..<inner {
               sg += pg[base + i]
               sgh += pg[base + i] * ph[base + i]
@@ -136,7 +147,8 @@ final class BatchNormBackward: CustomBackward {
               let k = gamma[c] * invStd[c]
               if throughStatistics {
                 // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy · x̂))
-                let mg = dBeta[c] / n, mgh = dGamma[c] / n
+                let mg = dBeta[c] / n
+                let mgh = dGamma[c] / n
                 for i in 0..<inner { pdx[base + i] = k * (pg[base + i] - mg - ph[base + i] * mgh) }
               } else {
                 for i in 0..<inner { pdx[base + i] = k * pg[base + i] }

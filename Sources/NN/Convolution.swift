@@ -35,25 +35,32 @@ public func conv1D(
   _ x: Var, weight: Var, bias: Var?, stride: Int = 1, padding: Padding = .valid,
   activation: Activation = .identity
 ) -> Var {
-  let w = x.shape, k = weight.shape
-  precondition(x.value.rank == 3 && k.count == 3, "conv1D wants x [B, L, C] and weight [O, C, K], got \(w) and \(k)")
+  let w = x.shape
+  let k = weight.shape
+  precondition(
+    x.value.rank == 3 && k.count == 3,
+    "conv1D wants x [B, L, C] and weight [O, C, K], got \(w) and \(k)")
   let (B, L, C) = (w[0], w[1], w[2])
   let (O, K) = (k[0], k[2])
   precondition(k[1] == C, "conv1D weight \(k) vs input channels \(C)")
   let (padLeft, Lo) = padding.resolve(length: L, kernel: K, stride: stride)
   precondition(Lo > 0, "conv1D output length \(Lo) for input \(w), kernel \(K), stride \(stride)")
-  let geometry = Conv1DGeometry(B: B, L: L, C: C, O: O, K: K, Lo: Lo, stride: stride, padLeft: padLeft)
+  let geometry = Conv1DGeometry(
+    B: B, L: L, C: C, O: O, K: K, Lo: Lo, stride: stride, padLeft: padLeft)
   let cols = geometry.im2col(x.value)  // [B*Lo, K*C]
   let wk = permuteWeight1D(weight.value, O: O, C: C, K: K)  // [O, K*C]
   var y = Tensor(zeros: [B, Lo, O])
-  let rows = B * Lo, KC = K * C
+  let rows = B * Lo
+  let KC = K * C
   y.withMutablePointer { py in
     if let b = bias?.value {
       b.withPointer { pb in for r in 0..<rows { (py + r * O).update(from: pb, count: O) } }
     }
     cols.withPointer { pc in
       wk.withPointer { pw in
-        gemm(false, true, m: rows, n: O, k: KC, pc, lda: KC, pw, ldb: KC, beta: bias == nil ? 0 : 1, py, ldc: O)
+        gemm(
+          false, true, m: rows, n: O, k: KC, pc, lda: KC, pw, ldb: KC, beta: bias == nil ? 0 : 1,
+          py, ldc: O)
       }
     }
     activation.apply(py, count: rows * O)
@@ -97,7 +104,8 @@ struct Conv1DGeometry {
           for t in 0..<Lo {
             let row = pc + (b * Lo + t) * KC
             let start = t * stride - padLeft
-            let lo = max(0, -start), hi = min(K, L - start)  // valid j range
+            let lo = max(0, -start)
+            let hi = min(K, L - start)  // valid j range
             if lo < hi {
               (row + lo * C).update(from: px + (b * L + start + lo) * C, count: (hi - lo) * C)
             }
@@ -115,9 +123,11 @@ struct Conv1DGeometry {
       for t in 0..<Lo {
         let row = cols + (b * Lo + t) * KC
         let start = t * stride - padLeft
-        let lo = max(0, -start), hi = min(K, L - start)
+        let lo = max(0, -start)
+        let hi = min(K, L - start)
         if lo < hi {
-          let dst = dx + (b * L + start + lo) * C, src = row + lo * C
+          let dst = dx + (b * L + start + lo) * C
+          let src = row + lo * C
           for i in 0..<((hi - lo) * C) { dst[i] += src[i] }
         }
       }
@@ -144,7 +154,9 @@ final class Conv1DBackward: CustomBackward {
   }
 
   func backward(outputGradient: Tensor, inputs: [Tensor]) -> [Tensor?] {
-    let rows = g.B * g.Lo, KC = g.K * g.C, O = g.O
+    let rows = g.B * g.Lo
+    let KC = g.K * g.C
+    let O = g.O
     var dz = outputGradient
     dz.withMutablePointer { pg in
       output.withPointer { activation.backward(output: $0, gradient: pg, count: rows * O) }
@@ -161,7 +173,8 @@ final class Conv1DBackward: CustomBackward {
         var dcols = Tensor(zeros: [rows, KC])
         dcols.withMutablePointer { pdc in
           weight.withPointer { pw in
-            gemm(false, false, m: rows, n: KC, k: O, pdz, lda: O, pw, ldb: KC, beta: 0, pdc, ldc: KC)
+            gemm(
+              false, false, m: rows, n: KC, k: O, pdz, lda: O, pw, ldb: KC, beta: 0, pdc, ldc: KC)
           }
         }
         var d = Tensor(zeros: [g.B, g.L, g.C])
@@ -172,7 +185,9 @@ final class Conv1DBackward: CustomBackward {
     let dw = permuteWeight1D(dwk, O: O, C: g.C, K: g.K, inverse: true)
     guard inputs.count > 2 else { return [dx, dw] }
     var db = Tensor(zeros: [O])
-    db.withMutablePointer { pdb in dz.withPointer { addColumnSums($0, rows: rows, cols: O, into: pdb) } }
+    db.withMutablePointer { pdb in
+      dz.withPointer { addColumnSums($0, rows: rows, cols: O, into: pdb) }
+    }
     return [dx, dw, db]
   }
 }
@@ -269,7 +284,8 @@ public func conv2D(
   _ x: Var, weight: Var, bias: Var?, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
   activation: Activation = .identity
 ) -> Var {
-  let s = x.shape, k = weight.shape
+  let s = x.shape
+  let k = weight.shape
   precondition(s.count == 4 && k.count == 4 && k[1] == s[1], "conv2D x \(s) vs weight \(k)")
   let (B, O) = (s[0], k[0])
   let Ho = (s[2] + 2 * padding.0 - k[2]) / stride.0 + 1
@@ -278,7 +294,8 @@ public func conv2D(
   let win = Window2D(
     C: s[1], H: s[2], W: s[3], kh: k[2], kw: k[3], sh: stride.0, sw: stride.1, ph: padding.0,
     pw: padding.1, Ho: Ho, Wo: Wo)
-  let CKK = s[1] * k[2] * k[3], HW = Ho * Wo
+  let CKK = s[1] * k[2] * k[3]
+  let HW = Ho * Wo
   var cols = Tensor(zeros: [B, CKK, HW])
   var y = Tensor(zeros: [B, O, Ho, Wo])
   cols.withMutablePointer { pc in
@@ -328,7 +345,9 @@ final class Conv2DBackward: CustomBackward {
   }
 
   func backward(outputGradient: Tensor, inputs: [Tensor]) -> [Tensor?] {
-    let CKK = win.C * win.kh * win.kw, HW = win.Ho * win.Wo, imageSize = win.C * win.H * win.W
+    let CKK = win.C * win.kh * win.kw
+    let HW = win.Ho * win.Wo
+    let imageSize = win.C * win.H * win.W
     var dz = outputGradient
     dz.withMutablePointer { pg in
       output.withPointer { activation.backward(output: $0, gradient: pg, count: B * O * HW) }
@@ -417,8 +436,10 @@ public func convTranspose2D(
   _ x: Var, weight: Var, bias: Var?, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
   outputPadding: (Int, Int) = (0, 0), activation: Activation = .identity
 ) -> Var {
-  let s = x.shape, k = weight.shape
-  precondition(s.count == 4 && k.count == 4 && k[0] == s[1], "convTranspose2D x \(s) vs weight \(k)")
+  let s = x.shape
+  let k = weight.shape
+  precondition(
+    s.count == 4 && k.count == 4 && k[0] == s[1], "convTranspose2D x \(s) vs weight \(k)")
   let (B, Cin, H, W, O) = (s[0], s[1], s[2], s[3], k[1])
   let Ho = (H - 1) * stride.0 - 2 * padding.0 + k[2] + outputPadding.0
   let Wo = (W - 1) * stride.1 - 2 * padding.1 + k[3] + outputPadding.1
@@ -427,7 +448,8 @@ public func convTranspose2D(
   let win = Window2D(
     C: O, H: Ho, W: Wo, kh: k[2], kw: k[3], sh: stride.0, sw: stride.1, ph: padding.0,
     pw: padding.1, Ho: H, Wo: W)
-  let OKK = O * k[2] * k[3], HW = H * W
+  let OKK = O * k[2] * k[3]
+  let HW = H * W
   var y = Tensor(zeros: [B, O, Ho, Wo])
   var cols = [Float](repeating: 0, count: OKK * HW)
   y.withMutablePointer { py in
@@ -436,7 +458,9 @@ public func convTranspose2D(
         cols.withUnsafeMutableBufferPointer { pcb in
           let pc = pcb.baseAddress!
           for b in 0..<B {
-            gemm(true, false, m: OKK, n: HW, k: Cin, pw, lda: OKK, px + b * Cin * HW, ldb: HW, beta: 0, pc, ldc: HW)
+            gemm(
+              true, false, m: OKK, n: HW, k: Cin, pw, lda: OKK, px + b * Cin * HW, ldb: HW, beta: 0,
+              pc, ldc: HW)
             win.col2im(pc, py + b * O * Ho * Wo)
           }
         }
@@ -480,13 +504,16 @@ final class ConvTranspose2DBackward: CustomBackward {
   }
 
   func backward(outputGradient: Tensor, inputs: [Tensor]) -> [Tensor?] {
-    let O = win.C, outImage = win.C * win.H * win.W
-    let OKK = O * win.kh * win.kw, HW = win.Ho * win.Wo
+    let O = win.C
+    let outImage = win.C * win.H * win.W
+    let OKK = O * win.kh * win.kw
+    let HW = win.Ho * win.Wo
     var dz = outputGradient
     dz.withMutablePointer { pg in
       output.withPointer { activation.backward(output: $0, gradient: pg, count: B * outImage) }
     }
-    let x = inputs[0], w = inputs[1]
+    let x = inputs[0]
+    let w = inputs[1]
     var dw = Tensor(zeros: w.shape)
     var dx = Tensor(zeros: inputNeedsGradient ? x.shape : [0])
     var dcols = [Float](repeating: 0, count: OKK * HW)

@@ -8,14 +8,17 @@ import Engine
 public func dense(_ x: Var, weight: Var, bias: Var?, activation: Activation = .identity) -> Var {
   let w = weight.value
   precondition(w.rank == 2, "dense weight must be [out, in], got \(w.shape)")
-  let outSize = w.shape[0], inSize = w.shape[1]
+  let outSize = w.shape[0]
+  let inSize = w.shape[1]
   precondition(x.shape.last == inSize, "dense input \(x.shape) vs weight \(w.shape)")
   let rows = x.value.count / max(inSize, 1)
   var y = Tensor(zeros: Array(x.shape.dropLast()) + [outSize])  // [rows, out]
   y.withMutablePointer { py in
     if let b = bias?.value {
       precondition(b.shape == [outSize], "dense bias \(b.shape) vs \(outSize) outputs")
-      b.withPointer { pb in for r in 0..<rows { (py + r * outSize).update(from: pb, count: outSize) } }
+      b.withPointer { pb in
+        for r in 0..<rows { (py + r * outSize).update(from: pb, count: outSize) }
+      }
     }
     x.value.withPointer { px in
       w.withPointer { pw in
@@ -59,7 +62,8 @@ final class DenseBackward: CustomBackward {
         output.withPointer { activation.backward(output: $0, gradient: g, count: rows * outSize) }
       }
     }
-    let x = inputs[0], w = inputs[1]
+    let x = inputs[0]
+    let w = inputs[1]
     var dx: Tensor? = nil
     var dw = Tensor(zeros: w.shape)
     dz.withPointer { pdz in

@@ -32,7 +32,8 @@ public func gru(
   let G = 3 * H
   precondition(weightIH.shape == [G, I], "gru weight_ih \(weightIH.shape), want \([G, I])")
   precondition(weightHH.shape == [G, H], "gru weight_hh \(weightHH.shape), want \([G, H])")
-  precondition(biasIH.shape == [G] && biasHH.shape == [G], "gru biases \(biasIH.shape), \(biasHH.shape)")
+  precondition(
+    biasIH.shape == [G] && biasHH.shape == [G], "gru biases \(biasIH.shape), \(biasHH.shape)")
   if let h0 = initialState { precondition(h0.shape == [B, H], "gru initial state \(h0.shape)") }
 
   let tape = x.tape
@@ -58,14 +59,19 @@ public func gru(
               gemm(false, true, m: B * T, n: G, k: I, px, lda: I, pwi, ldb: I, beta: 1, pgi, ldc: G)
               hs.withUnsafeMutableBufferPointer { hsBuf in
                 let phs = hsBuf.baseAddress!
-                if let h0 = initialState { h0.value.withPointer { phs.update(from: $0, count: BH) } }
+                if let h0 = initialState {
+                  h0.value.withPointer { phs.update(from: $0, count: BH) }
+                }
                 gh.withUnsafeMutableBufferPointer { ghBuf in
                   let pgh = ghBuf.baseAddress!
                   gates.withUnsafeMutableBufferPointer { gBuf in
                     y.withMutablePointer { py in
                       for t in 0..<T {
-                        let hPrev = phs + t * BH, hNext = phs + (t + 1) * BH
-                        gemm(false, true, m: B, n: G, k: H, hPrev, lda: H, pwh, ldb: H, beta: 0, pgh, ldc: G)
+                        let hPrev = phs + t * BH
+                        let hNext = phs + (t + 1) * BH
+                        gemm(
+                          false, true, m: B, n: G, k: H, hPrev, lda: H, pwh, ldb: H, beta: 0, pgh,
+                          ldc: G)
                         let saved = recording ? gBuf.baseAddress! + t * BH : nil
                         for b in 0..<B {
                           gruCellForward(
@@ -104,7 +110,9 @@ func gruCellForward(
   // r and z pre-activations in place in gh, then the sigmoid over 2H contiguous values.
   for j in 0..<(2 * H) { gh[j] += gi[j] + biasHH[j] }
   vectorSigmoid(gh, count: 2 * H)
-  let n = gh + 2 * H, gin = gi + 2 * H, bhn = biasHH + 2 * H
+  let n = gh + 2 * H
+  let gin = gi + 2 * H
+  let bhn = biasHH + 2 * H
   if let saved {
     for j in 0..<H {
       let ghn = n[j] + bhn[j]
@@ -145,20 +153,29 @@ final class GRUBackward: CustomBackward {
   }
 
   func backward(outputGradient dy: Tensor, inputs: [Tensor]) -> [Tensor?] {
-    let G = 3 * H, BH = B * H, TBH = T * B * H
+    let G = 3 * H
+    let BH = B * H
+    let TBH = T * B * H
     var dGI = [Float](repeating: 0, count: B * T * G)  // [B, T, 3H]
     var dGH = [Float](repeating: 0, count: T * B * G)  // [T, B, 3H]
     var dhNext = [Float](repeating: 0, count: BH)  // [B, H]
-    let x = inputs[0], wih = inputs[1], whh = inputs[2]
+    let x = inputs[0]
+    let wih = inputs[1]
+    let whh = inputs[2]
     var dx = Tensor(zeros: inputNeedsGradient ? x.shape : [0])
-    var dWih = Tensor(zeros: wih.shape), dWhh = Tensor(zeros: whh.shape)
-    var dbih = Tensor(zeros: [G]), dbhh = Tensor(zeros: [G])
+    var dWih = Tensor(zeros: wih.shape)
+    var dWhh = Tensor(zeros: whh.shape)
+    var dbih = Tensor(zeros: [G])
+    var dbhh = Tensor(zeros: [G])
 
     dy.withPointer { pdy in
       hs.withUnsafeBufferPointer { hsBuf in
         let phs = hsBuf.baseAddress!
         gates.withUnsafeBufferPointer { gBuf in
-          let pr = gBuf.baseAddress!, pz = pr + TBH, pn = pz + TBH, pghn = pn + TBH
+          let pr = gBuf.baseAddress!
+          let pz = pr + TBH
+          let pn = pz + TBH
+          let pghn = pn + TBH
           dGI.withUnsafeMutableBufferPointer { dgiBuf in
             let pdgi = dgiBuf.baseAddress!
             dGH.withUnsafeMutableBufferPointer { dghBuf in
@@ -170,11 +187,15 @@ final class GRUBackward: CustomBackward {
                     let o = t * BH
                     for b in 0..<B {
                       let dyRow = pdy + (b * T + t) * H
-                      let dgi = pdgi + (b * T + t) * G, dgh = pdgh + (t * B + b) * G
+                      let dgi = pdgi + (b * T + t) * G
+                      let dgh = pdgh + (t * B + b) * G
                       let k = o + b * H
-                      let hp = phs + k, dh = pdh + b * H
+                      let hp = phs + k
+                      let dh = pdh + b * H
                       for j in 0..<H {
-                        let r = pr[k + j], z = pz[k + j], n = pn[k + j]
+                        let r = pr[k + j]
+                        let z = pz[k + j]
+                        let n = pn[k + j]
                         let dhv = dyRow[j] + dh[j]
                         let dan = dhv * (1 - z) * (1 - n * n)
                         let dar = dan * pghn[k + j] * r * (1 - r)
@@ -195,20 +216,26 @@ final class GRUBackward: CustomBackward {
                 }
                 // Weight gradients: one GEMM each over all B·T rows.
                 dWhh.withMutablePointer {
-                  gemm(true, false, m: G, n: H, k: T * B, pdgh, lda: G, phs, ldb: H, beta: 0, $0, ldc: H)
+                  gemm(
+                    true, false, m: G, n: H, k: T * B, pdgh, lda: G, phs, ldb: H, beta: 0, $0,
+                    ldc: H)
                 }
                 dbhh.withMutablePointer { addColumnSums(pdgh, rows: T * B, cols: G, into: $0) }
               }
               x.withPointer { px in
                 dWih.withMutablePointer {
-                  gemm(true, false, m: G, n: I, k: B * T, pdgi, lda: G, px, ldb: I, beta: 0, $0, ldc: I)
+                  gemm(
+                    true, false, m: G, n: I, k: B * T, pdgi, lda: G, px, ldb: I, beta: 0, $0, ldc: I
+                  )
                 }
               }
               dbih.withMutablePointer { addColumnSums(pdgi, rows: B * T, cols: G, into: $0) }
               if inputNeedsGradient {
                 wih.withPointer { pwi in
                   dx.withMutablePointer {
-                    gemm(false, false, m: B * T, n: I, k: G, pdgi, lda: G, pwi, ldb: I, beta: 0, $0, ldc: I)
+                    gemm(
+                      false, false, m: B * T, n: I, k: G, pdgi, lda: G, pwi, ldb: I, beta: 0, $0,
+                      ldc: I)
                   }
                 }
               }
@@ -227,16 +254,16 @@ final class GRUBackward: CustomBackward {
 
 // MARK: - Vectorised activations
 
-/// In-place logistic sigmoid.
+/// In-place logistic sigmoid (Engine's vectorised C kernel).
 @inline(__always)
 func vectorSigmoid(_ p: UnsafeMutablePointer<Float>, count n: Int) {
-  for i in 0..<n { p[i] = stableSigmoid(p[i]) }
+  Kernels.sigmoid(p, p, count: n)
 }
 
-/// In-place tanh.
+/// In-place tanh (Engine's vectorised C kernel).
 @inline(__always)
 func vectorTanh(_ p: UnsafeMutablePointer<Float>, count n: Int) {
-  for i in 0..<n { p[i] = tanhf(p[i]) }
+  Kernels.tanh(p, p, count: n)
 }
 
 // MARK: - Layer
@@ -252,9 +279,12 @@ public struct GRU: Layer {
   public let inputSize: Int
   public let hiddenSize: Int
   /// Per layer: weight_ih, weight_hh, bias_ih, bias_hh.
-  public let layers: [(weightIH: Parameter, weightHH: Parameter, biasIH: Parameter, biasHH: Parameter)]
+  public let layers:
+    [(weightIH: Parameter, weightHH: Parameter, biasIH: Parameter, biasHH: Parameter)]
 
-  public init(inputSize: Int, hiddenSize: Int, layerCount: Int = 1, name: String, rng: inout SeededRandom) {
+  public init(
+    inputSize: Int, hiddenSize: Int, layerCount: Int = 1, name: String, rng: inout SeededRandom
+  ) {
     self.inputSize = inputSize
     self.hiddenSize = hiddenSize
     let H = hiddenSize

@@ -31,7 +31,8 @@ public enum Initializer {
     rows: Int, cols: Int, gain: Float = 1, rng: inout SeededRandom
   ) -> Tensor {
     // Orthonormalise the `count` vectors of length `length` (rows of `v`).
-    let count = min(rows, cols), length = max(rows, cols)
+    let count = min(rows, cols)
+    let length = max(rows, cols)
     var v = [Double](repeating: 0, count: count * length)
     for i in 0..<v.count { v[i] = Double(rng.nextNormal()) }
     for i in 0..<count {

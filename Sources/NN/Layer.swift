@@ -44,16 +44,17 @@ public enum Activation: Sendable, Equatable {
     switch self {
     case .identity: break
     case .relu: for i in 0..<n { p[i] = Swift.max(p[i], 0) }
-    case .tanh: for i in 0..<n { p[i] = tanhf(p[i]) }
-    case .sigmoid: for i in 0..<n { p[i] = stableSigmoid(p[i]) }
+    case .tanh: Kernels.tanh(p, p, count: n)
+    case .sigmoid: Kernels.sigmoid(p, p, count: n)
     case .leakyRelu(let s): for i in 0..<n { p[i] = p[i] > 0 ? p[i] : s * p[i] }
     }
   }
 
   /// Multiplies `g` in place by the derivative, given the activation's output `y`.
   @usableFromInline
-  func backward(output y: UnsafePointer<Float>, gradient g: UnsafeMutablePointer<Float>, count n: Int)
-  {
+  func backward(
+    output y: UnsafePointer<Float>, gradient g: UnsafeMutablePointer<Float>, count n: Int
+  ) {
     switch self {
     case .identity: break
     case .relu: for i in 0..<n where y[i] <= 0 { g[i] = 0 }

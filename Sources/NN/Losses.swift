@@ -41,9 +41,14 @@ public func softmaxCrossEntropy(
   let shape = logits.shape
   let C = shape.last ?? 1
   let rows = logits.value.count / max(C, 1)
-  precondition(targets.count == rows, "cross-entropy: \(targets.count) targets for \(rows) rows of \(shape)")
-  if let mask { precondition(mask.shape == shape, "cross-entropy mask \(mask.shape) vs logits \(shape)") }
-  if let weights { precondition(weights.count == rows, "cross-entropy weights \(weights.shape) vs logits \(shape)") }
+  precondition(
+    targets.count == rows, "cross-entropy: \(targets.count) targets for \(rows) rows of \(shape)")
+  if let mask {
+    precondition(mask.shape == shape, "cross-entropy mask \(mask.shape) vs logits \(shape)")
+  }
+  if let weights {
+    precondition(weights.count == rows, "cross-entropy weights \(weights.shape) vs logits \(shape)")
+  }
   var probabilities = Tensor(zeros: shape)
   var total = 0.0
   let maskStorage = mask?.storage ?? []
@@ -52,7 +57,8 @@ public func softmaxCrossEntropy(
       maskStorage.withUnsafeBufferPointer { maskBuf in
         let hasMask = mask != nil
         for r in 0..<rows {
-          let l = pl + r * C, p = pp + r * C
+          let l = pl + r * C
+          let p = pp + r * C
           let m = hasMask ? maskBuf.baseAddress! + r * C : nil
           var maxLogit = -Float.infinity
           for c in 0..<C where m == nil || m![c] != 0 { maxLogit = Swift.max(maxLogit, l[c]) }
@@ -106,8 +112,12 @@ final class CrossEntropyBackward: CustomBackward {
       for r in 0..<targets.count {
         let k = g * (weights?.storage[r] ?? 1)
         let p = pd + r * C
-        for c in 0..<C { p[c] *= k }
-        p[targets[r]] -= k
+        var s: Float = 0
+        for c in 0..<C {
+          s += p[c]
+          p[c] *= k
+        }
+        if s > 0 { p[targets[r]] -= k }  // a row with no allowed class has no term
       }
     }
     return [d]
@@ -121,7 +131,8 @@ public func binaryCrossEntropy(
   logits: Var, targets: Tensor, reduction: LossReduction = .mean
 ) -> Var {
   let shape = logits.shape
-  precondition(targets.shape == shape, "binary cross-entropy targets \(targets.shape) vs logits \(shape)")
+  precondition(
+    targets.shape == shape, "binary cross-entropy targets \(targets.shape) vs logits \(shape)")
   let n = logits.value.count
   var total = 0.0
   logits.value.withPointer { px in
@@ -184,8 +195,11 @@ public func gaussianKLDivergence(
   mean: Var, logVariance: Var, reduction: KLReduction = .sumOverDimensions
 ) -> Var {
   let shape = mean.shape
-  precondition(logVariance.shape == shape && shape.count >= 1, "KL mean \(shape) vs log-variance \(logVariance.shape)")
-  let B = shape[0], D = mean.value.count / max(B, 1)
+  precondition(
+    logVariance.shape == shape && shape.count >= 1,
+    "KL mean \(shape) vs log-variance \(logVariance.shape)")
+  let B = shape[0]
+  let D = mean.value.count / max(B, 1)
   var total = 0.0
   mean.value.withPointer { pm in
     logVariance.value.withPointer { pv in
@@ -203,7 +217,8 @@ final class KLBackward: CustomBackward {
 
   func backward(outputGradient: Tensor, inputs: [Tensor]) -> [Tensor?] {
     let k = outputGradient.scalar * scale
-    var dm = inputs[0], dv = inputs[1]
+    var dm = inputs[0]
+    var dv = inputs[1]
     for i in 0..<dm.count { dm.storage[i] *= k }  // d/dμ = μ
     for i in 0..<dv.count { dv.storage[i] = k * 0.5 * (expf(dv.storage[i]) - 1) }
     return [dm, dv]

@@ -14,7 +14,8 @@ public enum OptimizerStateError: Error, CustomStringConvertible, Equatable {
   public var description: String {
     switch self {
     case .missing(let n): return "optimizer state: missing tensor '\(n)'"
-    case .shapeMismatch(let n, let e, let f): return "optimizer state: '\(n)' has shape \(f), expected \(e)"
+    case .shapeMismatch(let n, let e, let f):
+      return "optimizer state: '\(n)' has shape \(f), expected \(e)"
     }
   }
 }
@@ -76,7 +77,9 @@ public final class Adam: Optimizer {
       self.m = m
       self.v = v
     }
-    public init(zerosLike shape: [Int]) { self.init(m: Tensor(zeros: shape), v: Tensor(zeros: shape)) }
+    public init(zerosLike shape: [Int]) {
+      self.init(m: Tensor(zeros: shape), v: Tensor(zeros: shape))
+    }
   }
 
   public let parameters: [Parameter]
@@ -102,21 +105,31 @@ public final class Adam: Optimizer {
 
   /// The pure update rule: one Adam step for one parameter at step `t` (1-based).
   public static func update(
-    parameter: Tensor, gradient: Tensor, state: State, step t: Int, hyperparameters h: Hyperparameters
+    parameter: Tensor, gradient: Tensor, state: State, step t: Int,
+    hyperparameters h: Hyperparameters
   ) -> (parameter: Tensor, state: State) {
-    var p = parameter, s = state
+    var p = parameter
+    var s = state
     updateInPlace(&p, gradient: gradient, state: &s, step: t, hyperparameters: h)
     return (p, s)
   }
 
   static func updateInPlace(
-    _ p: inout Tensor, gradient: Tensor, state s: inout State, step t: Int, hyperparameters h: Hyperparameters
+    _ p: inout Tensor, gradient: Tensor, state s: inout State, step t: Int,
+    hyperparameters h: Hyperparameters
   ) {
-    precondition(p.shape == gradient.shape, "Adam: parameter \(p.shape) vs gradient \(gradient.shape)")
-    let b1 = h.beta1, b2 = h.beta2, eps = h.epsilon, lr = h.learningRate
-    let c1 = 1 - pow(Double(b1), Double(t)), c2 = 1 - pow(Double(b2), Double(t))
-    let stepSize = Float(Double(lr) / c1), rootC2 = Float(c2.squareRoot())
-    var l2: Float = 0, decoupled: Float = 0
+    precondition(
+      p.shape == gradient.shape, "Adam: parameter \(p.shape) vs gradient \(gradient.shape)")
+    let b1 = h.beta1
+    let b2 = h.beta2
+    let eps = h.epsilon
+    let lr = h.learningRate
+    let c1 = 1 - pow(Double(b1), Double(t))
+    let c2 = 1 - pow(Double(b2), Double(t))
+    let stepSize = Float(Double(lr) / c1)
+    let rootC2 = Float(c2.squareRoot())
+    var l2: Float = 0
+    var decoupled: Float = 0
     switch h.weightDecay {
     case .none: break
     case .l2(let l): l2 = l
@@ -160,7 +173,9 @@ public final class Adam: Optimizer {
   }
 
   public func loadState(_ tensors: [String: Tensor]) throws {
-    guard let step = tensors["step"], step.count == 1 else { throw OptimizerStateError.missing("step") }
+    guard let step = tensors["step"], step.count == 1 else {
+      throw OptimizerStateError.missing("step")
+    }
     var newStates: [State] = []
     for p in parameters {
       let m = try stateTensor(tensors, p.name + ".exp_avg", shape: p.value.shape)
@@ -211,7 +226,9 @@ public final class SGD: Optimizer {
     parameter: Tensor, gradient: Tensor, buffer: Tensor?, learningRate: Float, momentum: Float,
     nesterov: Bool = false, weightDecay: Float = 0
   ) -> (parameter: Tensor, buffer: Tensor?) {
-    precondition(parameter.shape == gradient.shape, "SGD: parameter \(parameter.shape) vs gradient \(gradient.shape)")
+    precondition(
+      parameter.shape == gradient.shape,
+      "SGD: parameter \(parameter.shape) vs gradient \(gradient.shape)")
     var p = parameter
     var g = gradient
     for i in 0..<g.count { g.storage[i] += weightDecay * p.storage[i] }
@@ -253,7 +270,8 @@ public final class SGD: Optimizer {
     var newBuffers: [Tensor?] = []
     for p in parameters {
       let name = p.name + ".momentum_buffer"
-      newBuffers.append(tensors[name] == nil ? nil : try stateTensor(tensors, name, shape: p.value.shape))
+      newBuffers.append(
+        tensors[name] == nil ? nil : try stateTensor(tensors, name, shape: p.value.shape))
     }
     buffers = newBuffers
   }

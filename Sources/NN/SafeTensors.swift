@@ -40,13 +40,17 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
     case .headerTooLarge(let n): return "safetensors: header length \(n) exceeds the 100 MB limit"
     case .corruptHeader(let why): return "safetensors: corrupt header: \(why)"
     case .unknownDType(let t, let d): return "safetensors: tensor '\(t)' has unknown dtype '\(d)'"
-    case .invalidShape(let t, let why): return "safetensors: tensor '\(t)' has an invalid shape: \(why)"
+    case .invalidShape(let t, let why):
+      return "safetensors: tensor '\(t)' has an invalid shape: \(why)"
     case .offsetsOutOfBounds(let t, let b, let e, let n):
-      return "safetensors: tensor '\(t)' data_offsets [\(b), \(e)] outside the \(n)-byte data section"
+      return
+        "safetensors: tensor '\(t)' data_offsets [\(b), \(e)] outside the \(n)-byte data section"
     case .byteCountMismatch(let t, let e, let a):
-      return "safetensors: tensor '\(t)' needs \(e) bytes for its dtype and shape, offsets give \(a)"
+      return
+        "safetensors: tensor '\(t)' needs \(e) bytes for its dtype and shape, offsets give \(a)"
     case .overlappingTensors(let a, let b): return "safetensors: tensors '\(a)' and '\(b)' overlap"
-    case .unsupportedWriteDType(let d): return "safetensors: writing \(d.rawValue) is not supported (F32, F16)"
+    case .unsupportedWriteDType(let d):
+      return "safetensors: writing \(d.rawValue) is not supported (F32, F16)"
     case .io(let why): return "safetensors: \(why)"
     }
   }
@@ -76,7 +80,9 @@ public struct SafeTensorsFile: Sendable, Equatable {
   }
 
   /// Tensors to write, all in `dtype`.
-  public init(tensors: [String: Tensor], dtype: SafeTensorsDType = .F32, metadata: [String: String] = [:]) {
+  public init(
+    tensors: [String: Tensor], dtype: SafeTensorsDType = .F32, metadata: [String: String] = [:]
+  ) {
     self.entries = tensors.mapValues { SafeTensorsEntry(dtype: dtype, tensor: $0) }
     self.metadata = metadata
   }
@@ -121,7 +127,8 @@ public struct SafeTensorsFile: Sendable, Equatable {
   public func write(to url: URL) throws {
     let bytes = try encoded()
     let dir = url.deletingLastPathComponent()
-    let temp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+    let temp = dir.appendingPathComponent(
+      ".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
     do {
       try bytes.write(to: temp)
       if FileManager.default.fileExists(atPath: url.path) {
@@ -148,10 +155,14 @@ public struct SafeTensorsFile: Sendable, Equatable {
   /// Parses and validates a whole file.
   public init(decoding data: Data) throws {
     let bytes = [UInt8](data)
-    guard bytes.count >= 8 else { throw SafeTensorsError.truncated(needed: 8, available: bytes.count) }
+    guard bytes.count >= 8 else {
+      throw SafeTensorsError.truncated(needed: 8, available: bytes.count)
+    }
     var n: UInt64 = 0
     for i in 0..<8 { n |= UInt64(bytes[i]) << (8 * UInt64(i)) }
-    guard n <= UInt64(SafeTensorsFile.maxHeaderSize) else { throw SafeTensorsError.headerTooLarge(Int(clamping: n)) }
+    guard n <= UInt64(SafeTensorsFile.maxHeaderSize) else {
+      throw SafeTensorsError.headerTooLarge(Int(clamping: n))
+    }
     let headerSize = Int(n)
     guard bytes.count >= 8 + headerSize else {
       throw SafeTensorsError.truncated(needed: 8 + headerSize, available: bytes.count)
@@ -162,26 +173,39 @@ public struct SafeTensorsFile: Sendable, Equatable {
     } catch {
       throw SafeTensorsError.corruptHeader("not valid JSON")
     }
-    guard let header = json as? [String: Any] else { throw SafeTensorsError.corruptHeader("not a JSON object") }
-    let dataStart = 8 + headerSize, dataSize = bytes.count - dataStart
+    guard let header = json as? [String: Any] else {
+      throw SafeTensorsError.corruptHeader("not a JSON object")
+    }
+    let dataStart = 8 + headerSize
+    let dataSize = bytes.count - dataStart
     var metadata: [String: String] = [:]
     var spans: [(begin: Int, end: Int, name: String)] = []
     var parsed: [(String, SafeTensorsDType, [Int], Int, Int)] = []
     for (name, value) in header {
       if name == "__metadata__" {
-        guard let m = value as? [String: Any] else { throw SafeTensorsError.corruptHeader("__metadata__ is not an object") }
+        guard let m = value as? [String: Any] else {
+          throw SafeTensorsError.corruptHeader("__metadata__ is not an object")
+        }
         for (k, v) in m {
-          guard let s = v as? String else { throw SafeTensorsError.corruptHeader("__metadata__ value for '\(k)' is not a string") }
+          guard let s = v as? String else {
+            throw SafeTensorsError.corruptHeader("__metadata__ value for '\(k)' is not a string")
+          }
           metadata[k] = s
         }
         continue
       }
-      guard let info = value as? [String: Any] else { throw SafeTensorsError.corruptHeader("entry '\(name)' is not an object") }
-      guard let dtypeName = info["dtype"] as? String else { throw SafeTensorsError.corruptHeader("entry '\(name)' has no dtype") }
+      guard let info = value as? [String: Any] else {
+        throw SafeTensorsError.corruptHeader("entry '\(name)' is not an object")
+      }
+      guard let dtypeName = info["dtype"] as? String else {
+        throw SafeTensorsError.corruptHeader("entry '\(name)' has no dtype")
+      }
       guard let dtype = SafeTensorsDType(rawValue: dtypeName) else {
         throw SafeTensorsError.unknownDType(tensor: name, dtype: dtypeName)
       }
-      guard let shapeAny = info["shape"] as? [Any] else { throw SafeTensorsError.corruptHeader("entry '\(name)' has no shape") }
+      guard let shapeAny = info["shape"] as? [Any] else {
+        throw SafeTensorsError.corruptHeader("entry '\(name)' has no shape")
+      }
       var shape: [Int] = []
       for d in shapeAny {
         guard let num = d as? NSNumber, let i = Int(exactly: num.doubleValue), i >= 0 else {
@@ -194,17 +218,23 @@ public struct SafeTensorsFile: Sendable, Equatable {
         let e = (offsets[1] as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) })
       else { throw SafeTensorsError.corruptHeader("entry '\(name)' has no valid data_offsets") }
       guard b >= 0, b <= e, e <= dataSize else {
-        throw SafeTensorsError.offsetsOutOfBounds(tensor: name, begin: b, end: e, dataSize: dataSize)
+        throw SafeTensorsError.offsetsOutOfBounds(
+          tensor: name, begin: b, end: e, dataSize: dataSize)
       }
       var count = 1
       for d in shape {
         let (p, overflow) = count.multipliedReportingOverflow(by: d)
-        guard !overflow else { throw SafeTensorsError.invalidShape(tensor: name, "element count overflows") }
+        guard !overflow else {
+          throw SafeTensorsError.invalidShape(tensor: name, "element count overflows")
+        }
         count = p
       }
       guard count.multipliedReportingOverflow(by: dtype.byteSize).overflow == false,
         count * dtype.byteSize == e - b
-      else { throw SafeTensorsError.byteCountMismatch(tensor: name, expected: count &* dtype.byteSize, actual: e - b) }
+      else {
+        throw SafeTensorsError.byteCountMismatch(
+          tensor: name, expected: count &* dtype.byteSize, actual: e - b)
+      }
       spans.append((b, e, name))
       parsed.append((name, dtype, shape, b, e))
     }
@@ -214,7 +244,10 @@ public struct SafeTensorsFile: Sendable, Equatable {
     }
     var entries: [String: SafeTensorsEntry] = [:]
     for (name, dtype, shape, b, e) in parsed {
-      let t = bytes.withUnsafeBufferPointer { decode(UnsafeRawBufferPointer($0)[(dataStart + b)..<(dataStart + e)], dtype: dtype, shape: shape) }
+      let t = bytes.withUnsafeBufferPointer {
+        decode(
+          UnsafeRawBufferPointer($0)[(dataStart + b)..<(dataStart + e)], dtype: dtype, shape: shape)
+      }
       entries[name] = SafeTensorsEntry(dtype: dtype, tensor: t)
     }
     self.init(entries: entries, metadata: metadata)
@@ -231,7 +264,11 @@ func jsonString(_ s: String) -> String {
     case "\r": out += "\\r"
     case "\t": out += "\\t"
     default:
-      if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+      if u.value < 0x20 {
+        out += String(format: "\\u%04x", u.value)
+      } else {
+        out.unicodeScalars.append(u)
+      }
     }
   }
   return out + "\""
@@ -241,9 +278,13 @@ func encode(_ t: Tensor, as dtype: SafeTensorsDType) throws -> Data {
   var out = Data(capacity: t.count * dtype.byteSize)
   switch dtype {
   case .F32:
-    for v in t.storage { withUnsafeBytes(of: v.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
+    for v in t.storage {
+      withUnsafeBytes(of: v.bitPattern.littleEndian) { out.append(contentsOf: $0) }
+    }
   case .F16:
-    for v in t.storage { withUnsafeBytes(of: floatToHalfBits(v).littleEndian) { out.append(contentsOf: $0) } }
+    for v in t.storage {
+      withUnsafeBytes(of: floatToHalfBits(v).littleEndian) { out.append(contentsOf: $0) }
+    }
   default:
     throw SafeTensorsError.unsupportedWriteDType(dtype)
   }
@@ -289,7 +330,8 @@ public func floatToHalfBits(_ f: Float) -> UInt16 {
     mant |= 0x80_0000
     let shift = UInt32(14 - e)
     var h = mant >> shift
-    let rem = mant & ((1 << shift) - 1), half = UInt32(1) << (shift - 1)
+    let rem = mant & ((1 << shift) - 1)
+    let half = UInt32(1) << (shift - 1)
     if rem > half || (rem == half && (h & 1) == 1) { h += 1 }
     return sign | UInt16(h)
   }
@@ -302,7 +344,8 @@ public func floatToHalfBits(_ f: Float) -> UInt16 {
 /// The Float value of IEEE binary16 bits.
 public func halfBitsToFloat(_ h: UInt16) -> Float {
   let sign: Float = (h & 0x8000) != 0 ? -1 : 1
-  let exp = Int((h >> 10) & 0x1F), mant = Float(h & 0x3FF)
+  let exp = Int((h >> 10) & 0x1F)
+  let mant = Float(h & 0x3FF)
   if exp == 0 { return sign * mant * 0x1p-24 }
   if exp == 0x1F { return mant == 0 ? sign * .infinity : .nan }
   return sign * (1 + mant / 1024) * Float(sign: .plus, exponent: exp - 15, significand: 1)
@@ -328,11 +371,15 @@ public struct CheckpointMismatch: Error, CustomStringConvertible, Equatable {
     for m in shapeMismatches {
       lines.append("  shape of \(m.name): model \(m.expected) vs checkpoint \(m.found)")
     }
-    for m in dtypeMismatches { lines.append("  dtype of \(m.name): \(m.found) is not a floating-point type") }
+    for m in dtypeMismatches {
+      lines.append("  dtype of \(m.name): \(m.found) is not a floating-point type")
+    }
     return lines.joined(separator: "\n")
   }
 
-  public static func == (a: CheckpointMismatch, b: CheckpointMismatch) -> Bool { a.description == b.description }
+  public static func == (a: CheckpointMismatch, b: CheckpointMismatch) -> Bool {
+    a.description == b.description
+  }
 }
 
 extension SafeTensorsFile {
@@ -342,7 +389,8 @@ extension SafeTensorsFile {
   ///
   /// - Throws: `CheckpointMismatch` listing every difference.
   public func load(into parameters: [Parameter], allowUnexpected: Bool = false) throws {
-    var mismatch = CheckpointMismatch(missing: [], unexpected: [], shapeMismatches: [], dtypeMismatches: [])
+    var mismatch = CheckpointMismatch(
+      missing: [], unexpected: [], shapeMismatches: [], dtypeMismatches: [])
     let expected = Set(parameters.map(\.name))
     for p in parameters {
       guard let e = entries[p.name] else {
@@ -354,7 +402,9 @@ extension SafeTensorsFile {
       }
       if !e.dtype.isFloatingPoint { mismatch.dtypeMismatches.append((p.name, e.dtype.rawValue)) }
     }
-    if !allowUnexpected { mismatch.unexpected = entries.keys.filter { !expected.contains($0) }.sorted() }
+    if !allowUnexpected {
+      mismatch.unexpected = entries.keys.filter { !expected.contains($0) }.sorted()
+    }
     guard mismatch.isEmpty else { throw mismatch }
     for p in parameters { p.value = entries[p.name]!.tensor }
   }

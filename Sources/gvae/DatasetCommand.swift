@@ -17,7 +17,9 @@ struct DatasetCommand: ParsableCommand {
     @Option(name: .short, help: "How many distinct strings.")
     var n: Int = 1000
 
-    @Option(name: .customLong("max-len"), help: "Most derivation steps per string (default: the grammar's).")
+    @Option(
+      name: .customLong("max-len"),
+      help: "Most derivation steps per string (default: the grammar's).")
     var maxLength: Int?
 
     @Option(help: "Random seed (SplitMix64).")
@@ -26,7 +28,7 @@ struct DatasetCommand: ParsableCommand {
     @Option(
       name: .customLong("termination-bias"),
       help: "Probability of taking the production that finishes soonest at each step (0...1).")
-    var terminationBias: Double = 0.15
+    var terminationBias: Double = 0.1
 
     @Option(name: .shortAndLong, help: "Output file (default: stdout).")
     var output: String?

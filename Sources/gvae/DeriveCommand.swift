@@ -7,9 +7,9 @@ struct DeriveCommand: ParsableCommand {
     commandName: "derive",
     abstract: "Turn production-index sequences back into strings.",
     discussion: """
-      Each sequence is one line of space-separated production indices (from the arguments, or
-      stdin one per line); trailing padding is allowed. An incomplete sequence is an error,
-      never a truncated string.
+      Each sequence is one line of space-separated production indices (from the \
+      arguments, or stdin one per line); trailing padding is allowed. An incomplete \
+      sequence is an error, never a truncated string.
       """)
 
   @OptionGroup var grammarOption: GrammarOption
@@ -24,7 +24,9 @@ struct DeriveCommand: ParsableCommand {
   var sequences: [String] = []
 
   func validate() throws {
-    if compact && separator != nil { throw ValidationError("use --compact or --separator, not both") }
+    if compact && separator != nil {
+      throw ValidationError("use --compact or --separator, not both")
+    }
   }
 
   func run() throws {

@@ -16,7 +16,8 @@ struct GrammarCommand: ParsableCommand {
     func run() throws {
       let g = try grammarOption.load()
       let out = OutputBuffer()
-      out.write("grammar \(g.name): \(g.productions.count) productions, start symbol \(g.startSymbol)\n")
+      out.write(
+        "grammar \(g.name): \(g.productions.count) productions, start symbol \(g.startSymbol)\n")
       let masked = Set(g.maskedProductions)
       let width = String(g.productions.count - 1).count
       for (i, p) in g.productions.enumerated() {

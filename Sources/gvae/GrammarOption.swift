@@ -43,6 +43,35 @@ final class OutputBuffer {
     bytes.append(contentsOf: s.utf8)
     if bytes.count >= 1 << 16 { flush() }
   }
+  /// Writes non-negative integers separated by single spaces, then a newline.
+  func writeIndices(_ values: [Int]) {
+    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+      0, 0, 0, 0, 0, 0, 0, 0, 0)
+    for (k, value) in values.enumerated() {
+      if k > 0 { bytes.append(0x20) }
+      var v = value
+      guard v > 0 else {
+        if v == 0 { bytes.append(0x30) } else { bytes.append(contentsOf: String(v).utf8) }
+        continue
+      }
+      withUnsafeMutableBytes(of: &digits) { d in
+        var n = 0
+        while v > 0 {
+          d[n] = UInt8(0x30 + v % 10)
+          v /= 10
+          n += 1
+        }
+        while n > 0 {
+          n -= 1
+          bytes.append(d[n])
+        }
+      }
+    }
+    bytes.append(0x0A)
+    if bytes.count >= 1 << 16 { flush() }
+  }
+
   func flush() {
     guard !bytes.isEmpty else { return }
     FileHandle.standardOutput.write(Data(bytes))

@@ -7,8 +7,10 @@ struct ParseCommand: ParsableCommand {
     commandName: "parse",
     abstract: "Parse strings into production-index sequences (leftmost derivations).",
     discussion: """
-      With no strings, reads one per line from stdin. Text formats stop at the first bad line
-      with a message naming its line and column; --format json reports every line.
+      With no strings, reads one per line from stdin. Text formats stop at the first bad \
+      line with a message naming its line and column and exit 1; --format json reports \
+      every line (errors as {"error": {"line", "column", "message"}}) and exits 0. \
+      --max-len (or --pad) also rejects derivations longer than the maximum length.
       """)
 
   enum Format: String, ExpressibleByArgument, CaseIterable {
@@ -17,7 +19,8 @@ struct ParseCommand: ParsableCommand {
 
   @OptionGroup var grammarOption: GrammarOption
 
-  @Option(help: "Output: indices (one line per input), rules (productions), json (one object per line).")
+  @Option(
+    help: "Output: indices (one line per input), rules (productions), json (one object per line).")
   var format: Format = .indices
 
   @Option(name: .customLong("max-len"), help: "Maximum derivation length (default: the grammar's).")
@@ -26,7 +29,9 @@ struct ParseCommand: ParsableCommand {
   @Flag(help: "Pad each sequence with the padding production to the maximum length.")
   var pad = false
 
-  @Flag(name: .customLong("report-ambiguity"), help: "Report inputs with more than one parse tree (stderr; json: \"ambiguous\").")
+  @Flag(
+    name: .customLong("report-ambiguity"),
+    help: "Report inputs with more than one parse tree (stderr; json: \"ambiguous\").")
   var reportAmbiguity = false
 
   @Argument(help: "Strings to parse (default: stdin, one per line).")
@@ -68,7 +73,7 @@ struct ParseCommand: ParsableCommand {
           }
           switch format {
           case .indices:
-            out.write(seq.map(String.init).joined(separator: " ") + "\n")
+            out.writeIndices(seq)
           case .rules:
             for p in seq { out.write("\(p)\t\(grammar.productions[p])\n") }
             out.write("\n")

@@ -20,7 +20,8 @@ import Testing
     #expect(rows == g.nonterminals.count)
     let mask = g.maskMatrix()
     let bach = try #require(g.nonterminals.firstIndex(of: "BACH"))
-    #expect(mask[bach * cols + 29] == 0 && mask[bach * cols + 31] == 0 && mask[bach * cols + 30] == 1)
+    #expect(
+      mask[bach * cols + 29] == 0 && mask[bach * cols + 31] == 0 && mask[bach * cols + 30] == 1)
     // Each usable production appears in exactly its own row.
     for p in 0..<cols {
       let column = (0..<rows).map { mask[$0 * cols + p] }
@@ -48,7 +49,10 @@ import Testing
         B -> A
         """)
     #expect(g.startSymbol == "E")
-    #expect(g.productions.map(\.description) == ["A -> 'x'", "E -> E '+' A", "E -> A", "E -> None", "B -> A"])
+    #expect(
+      g.productions.map(\.description) == [
+        "A -> 'x'", "E -> E '+' A", "E -> A", "E -> None", "B -> A",
+      ])
     #expect(g.unreachableSymbols == ["B"])
     #expect(g.paddingProduction == 3)
     #expect(g.warnings.map(\.message) == ["non-terminal B is unreachable from the start symbol E"])
@@ -98,7 +102,10 @@ import Testing
       _ = try Grammar(text: "S -> 'a'\nT -> 'b' ; \n", name: "g.cfg")
       Issue.record("expected an error")
     } catch {
-      #expect(error.description == "g.cfg:2:10: unexpected character; expected a non-terminal name, a quoted terminal or '|'\n  T -> 'b' ; \n           ^")
+      #expect(
+        error.description
+          == "g.cfg:2:10: unexpected character; expected a non-terminal name, a quoted terminal or '|'\n  T -> 'b' ; \n           ^"
+      )
     }
   }
 

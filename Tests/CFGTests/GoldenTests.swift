@@ -17,6 +17,20 @@ import Testing
     }
   }
 
+  /// Long molecules and ones with charges, isotopes, `@@`, `/` and `\\` bonds.
+  @Test func matchesNLTKOnHardMolecules() throws {
+    let g = try Grammar.named("zinc")
+    let parser = Parser(grammar: g)
+    let cases = try goldenCases("zinc_hard.txt")
+    #expect(cases.count == 100)
+    for c in cases {
+      let d = try parser.parse(c.input)
+      #expect(d.map(String.init).joined(separator: " ") == c.expected, "\(c.input)")
+      #expect(try g.derive(d) == c.input)
+      #expect(d.count <= g.maxLength)
+    }
+  }
+
   /// derive(parse(s)) == s: SMILES exactly; expressions as the data set spaces them.
   @Test(arguments: ["zinc", "equation"])
   func roundTrip(_ name: String) throws {

@@ -19,7 +19,10 @@ import Testing
   }
 
   @Test func unknownCharacter() {
-    #expect(throws: ParseError.unexpectedCharacter("%", at: TextLocation(line: 1, column: 3, offset: 2), input: "CC%")) {
+    #expect(
+      throws: ParseError.unexpectedCharacter(
+        "%", at: TextLocation(line: 1, column: 3, offset: 2), input: "CC%")
+    ) {
       try zinc.parse("CC%")
     }
   }
@@ -57,7 +60,9 @@ import Testing
   }
 
   @Test func tooLongGivesBothLengths() throws {
-    #expect(throws: ParseError.tooLong(length: 9, maxLength: 5)) { try zinc.encode("CC", maxLength: 5) }
+    #expect(throws: ParseError.tooLong(length: 9, maxLength: 5)) {
+      try zinc.encode("CC", maxLength: 5)
+    }
     let row = try zinc.encode("CC")
     #expect(row.count == 277)
     #expect(row[9...].allSatisfy { $0 == 75 })

@@ -37,6 +37,8 @@ import Testing
     #expect(throws: GenerationError.maxLengthTooSmall(maxLength: 1, shortest: 2)) {
       try g.randomStrings(count: 1, maxLength: 1, using: &rng)
     }
-    #expect(throws: GenerationError.self) { try g.randomStrings(count: 100, maxLength: 2, using: &rng) }
+    #expect(throws: GenerationError.self) {
+      try g.randomStrings(count: 100, maxLength: 2, using: &rng)
+    }
   }
 }

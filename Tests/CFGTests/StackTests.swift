@@ -30,7 +30,9 @@ import Testing
     #expect(throws: DerivationError.notAllowed(production: 5, step: 0, expectedLHS: "smiles")) {
       try stack.apply(production: 5)
     }
-    #expect(throws: DerivationError.unknownProduction(76, step: 0)) { try stack.apply(production: 76) }
+    #expect(throws: DerivationError.unknownProduction(76, step: 0)) {
+      try stack.apply(production: 76)
+    }
     try stack.apply(production: 0)
     try stack.apply(production: 72)
     try stack.apply(production: 62)
@@ -44,7 +46,9 @@ import Testing
     try stack.apply(production: 24)
     try stack.apply(production: 27)
     #expect(stack.currentLHS == g.nonterminals.firstIndex(of: "BACH"))
-    #expect(throws: DerivationError.maskedProduction(29, step: 12)) { try stack.apply(production: 29) }
+    #expect(throws: DerivationError.maskedProduction(29, step: 12)) {
+      try stack.apply(production: 29)
+    }
     #expect(stack.pending == ["BACH"])
   }
 
@@ -70,7 +74,9 @@ import Testing
 
   @Test func deriveRejectsIncompleteAndWrongSequences() throws {
     let g = try Grammar.named("zinc")
-    #expect(throws: DerivationError.incomplete(steps: 3, pending: ["branched_atom", "branched_atom"])) {
+    #expect(
+      throws: DerivationError.incomplete(steps: 3, pending: ["branched_atom", "branched_atom"])
+    ) {
       try g.derive([0, 73, 72])
     }
     #expect(throws: DerivationError.notAllowed(production: 5, step: 1, expectedLHS: "chain")) {

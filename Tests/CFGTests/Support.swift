@@ -22,11 +22,14 @@ func goldenCases(_ name: String) throws -> [(input: String, expected: String)] {
 
 /// Compares `actual` with a golden file; with `RECORD_GOLDEN=1` rewrites it and fails on
 /// purpose so a human reviews the diff.
-func expectGolden(_ actual: String, file name: String, sourceLocation: SourceLocation = #_sourceLocation) {
+func expectGolden(
+  _ actual: String, file name: String, sourceLocation: SourceLocation = #_sourceLocation
+) {
   let url = goldenURL(name)
   if ProcessInfo.processInfo.environment["RECORD_GOLDEN"] == "1" {
     try? actual.write(to: url, atomically: true, encoding: .utf8)
-    Issue.record("recorded \(name); review the diff and run again without RECORD_GOLDEN",
+    Issue.record(
+      "recorded \(name); review the diff and run again without RECORD_GOLDEN",
       sourceLocation: sourceLocation)
     return
   }

@@ -59,11 +59,17 @@ func gvae(_ arguments: [String], stdin: String = "") throws -> ToolResult {
 }
 
 /// One readable line on stderr, no crash report.
-func expectCleanError(_ r: ToolResult, contains text: String, sourceLocation: SourceLocation = #_sourceLocation) {
+func expectCleanError(
+  _ r: ToolResult, contains text: String, sourceLocation: SourceLocation = #_sourceLocation
+) {
   #expect(r.status != 0, sourceLocation: sourceLocation)
   #expect(r.stderr.contains(text), "stderr: \(r.stderr)", sourceLocation: sourceLocation)
-  #expect(r.stderr.split(separator: "\n").count == 1, "stderr: \(r.stderr)", sourceLocation: sourceLocation)
-  #expect(!r.stderr.contains("Fatal error") && !r.stderr.contains("Stack dump"), sourceLocation: sourceLocation)
+  #expect(
+    r.stderr.split(separator: "\n").count == 1, "stderr: \(r.stderr)",
+    sourceLocation: sourceLocation)
+  #expect(
+    !r.stderr.contains("Fatal error") && !r.stderr.contains("Stack dump"),
+    sourceLocation: sourceLocation)
 }
 
 func temporaryFile(_ text: String, name: String) throws -> URL {
@@ -106,18 +112,24 @@ func temporaryFile(_ text: String, name: String) throws -> URL {
     let lines = r.stdout.split(separator: "\n")
     #expect(lines.count == 4)
     #expect(lines[0] == #"{"input": "CC", "productions": [0, 73, 72, 62, 2, 5, 62, 2, 5]}"#)
-    #expect(lines[1].hasPrefix(#"{"input": "C%", "error": {"line": 2, "column": 2, "message": "unexpected character '%'"#))
-    #expect(lines[2] == #"{"input": "", "error": {"line": 3, "column": 0, "message": "empty input"}}"#)
+    #expect(
+      lines[1].hasPrefix(
+        #"{"input": "C%", "error": {"line": 2, "column": 2, "message": "unexpected character '%'"#))
+    #expect(
+      lines[2] == #"{"input": "", "error": {"line": 3, "column": 0, "message": "empty input"}}"#)
     #expect(lines[3] == #"{"input": "C", "productions": [0, 72, 62, 2, 5]}"#)
   }
 
   @Test func inputErrors() throws {
-    expectCleanError(try gvae(["parse", "C%C"]), contains: "line 1, column 2: unexpected character '%'")
+    expectCleanError(
+      try gvae(["parse", "C%C"]), contains: "line 1, column 2: unexpected character '%'")
     expectCleanError(try gvae(["parse", "CC)"]), contains: "column 3: unexpected ')'")
     expectCleanError(try gvae(["parse"], stdin: "CC\n\n"), contains: "line 2: empty input")
     expectCleanError(
-      try gvae(["parse", "--max-len", "5", "CC"]), contains: "9 steps, more than the maximum length 5")
-    expectCleanError(try gvae(["parse", "--grammar", "nonesuch", "C"]), contains: "cannot read grammar file")
+      try gvae(["parse", "--max-len", "5", "CC"]),
+      contains: "9 steps, more than the maximum length 5")
+    expectCleanError(
+      try gvae(["parse", "--grammar", "nonesuch", "C"]), contains: "cannot read grammar file")
   }
 
   @Test func reportsAmbiguity() throws {
@@ -140,7 +152,8 @@ func temporaryFile(_ text: String, name: String) throws -> URL {
   }
 
   @Test func parseThenDeriveRoundTrips() throws {
-    let smiles = "CC(C)(C)c1ccc2occ(CC(=O)Nc3ccccc3F)c2c1\nC[C@@H]1CC(Nc2cncc(-c3nncn3C)c2)C[C@@H](C)C1\n"
+    let smiles =
+      "CC(C)(C)c1ccc2occ(CC(=O)Nc3ccccc3F)c2c1\nC[C@@H]1CC(Nc2cncc(-c3nncn3C)c2)C[C@@H](C)C1\n"
     let parsed = try gvae(["parse"], stdin: smiles)
     let derived = try gvae(["derive"], stdin: parsed.stdout)
     #expect(derived.stdout == smiles)
@@ -173,7 +186,8 @@ func temporaryFile(_ text: String, name: String) throws -> URL {
       contains: "syntax.cfg:1:12: unterminated quoted terminal")
     let noBase = try temporaryFile("S -> S 'a'\n", name: "nobase.cfg")
     expectCleanError(
-      try gvae(["parse", "--grammar", noBase.path, "a"]), contains: "nobase.cfg:1:1: start symbol S derives no terminal string")
+      try gvae(["parse", "--grammar", noBase.path, "a"]),
+      contains: "nobase.cfg:1:1: start symbol S derives no terminal string")
   }
 
   @Test func warnsAboutUndefinedSymbols() throws {
@@ -187,13 +201,17 @@ func temporaryFile(_ text: String, name: String) throws -> URL {
 
 @Suite(.serialized) struct DatasetToolTests {
   @Test func generatesDistinctValidStrings() throws {
-    let r = try gvae(["dataset", "generate", "--grammar", "equation", "-n", "200", "--max-len", "15", "--seed", "5"])
+    let r = try gvae([
+      "dataset", "generate", "--grammar", "equation", "-n", "200", "--max-len", "15", "--seed", "5",
+    ])
     #expect(r.status == 0)
     let lines = r.stdout.split(separator: "\n").map(String.init)
     #expect(lines.count == 200 && Set(lines).count == 200)
     let parsed = try gvae(["parse", "--grammar", "equation", "--max-len", "15"], stdin: r.stdout)
     #expect(parsed.status == 0)
-    let again = try gvae(["dataset", "generate", "--grammar", "equation", "-n", "200", "--max-len", "15", "--seed", "5"])
+    let again = try gvae([
+      "dataset", "generate", "--grammar", "equation", "-n", "200", "--max-len", "15", "--seed", "5",
+    ])
     #expect(again.stdout == r.stdout)
   }
 

@@ -1,8 +1,8 @@
 import Engine
 import Foundation
 import NN
-import Testing
 import TestSupport
+import Testing
 
 func randn(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
   var rng = SeededRandom(seed: seed)
@@ -12,7 +12,9 @@ func randn(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
 @Suite struct LayerGradientTests {
   @Test(arguments: [Activation.identity, .tanh, .sigmoid])
   func denseGradients(activation: Activation) {
-    let r = checkGradients([randn([2, 3, 4], seed: 1), randn([5, 4], seed: 2), randn([5], seed: 3)]) { v in
+    let r = checkGradients([
+      randn([2, 3, 4], seed: 1), randn([5, 4], seed: 2), randn([5], seed: 3),
+    ]) { v in
       dense(v[0], weight: v[1], bias: v[2], activation: activation)
     }
     #expect(r.worstError < 1e-2, "\(r)")
@@ -39,49 +41,70 @@ func randn(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
     Conv1DCase(id: "same-stride2", stride: 2, padding: .same),
   ])
   func conv1DGradients(c: Conv1DCase) {
-    let x = randn([2, 7, 3], seed: 4), w = randn([4, 3, 3], seed: 5), b = randn([4], seed: 6)
+    let x = randn([2, 7, 3], seed: 4)
+    let w = randn([4, 3, 3], seed: 5)
+    let b = randn([4], seed: 6)
     let r = checkGradients([x, w, b]) { v in
-      conv1D(v[0], weight: v[1], bias: v[2], stride: c.stride, padding: c.padding, activation: .tanh)
+      conv1D(
+        v[0], weight: v[1], bias: v[2], stride: c.stride, padding: c.padding, activation: .tanh)
     }
     #expect(r.worstError < 1e-2, "\(c.id): \(r)")
   }
 
   @Test func conv1DSameKeepsLength() {
     let tape = Tape(recording: false)
-    let y = conv1D(tape.constant(randn([1, 7, 2], seed: 1)), weight: tape.constant(randn([3, 2, 4], seed: 2)), bias: nil, padding: .same)
+    let y = conv1D(
+      tape.constant(randn([1, 7, 2], seed: 1)), weight: tape.constant(randn([3, 2, 4], seed: 2)),
+      bias: nil, padding: .same)
     #expect(y.shape == [1, 7, 3])
   }
 
   @Test func conv2DGradients() {
-    let x = randn([2, 3, 5, 6], seed: 7), w = randn([4, 3, 3, 2], seed: 8), b = randn([4], seed: 9)
+    let x = randn([2, 3, 5, 6], seed: 7)
+    let w = randn([4, 3, 3, 2], seed: 8)
+    let b = randn([4], seed: 9)
     for (stride, padding) in [((1, 1), (0, 0)), ((2, 1), (1, 1)), ((2, 2), (1, 0))] {
       let r = checkGradients([x, w, b]) { v in
-        conv2D(v[0], weight: v[1], bias: v[2], stride: stride, padding: padding, activation: .sigmoid)
+        conv2D(
+          v[0], weight: v[1], bias: v[2], stride: stride, padding: padding, activation: .sigmoid)
       }
       #expect(r.worstError < 1e-2, "stride \(stride) padding \(padding): \(r)")
     }
   }
 
   @Test func convTranspose2DGradients() {
-    let x = randn([2, 3, 3, 4], seed: 10), w = randn([3, 2, 3, 3], seed: 11), b = randn([2], seed: 12)
-    for (stride, padding, outPad) in [((1, 1), (0, 0), (0, 0)), ((2, 2), (1, 1), (1, 1)), ((2, 1), (0, 1), (1, 0))] {
+    let x = randn([2, 3, 3, 4], seed: 10)
+    let w = randn([3, 2, 3, 3], seed: 11)
+    let b = randn([2], seed: 12)
+    for (stride, padding, outPad) in [
+      ((1, 1), (0, 0), (0, 0)), ((2, 2), (1, 1), (1, 1)), ((2, 1), (0, 1), (1, 0)),
+    ] {
       let r = checkGradients([x, w, b]) { v in
-        convTranspose2D(v[0], weight: v[1], bias: v[2], stride: stride, padding: padding, outputPadding: outPad)
+        convTranspose2D(
+          v[0], weight: v[1], bias: v[2], stride: stride, padding: padding, outputPadding: outPad)
       }
       #expect(r.worstError < 1e-2, "stride \(stride) padding \(padding): \(r)")
     }
     let tape = Tape(recording: false)
-    let y = convTranspose2D(tape.constant(x), weight: tape.constant(w), bias: nil, stride: (2, 2), padding: (1, 1), outputPadding: (1, 1))
+    let y = convTranspose2D(
+      tape.constant(x), weight: tape.constant(w), bias: nil, stride: (2, 2), padding: (1, 1),
+      outputPadding: (1, 1))
     #expect(y.shape == [2, 2, 6, 8])
   }
 
   @Test func convTransposeIsAdjointOfConv() {
     // <conv(x), y> == <x, convT(y)> for the same weight (no bias).
-    let x = randn([1, 2, 6, 5], seed: 1), w = randn([3, 2, 3, 3], seed: 2)
+    let x = randn([1, 2, 6, 5], seed: 1)
+    let w = randn([3, 2, 3, 3], seed: 2)
     let tape = Tape(recording: false)
-    let cx = conv2D(tape.constant(x), weight: tape.constant(w), bias: nil, stride: (2, 2), padding: (1, 1)).value
+    let cx = conv2D(
+      tape.constant(x), weight: tape.constant(w), bias: nil, stride: (2, 2), padding: (1, 1)
+    ).value
     let y = randn(cx.shape, seed: 3)
-    let ty = convTranspose2D(tape.constant(y), weight: tape.constant(w), bias: nil, stride: (2, 2), padding: (1, 1), outputPadding: (1, 0)).value
+    let ty = convTranspose2D(
+      tape.constant(y), weight: tape.constant(w), bias: nil, stride: (2, 2), padding: (1, 1),
+      outputPadding: (1, 0)
+    ).value
     #expect(ty.shape == x.shape)
     let a = zip(cx.storage, y.storage).map { $0 * $1 }.reduce(0, +)
     let b = zip(x.storage, ty.storage).map { $0 * $1 }.reduce(0, +)
@@ -89,14 +112,18 @@ func randn(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
   }
 
   @Test func batchNormTrainingGradientsLastAxis() {
-    let r = checkGradients([randn([4, 3, 5], seed: 13), randn([5], seed: 14), randn([5], seed: 15)]) { v in
+    let r = checkGradients([
+      randn([4, 3, 5], seed: 13), randn([5], seed: 14), randn([5], seed: 15),
+    ]) { v in
       batchNorm(v[0], scale: v[1], offset: v[2]).0
     }
     #expect(r.worstError < 1e-2, "\(r)")
   }
 
   @Test func batchNormTrainingGradientsChannels() {
-    let r = checkGradients([randn([3, 2, 4, 4], seed: 16), randn([2], seed: 17), randn([2], seed: 18)]) { v in
+    let r = checkGradients([
+      randn([3, 2, 4, 4], seed: 16), randn([2], seed: 17), randn([2], seed: 18),
+    ]) { v in
       batchNorm(v[0], scale: v[1], offset: v[2], axis: 1).0
     }
     #expect(r.worstError < 1e-2, "\(r)")
@@ -104,7 +131,8 @@ func randn(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
 
   @Test func batchNormInferenceGradients() {
     let stats = BatchStatistics(mean: [0.1, -0.2, 0.3], variance: [1.5, 0.5, 2])
-    let r = checkGradients([randn([4, 3], seed: 19), randn([3], seed: 20), randn([3], seed: 21)]) { v in
+    let r = checkGradients([randn([4, 3], seed: 19), randn([3], seed: 20), randn([3], seed: 21)]) {
+      v in
       batchNorm(v[0], scale: v[1], offset: v[2], statistics: stats).0
     }
     #expect(r.worstError < 1e-2, "\(r)")
@@ -139,7 +167,8 @@ func randn(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
     }
     inputs.append(randn([B, H], seed: 60))
     let r = checkGradients(inputs) { v in
-      let h1 = gru(v[0], weightIH: v[1], weightHH: v[2], biasIH: v[3], biasHH: v[4], initialState: v[9])
+      let h1 = gru(
+        v[0], weightIH: v[1], weightHH: v[2], biasIH: v[3], biasHH: v[4], initialState: v[9])
       return gru(h1, weightIH: v[5], weightHH: v[6], biasIH: v[7], biasHH: v[8])
     }
     #expect(r.worstError < 1e-2, "\(r)")
@@ -147,10 +176,16 @@ func randn(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
 
   @Test func gruForwardMatchesReference() {
     let (B, T, I, H) = (3, 5, 4, 6)
-    let x = randn([B, T, I], seed: 70), wih = randn([3 * H, I], seed: 71, std: 0.5)
-    let whh = randn([3 * H, H], seed: 72, std: 0.5), bih = randn([3 * H], seed: 73), bhh = randn([3 * H], seed: 74)
+    let x = randn([B, T, I], seed: 70)
+    let wih = randn([3 * H, I], seed: 71, std: 0.5)
+    let whh = randn([3 * H, H], seed: 72, std: 0.5)
+    let bih = randn([3 * H], seed: 73)
+    let bhh = randn([3 * H], seed: 74)
     let tape = Tape(recording: false)
-    let y = gru(tape.constant(x), weightIH: tape.constant(wih), weightHH: tape.constant(whh), biasIH: tape.constant(bih), biasHH: tape.constant(bhh)).value
+    let y = gru(
+      tape.constant(x), weightIH: tape.constant(wih), weightHH: tape.constant(whh),
+      biasIH: tape.constant(bih), biasHH: tape.constant(bhh)
+    ).value
     let ref = referenceGRU(x: x, wih: wih, whh: whh, bih: bih, bhh: bhh)
     #expect(y.shape == [B, T, H])
     let worst = zip(y.storage, ref.storage).map { abs($0 - $1) }.max() ?? 0
@@ -160,11 +195,17 @@ func randn(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
   @Test func gruLayerNamesMatchPyTorch() {
     var rng = SeededRandom(seed: 1)
     let g = GRU(inputSize: 3, hiddenSize: 4, layerCount: 2, name: "decoder.gru", rng: &rng)
-    #expect(g.parameters.map(\.name) == [
-      "decoder.gru.weight_ih_l0", "decoder.gru.weight_hh_l0", "decoder.gru.bias_ih_l0", "decoder.gru.bias_hh_l0",
-      "decoder.gru.weight_ih_l1", "decoder.gru.weight_hh_l1", "decoder.gru.bias_ih_l1", "decoder.gru.bias_hh_l1",
-    ])
-    #expect(g.parameters.map(\.value.shape) == [[12, 3], [12, 4], [12], [12], [12, 4], [12, 4], [12], [12]])
+    #expect(
+      g.parameters.map(\.name) == [
+        "decoder.gru.weight_ih_l0", "decoder.gru.weight_hh_l0", "decoder.gru.bias_ih_l0",
+        "decoder.gru.bias_hh_l0",
+        "decoder.gru.weight_ih_l1", "decoder.gru.weight_hh_l1", "decoder.gru.bias_ih_l1",
+        "decoder.gru.bias_hh_l1",
+      ])
+    #expect(
+      g.parameters.map(\.value.shape) == [
+        [12, 3], [12, 4], [12], [12], [12, 4], [12, 4], [12], [12],
+      ])
   }
 }
 

@@ -1,8 +1,8 @@
 import Engine
 import Foundation
 import NN
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct LossTests {
   @Test func maskedWeightedCrossEntropyGradients() {
@@ -18,7 +18,8 @@ import TestSupport
     let weights = Tensor(randomUniform: [B, T], low: 0.5, high: 2, rng: &rng)
     for reduction in [LossReduction.batchMean, .mean, .sum] {
       let r = checkGradients([randn([B, T, C], seed: 4)]) { v in
-        softmaxCrossEntropy(logits: v[0], targets: targets, mask: mask, weights: weights, reduction: reduction)
+        softmaxCrossEntropy(
+          logits: v[0], targets: targets, mask: mask, weights: weights, reduction: reduction)
       }
       #expect(r.worstError < 1e-2, "\(reduction): \(r)")
     }
@@ -38,10 +39,14 @@ import TestSupport
   @Test func binaryCrossEntropyGradientsAndStability() {
     var rng = SeededRandom(seed: 5)
     let t = Tensor(randomUniform: [3, 4], rng: &rng)
-    let r = checkGradients([randn([3, 4], seed: 6, std: 2)]) { v in binaryCrossEntropy(logits: v[0], targets: t) }
+    let r = checkGradients([randn([3, 4], seed: 6, std: 2)]) { v in
+      binaryCrossEntropy(logits: v[0], targets: t)
+    }
     #expect(r.worstError < 1e-2, "\(r)")
     let tape = Tape(recording: false)
-    let big = binaryCrossEntropy(logits: tape.constant(Tensor(shape: [2], storage: [100, -100])), targets: Tensor(shape: [2], storage: [0, 1]))
+    let big = binaryCrossEntropy(
+      logits: tape.constant(Tensor(shape: [2], storage: [100, -100])),
+      targets: Tensor(shape: [2], storage: [0, 1]))
     #expect(abs(big.value.scalar - 100) < 1e-3)
   }
 
@@ -53,15 +58,20 @@ import TestSupport
       #expect(r.worstError < 1e-2, "\(r)")
     }
     let tape = Tape(recording: false)
-    let zero = gaussianKLDivergence(mean: tape.constant(Tensor(zeros: [2, 3])), logVariance: tape.constant(Tensor(zeros: [2, 3])))
+    let zero = gaussianKLDivergence(
+      mean: tape.constant(Tensor(zeros: [2, 3])), logVariance: tape.constant(Tensor(zeros: [2, 3])))
     #expect(zero.value.scalar == 0)
     // μ = 1 in one of 2 dims: KL = ½ per example.
-    let one = gaussianKLDivergence(mean: tape.constant(Tensor(shape: [1, 2], storage: [1, 0])), logVariance: tape.constant(Tensor(zeros: [1, 2])))
+    let one = gaussianKLDivergence(
+      mean: tape.constant(Tensor(shape: [1, 2], storage: [1, 0])),
+      logVariance: tape.constant(Tensor(zeros: [1, 2])))
     #expect(abs(one.value.scalar - 0.5) < 1e-6)
   }
 
   @Test func mseGradients() {
-    let r = checkGradients([randn([2, 3], seed: 9), randn([2, 3], seed: 10)]) { v in meanSquaredError(v[0], v[1]) }
+    let r = checkGradients([randn([2, 3], seed: 9), randn([2, 3], seed: 10)]) { v in
+      meanSquaredError(v[0], v[1])
+    }
     #expect(r.worstError < 1e-2, "\(r)")
   }
 }

@@ -21,17 +21,21 @@ import Testing
     let g = Tensor(shape: [1], storage: [0.5])
     let p = Tensor(shape: [1], storage: [2])
     var h = Adam.Hyperparameters(learningRate: 0.1, weightDecay: .decoupled(0.5))
-    let (d, _) = Adam.update(parameter: p, gradient: g, state: .init(zerosLike: [1]), step: 1, hyperparameters: h)
+    let (d, _) = Adam.update(
+      parameter: p, gradient: g, state: .init(zerosLike: [1]), step: 1, hyperparameters: h)
     #expect(abs(d.storage[0] - (2 - 0.1 * 0.5 * 2 - 0.1)) < 1e-5)
     h.weightDecay = .l2(0.5)  // g' = 0.5 + 1 = 1.5: first step is still lr · sign
-    let (l, s) = Adam.update(parameter: p, gradient: g, state: .init(zerosLike: [1]), step: 1, hyperparameters: h)
+    let (l, s) = Adam.update(
+      parameter: p, gradient: g, state: .init(zerosLike: [1]), step: 1, hyperparameters: h)
     #expect(abs(l.storage[0] - 1.9) < 1e-5)
     #expect(abs(s.m.storage[0] - 0.15) < 1e-6)
   }
 
   @Test func sgdMomentumMatchesHandComputedSteps() {
     let g = Tensor(shape: [1], storage: [1])
-    var (p, b) = SGD.update(parameter: Tensor(shape: [1], storage: [1]), gradient: g, buffer: nil, learningRate: 0.1, momentum: 0.9)
+    var (p, b) = SGD.update(
+      parameter: Tensor(shape: [1], storage: [1]), gradient: g, buffer: nil, learningRate: 0.1,
+      momentum: 0.9)
     #expect(abs(p.storage[0] - 0.9) < 1e-6)
     (p, b) = SGD.update(parameter: p, gradient: g, buffer: b, learningRate: 0.1, momentum: 0.9)
     #expect(abs(p.storage[0] - 0.71) < 1e-6)
@@ -48,14 +52,18 @@ import Testing
     let other = Adam(parameters: [p], learningRate: 0.01)
     try other.loadState(state)
     #expect(other.stepCount == 1 && other.states == adam.states)
-    #expect(throws: OptimizerStateError.missing("w.exp_avg")) { try other.loadState(["step": state["step"]!]) }
+    #expect(throws: OptimizerStateError.missing("w.exp_avg")) {
+      try other.loadState(["step": state["step"]!])
+    }
   }
 
   @Test func plateauScheduleFollowsKeras() {
     var s = ReduceLROnPlateau(factor: 0.2, patience: 3, minLearningRate: 1e-4)
     var lr: Float = 1e-3
     var history: [Float] = []
-    for metric: Float in [1, 0.9, 0.95, 0.95, 0.95, 0.8, 0.85, 0.85, 0.85, 0.85, 0.85, 0.85, 0.85, 0.85] {
+    for metric: Float in [
+      1, 0.9, 0.95, 0.95, 0.95, 0.8, 0.85, 0.85, 0.85, 0.85, 0.85, 0.85, 0.85, 0.85,
+    ] {
       lr = s.step(metric: metric, learningRate: lr)
       history.append(lr)
     }
@@ -73,7 +81,8 @@ import Testing
   }
 
   @Test func clippingByGlobalNorm() {
-    let a = Parameter("a", Tensor(zeros: [1])), b = Parameter("b", Tensor(zeros: [1]))
+    let a = Parameter("a", Tensor(zeros: [1]))
+    let b = Parameter("b", Tensor(zeros: [1]))
     a.gradient = Tensor(shape: [1], storage: [3])
     b.gradient = Tensor(shape: [1], storage: [4])
     let norm = clipGradientsByGlobalNorm([a, b], maxNorm: 1)
@@ -93,7 +102,10 @@ import Testing
       for j in 0..<n {
         var dot: Float = 0
         for k in 0..<max(rows, cols) {
-          dot += tall ? q.storage[k * cols + i] * q.storage[k * cols + j] : q.storage[i * cols + k] * q.storage[j * cols + k]
+          dot +=
+            tall
+            ? q.storage[k * cols + i] * q.storage[k * cols + j]
+            : q.storage[i * cols + k] * q.storage[j * cols + k]
         }
         #expect(abs(dot - (i == j ? 1 : 0)) < 1e-5)
       }
@@ -108,10 +120,12 @@ import Testing
     let adam = Adam(parameters: params, learningRate: 0.05)
     let x = Tensor(shape: [4, 2], storage: [0, 0, 0, 1, 1, 0, 1, 1])
     let y = Tensor(shape: [4, 1], storage: [0, 1, 1, 0])
-    var first: Float = 0, last: Float = 0
+    var first: Float = 0
+    var last: Float = 0
     for step in 0..<300 {
       let tape = Tape()
-      let loss = binaryCrossEntropy(logits: l2(l1(tape.constant(x), tape: tape), tape: tape), targets: y)
+      let loss = binaryCrossEntropy(
+        logits: l2(l1(tape.constant(x), tape: tape), tape: tape), targets: y)
       if step == 0 { first = loss.value.scalar }
       last = loss.value.scalar
       zeroGradients(params)
