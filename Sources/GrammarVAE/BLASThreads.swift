@@ -15,7 +15,9 @@ public enum BLASThreads {
   @discardableResult
   public static func set(_ threads: Int) -> Bool {
     // Make sure Engine has loaded its library.
-    var a: Float = 1, b: Float = 1, c: Float = 0
+    var a: Float = 1
+    var b: Float = 1
+    var c: Float = 0
     BLAS.sgemm(
       transposeA: false, transposeB: false, m: 1, n: 1, k: 1, alpha: 1, a: &a, lda: 1, b: &b,
       ldb: 1, beta: 0, c: &c, ldc: 1)

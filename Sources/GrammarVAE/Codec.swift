@@ -129,7 +129,10 @@ public struct SequenceCodec: @unchecked Sendable {
       }
     }
     set.remove(" ")
-    return [" "] + set.sorted { String($0).unicodeScalars.first!.value < String($1).unicodeScalars.first!.value }
+    return [" "]
+      + set.sorted {
+        String($0).unicodeScalars.first!.value < String($1).unicodeScalars.first!.value
+      }
       .map { String($0) }
   }
 }

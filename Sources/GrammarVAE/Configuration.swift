@@ -99,7 +99,8 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     }
     guard epsilonStd >= 0 && epsilonStd.isFinite else { throw bad("epsilon std must be ≥ 0") }
     if kind == .character && characters.count != vocabularySize {
-      throw bad("character model has \(characters.count) characters for vocabulary \(vocabularySize)")
+      throw bad(
+        "character model has \(characters.count) characters for vocabulary \(vocabularySize)")
     }
   }
 }
@@ -118,15 +119,19 @@ public enum Preset: String, Codable, Sendable, CaseIterable {
     case .zinc:
       return ModelConfiguration(
         kind: kind, steps: steps, vocabularySize: vocabularySize,
-        convolutions: [.init(filters: 9, kernel: 9), .init(filters: 9, kernel: 9),
-                       .init(filters: 10, kernel: 11)],
+        convolutions: [
+          .init(filters: 9, kernel: 9), .init(filters: 9, kernel: 9),
+          .init(filters: 10, kernel: 11),
+        ],
         convolutionBatchNorm: false, encoderHidden: 435, latentSize: 56, latentBatchNorm: false,
         decoderHidden: 56, gruHidden: 501, gruLayers: 3)
     case .equation:
       return ModelConfiguration(
         kind: kind, steps: steps, vocabularySize: vocabularySize,
-        convolutions: [.init(filters: 2, kernel: 2), .init(filters: 3, kernel: 3),
-                       .init(filters: 4, kernel: 4)],
+        convolutions: [
+          .init(filters: 2, kernel: 2), .init(filters: 3, kernel: 3),
+          .init(filters: 4, kernel: 4),
+        ],
         convolutionBatchNorm: true, encoderHidden: 100, latentSize: 25, latentBatchNorm: true,
         decoderHidden: 25, gruHidden: 100, gruLayers: 3)
     case .tiny:

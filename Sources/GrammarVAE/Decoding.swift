@@ -50,10 +50,14 @@ final class LogitStream {
     var none: VAENetwork.DecoderTape? = nil
     let d = network.decoderInput(z, rows: rows, training: false, tape: &none)
     var x = [Float](zeros: rows * 3 * H)
-    d.withCPtr { dp in x.withPtr { xpp in
-      network.gruInputWeights[0].withValue { gemm(dp, $0, xpp, m: rows, n: 3 * H, k: c.decoderHidden) }
-      network.gruInputBiases[0].withValue { addBias(xpp, $0, rows: rows, n: 3 * H) }
-    } }
+    d.withCPtr { dp in
+      x.withPtr { xpp in
+        network.gruInputWeights[0].withValue {
+          gemm(dp, $0, xpp, m: rows, n: 3 * H, k: c.decoderHidden)
+        }
+        network.gruInputBiases[0].withValue { addBias(xpp, $0, rows: rows, n: 3 * H) }
+      }
+    }
     xp0 = x
     h = Array(repeating: [Float](zeros: rows * H), count: c.gruLayers)
     hproj = [Float](zeros: rows * 3 * H)
@@ -68,25 +72,45 @@ final class LogitStream {
     let V = c.vocabularySize
     for l in 0..<c.gruLayers {
       if l == 0 {
-        xp0.withCPtr { x in h[0].withCPtr { hp in next.withPtr { np in hproj.withPtr { pp in
-          net.gruStep(layer: 0, B: B, xp: x, xpStride: 3 * H, hPrev: hp, hOut: np, hproj: pp, gates: nil)
-        } } } }
+        xp0.withCPtr { x in
+          h[0].withCPtr { hp in
+            next.withPtr { np in
+              hproj.withPtr { pp in
+                net.gruStep(
+                  layer: 0, B: B, xp: x, xpStride: 3 * H, hPrev: hp, hOut: np, hproj: pp, gates: nil
+                )
+              }
+            }
+          }
+        }
       } else {
-        h[l - 1].withCPtr { below in xp.withPtr { x in
-          net.gruInputWeights[l].withValue { gemm(below, $0, x, m: B, n: 3 * H, k: H) }
-          net.gruInputBiases[l].withValue { addBias(x, $0, rows: B, n: 3 * H) }
-        } }
-        xp.withCPtr { x in h[l].withCPtr { hp in next.withPtr { np in hproj.withPtr { pp in
-          net.gruStep(layer: l, B: B, xp: x, xpStride: 3 * H, hPrev: hp, hOut: np, hproj: pp, gates: nil)
-        } } } }
+        h[l - 1].withCPtr { below in
+          xp.withPtr { x in
+            net.gruInputWeights[l].withValue { gemm(below, $0, x, m: B, n: 3 * H, k: H) }
+            net.gruInputBiases[l].withValue { addBias(x, $0, rows: B, n: 3 * H) }
+          }
+        }
+        xp.withCPtr { x in
+          h[l].withCPtr { hp in
+            next.withPtr { np in
+              hproj.withPtr { pp in
+                net.gruStep(
+                  layer: l, B: B, xp: x, xpStride: 3 * H, hPrev: hp, hOut: np, hproj: pp, gates: nil
+                )
+              }
+            }
+          }
+        }
       }
       swap(&h[l], &next)
     }
     var logits = [Float](zeros: B * V)
-    h[c.gruLayers - 1].withCPtr { hp in logits.withPtr { lp in
-      net.outputWeight.withValue { gemm(hp, $0, lp, m: B, n: V, k: H) }
-      net.outputBias.withValue { addBias(lp, $0, rows: B, n: V) }
-    } }
+    h[c.gruLayers - 1].withCPtr { hp in
+      logits.withPtr { lp in
+        net.outputWeight.withValue { gemm(hp, $0, lp, m: B, n: V, k: H) }
+        net.outputBias.withValue { addBias(lp, $0, rows: B, n: V) }
+      }
+    }
     return logits
   }
 }
@@ -107,7 +131,9 @@ extension VAEModel {
 
   /// Posterior means and log-variances `[n, Z]` of strings.
   /// - Throws: `ModelError.input` naming a string that does not encode.
-  public func posterior(_ strings: [String], chunk: Int = 256) throws(ModelError) -> (mean: [Float], logVar: [Float]) {
+  public func posterior(_ strings: [String], chunk: Int = 256) throws(ModelError) -> (
+    mean: [Float], logVar: [Float]
+  ) {
     var mu: [Float] = []
     var lv: [Float] = []
     var k = 0

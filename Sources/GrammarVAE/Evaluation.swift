@@ -40,7 +40,11 @@ public enum Evaluation {
     progress: (Int) -> Void = { _ in }
   ) throws -> (accuracy: Double, sdvae: Double, meanGreedy: Double) {
     var rng = SplitMix64(seed: seed)
-    var hits = 0, total = 0, hits5 = 0, total5 = 0, greedyHits = 0
+    var hits = 0
+    var total = 0
+    var hits5 = 0
+    var total5 = 0
+    var greedyHits = 0
     let chunk = max(1, 64 / max(encodings, 1))
     var k = 0
     while k < strings.count {
@@ -52,7 +56,8 @@ public enum Evaluation {
       var z: [[Float]] = []
       for _ in 0..<encodings { z += try model.encode(part, stochastic: true, rng: &rng) }
       // z is [encoding][string]; outputs [z][decoding].
-      let out = model.decode(latents: z, decodings: decodings, strategy: .sample(temperature: 1), rng: &rng, chunk: 4096)
+      let out = model.decode(
+        latents: z, decodings: decodings, strategy: .sample(temperature: 1), rng: &rng, chunk: 4096)
       for (zi, _) in z.enumerated() {
         let target = canon[zi % part.count]
         for d in 0..<decodings {
@@ -87,7 +92,8 @@ public enum Evaluation {
         return e
       }
     }
-    return model.decode(latents: z, decodings: decodings, strategy: .sample(temperature: 1), rng: &rng, chunk: 4096)
+    return model.decode(
+      latents: z, decodings: decodings, strategy: .sample(temperature: 1), rng: &rng, chunk: 4096)
   }
 
   /// Runs `tools/rdkit_valid.py` (SMILES on stdin, 1/0 per line); nil when Python or RDKit

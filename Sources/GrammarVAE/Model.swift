@@ -22,7 +22,8 @@ public final class VAEModel: @unchecked Sendable {
     try configuration.validate()
     if configuration.kind == .grammar && configuration.vocabularySize != grammar.productions.count {
       throw .invalidConfiguration(
-        "vocabulary \(configuration.vocabularySize) differs from the grammar's \(grammar.productions.count) productions")
+        "vocabulary \(configuration.vocabularySize) differs from the grammar's \(grammar.productions.count) productions"
+      )
     }
     self.configuration = configuration
     self.grammar = grammar
@@ -63,7 +64,9 @@ public final class VAEModel: @unchecked Sendable {
 
   /// Loads a model file.
   /// - Parameter expectedGrammar: when given, the model's production order must match it.
-  public static func load(path: String, expectedGrammar: Grammar? = nil) throws(ModelError) -> VAEModel {
+  public static func load(path: String, expectedGrammar: Grammar? = nil) throws(ModelError)
+    -> VAEModel
+  {
     let st = try SafeTensors.read(path: path)
     return try load(st, name: path, expectedGrammar: expectedGrammar)
   }
@@ -104,7 +107,9 @@ public final class VAEModel: @unchecked Sendable {
       guard t.shape == p.value.shape else {
         throw bad("tensor '\(p.name)' has shape \(t.shape), expected \(p.value.shape)")
       }
-      guard t.storage.allSatisfy({ $0.isFinite }) else { throw bad("tensor '\(p.name)' is not finite") }
+      guard t.storage.allSatisfy({ $0.isFinite }) else {
+        throw bad("tensor '\(p.name)' is not finite")
+      }
       p.value = t
     }
     return model

@@ -99,12 +99,14 @@ final class BatchNormState {
         sumDyX[c] += dy[r * C + c] * xhat[r * C + c]
       }
     }
-    gamma.withGradient { dg in beta.withGradient { db in
-      for c in 0..<C {
-        dg[c] += sumDyX[c]
-        db[c] += sumDy[c]
+    gamma.withGradient { dg in
+      beta.withGradient { db in
+        for c in 0..<C {
+          dg[c] += sumDyX[c]
+          db[c] += sumDy[c]
+        }
       }
-    } }
+    }
     let n = Float(max(rows, 1))
     gamma.withValue { g in
       for r in 0..<rows {
@@ -203,7 +205,9 @@ public final class VAENetwork: @unchecked Sendable {
     for (i, spec) in c.convolutions.enumerated() {
       cw.append(glorot("encoder.conv\(i).weight", spec.kernel * channels, spec.filters))
       cb.append(zeros("encoder.conv\(i).bias", spec.filters))
-      if c.convolutionBatchNorm { cn.append(BatchNormState(name: "encoder.conv\(i).norm", features: spec.filters)) }
+      if c.convolutionBatchNorm {
+        cn.append(BatchNormState(name: "encoder.conv\(i).norm", features: spec.filters))
+      }
       channels = spec.filters
     }
     convWeights = cw
@@ -216,7 +220,8 @@ public final class VAENetwork: @unchecked Sendable {
     meanBias = zeros("encoder.mean.bias", c.latentSize)
     logVarWeight = glorot("encoder.log_var.weight", c.encoderHidden, c.latentSize)
     logVarBias = zeros("encoder.log_var.bias", c.latentSize)
-    latentNorm = c.latentBatchNorm ? BatchNormState(name: "decoder.latent_norm", features: c.latentSize) : nil
+    latentNorm =
+      c.latentBatchNorm ? BatchNormState(name: "decoder.latent_norm", features: c.latentSize) : nil
     decoderWeight = glorot("decoder.dense.weight", c.latentSize, c.decoderHidden)
     decoderBias = zeros("decoder.dense.bias", c.decoderHidden)
     var wi: [Parameter] = []
@@ -287,11 +292,13 @@ public final class VAENetwork: @unchecked Sendable {
     let Lo = L - K + 1
     let w = K * C
     var cols = [Float](zeros: B * Lo * w)
-    x.withCPtr { xp in cols.withPtr { cp in
-      for b in 0..<B {
-        for t in 0..<Lo { (cp + (b * Lo + t) * w).update(from: xp + (b * L + t) * C, count: w) }
+    x.withCPtr { xp in
+      cols.withPtr { cp in
+        for b in 0..<B {
+          for t in 0..<Lo { (cp + (b * Lo + t) * w).update(from: xp + (b * L + t) * C, count: w) }
+        }
       }
-    } }
+    }
     return cols
   }
 
@@ -310,7 +317,8 @@ public final class VAENetwork: @unchecked Sendable {
 
   /// Encoder forward: μ and log σ² for `rows` sequences; `training` uses batch statistics.
   func encode(
-    oneHot x0: [Float], rows B: Int, training: Bool, tape: inout EncoderTape?, updateRunning: Bool = true
+    oneHot x0: [Float], rows B: Int, training: Bool, tape: inout EncoderTape?,
+    updateRunning: Bool = true
   ) -> (mean: [Float], logVar: [Float]) {
     let c = configuration
     var x = x0
@@ -337,9 +345,14 @@ public final class VAENetwork: @unchecked Sendable {
         if training {
           var xhat = [Float](zeros: B * Lo * F)
           var inv = [Float](zeros: F)
-          y.withPtr { yp in xhat.withPtr { xh in inv.withPtr { ip in
-            convNorms[i].forwardTraining(yp, rows: B * Lo, xhat: xh, invStd: ip, updateRunning: updateRunning)
-          } } }
+          y.withPtr { yp in
+            xhat.withPtr { xh in
+              inv.withPtr { ip in
+                convNorms[i].forwardTraining(
+                  yp, rows: B * Lo, xhat: xh, invStd: ip, updateRunning: updateRunning)
+              }
+            }
+          }
           if tape != nil {
             tape!.xhat.append(xhat)
             tape!.invStd.append(inv)
@@ -358,19 +371,21 @@ public final class VAENetwork: @unchecked Sendable {
     var h = [Float](zeros: B * Hd)
     var mu = [Float](zeros: B * Z)
     var lv = [Float](zeros: B * Z)
-    x.withCPtr { xp in h.withPtr { hp in
-      encoderWeight.withValue { w in gemm(xp, w, hp, m: B, n: Hd, k: flatN) }
-      encoderBias.withValue { addBias(hp, $0, rows: B, n: Hd) }
-      reluInPlace(hp, count: B * Hd)
-      mu.withPtr { mp in
-        meanWeight.withValue { gemm(hp, $0, mp, m: B, n: Z, k: Hd) }
-        meanBias.withValue { addBias(mp, $0, rows: B, n: Z) }
+    x.withCPtr { xp in
+      h.withPtr { hp in
+        encoderWeight.withValue { w in gemm(xp, w, hp, m: B, n: Hd, k: flatN) }
+        encoderBias.withValue { addBias(hp, $0, rows: B, n: Hd) }
+        reluInPlace(hp, count: B * Hd)
+        mu.withPtr { mp in
+          meanWeight.withValue { gemm(hp, $0, mp, m: B, n: Z, k: Hd) }
+          meanBias.withValue { addBias(mp, $0, rows: B, n: Z) }
+        }
+        lv.withPtr { lp in
+          logVarWeight.withValue { gemm(hp, $0, lp, m: B, n: Z, k: Hd) }
+          logVarBias.withValue { addBias(lp, $0, rows: B, n: Z) }
+        }
       }
-      lv.withPtr { lp in
-        logVarWeight.withValue { gemm(hp, $0, lp, m: B, n: Z, k: Hd) }
-        logVarBias.withValue { addBias(lp, $0, rows: B, n: Z) }
-      }
-    } }
+    }
     if tape != nil {
       tape!.flat = x
       tape!.hidden = h
@@ -402,9 +417,13 @@ public final class VAENetwork: @unchecked Sendable {
       if training {
         var xhat = [Float](zeros: B * c.latentSize)
         var inv = [Float](zeros: c.latentSize)
-        zz.withPtr { zp in xhat.withPtr { xh in inv.withPtr { ip in
-          norm.forwardTraining(zp, rows: B, xhat: xh, invStd: ip, updateRunning: updateRunning)
-        } } }
+        zz.withPtr { zp in
+          xhat.withPtr { xh in
+            inv.withPtr { ip in
+              norm.forwardTraining(zp, rows: B, xhat: xh, invStd: ip, updateRunning: updateRunning)
+            }
+          }
+        }
         if tape != nil {
           tape!.zXhat = xhat
           tape!.zInvStd = inv
@@ -415,11 +434,13 @@ public final class VAENetwork: @unchecked Sendable {
     }
     let D = c.decoderHidden
     var d = [Float](zeros: B * D)
-    zz.withCPtr { zp in d.withPtr { dp in
-      decoderWeight.withValue { gemm(zp, $0, dp, m: B, n: D, k: c.latentSize) }
-      decoderBias.withValue { addBias(dp, $0, rows: B, n: D) }
-      reluInPlace(dp, count: B * D)
-    } }
+    zz.withCPtr { zp in
+      d.withPtr { dp in
+        decoderWeight.withValue { gemm(zp, $0, dp, m: B, n: D, k: c.latentSize) }
+        decoderBias.withValue { addBias(dp, $0, rows: B, n: D) }
+        reluInPlace(dp, count: B * D)
+      }
+    }
     if tape != nil {
       tape!.zIn = zz
       tape!.dense = d
@@ -461,7 +482,9 @@ public final class VAENetwork: @unchecked Sendable {
   }
 
   /// Decoder forward over `T` steps for training: logits `[T, B, V]`.
-  func decodeTraining(dense d: [Float], rows B: Int, steps T: Int, tape: inout DecoderTape) -> [Float] {
+  func decodeTraining(dense d: [Float], rows B: Int, steps T: Int, tape: inout DecoderTape)
+    -> [Float]
+  {
     let c = configuration
     let H = c.gruHidden
     let V = c.vocabularySize
@@ -473,28 +496,39 @@ public final class VAENetwork: @unchecked Sendable {
       let constantInput = l == 0
       let projRows = constantInput ? B : T * B
       var xp = [Float](zeros: projRows * 3 * H)
-      input.withCPtr { ip in xp.withPtr { xpp in
-        gruInputWeights[l].withValue { gemm(ip, $0, xpp, m: projRows, n: 3 * H, k: inputWidth) }
-        gruInputBiases[l].withValue { addBias(xpp, $0, rows: projRows, n: 3 * H) }
-      } }
-      var hproj = [Float](zeros: B * 3 * H)
-      xp.withCPtr { xpp in hs.withPtr { hp in gates.withPtr { gp in hproj.withPtr { pp in
-        for t in 0..<T {
-          gruStep(
-            layer: l, B: B, xp: constantInput ? xpp : xpp + t * B * 3 * H, xpStride: 3 * H,
-            hPrev: hp + t * B * H, hOut: hp + (t + 1) * B * H, hproj: pp, gates: gp + t * B * 4 * H)
+      input.withCPtr { ip in
+        xp.withPtr { xpp in
+          gruInputWeights[l].withValue { gemm(ip, $0, xpp, m: projRows, n: 3 * H, k: inputWidth) }
+          gruInputBiases[l].withValue { addBias(xpp, $0, rows: projRows, n: 3 * H) }
         }
-      } } } }
+      }
+      var hproj = [Float](zeros: B * 3 * H)
+      xp.withCPtr { xpp in
+        hs.withPtr { hp in
+          gates.withPtr { gp in
+            hproj.withPtr { pp in
+              for t in 0..<T {
+                gruStep(
+                  layer: l, B: B, xp: constantInput ? xpp : xpp + t * B * 3 * H, xpStride: 3 * H,
+                  hPrev: hp + t * B * H, hOut: hp + (t + 1) * B * H, hproj: pp,
+                  gates: gp + t * B * 4 * H)
+              }
+            }
+          }
+        }
+      }
       tape.hs.append(hs)
       tape.gates.append(gates)
       input = Array(hs[(B * H)...])
       inputWidth = H
     }
     var logits = [Float](zeros: T * B * V)
-    input.withCPtr { ip in logits.withPtr { lp in
-      outputWeight.withValue { gemm(ip, $0, lp, m: T * B, n: V, k: H) }
-      outputBias.withValue { addBias(lp, $0, rows: T * B, n: V) }
-    } }
+    input.withCPtr { ip in
+      logits.withPtr { lp in
+        outputWeight.withValue { gemm(ip, $0, lp, m: T * B, n: V, k: H) }
+        outputBias.withValue { addBias(lp, $0, rows: T * B, n: V) }
+      }
+    }
     return logits
   }
 
@@ -524,7 +558,8 @@ public final class VAENetwork: @unchecked Sendable {
     // Encoder.
     var etape: EncoderTape? = EncoderTape()
     let x0 = oneHot(batch.sequences, rows: B)
-    let (mu, lv) = encode(oneHot: x0, rows: B, training: true, tape: &etape, updateRunning: updateRunning)
+    let (mu, lv) = encode(
+      oneHot: x0, rows: B, training: true, tape: &etape, updateRunning: updateRunning)
     var eps = [Float](zeros: B * Z)
     eps.withPtr { NormalSampler.fill($0, count: B * Z, rng: &rng) }
     var z = [Float](zeros: B * Z)
@@ -549,48 +584,48 @@ public final class VAENetwork: @unchecked Sendable {
     let seqT = c.steps
     var scratchArray = [Float](zeros: V)
     scratchArray.withPtr { scratch in
-    logits.withPtr { lp in
-      batch.sequences.withUnsafeBufferPointer { seq in
-        for t in 0..<T {
-          for b in 0..<B {
-            let y = Int(seq[b * seqT + t])
-            let row = lp + (t * B + b) * V
-            switch mask {
-            case .none:
-              var m = -Float.infinity
-              for p in 0..<V { m = max(m, row[p]) }
-              var s: Float = 0
-              for p in 0..<V {
-                let e = expf(row[p] - m)
-                row[p] = e
-                s += e
-              }
-              recon -= Double(logf(row[y] / s))
-              let inv = 1 / s
-              for p in 0..<V { row[p] = row[p] * inv * scale }
-              row[y] -= scale
-            case .grammar(let allowed):
-              let a = allowed[y]
-              if a.count <= 1 {
+      logits.withPtr { lp in
+        batch.sequences.withUnsafeBufferPointer { seq in
+          for t in 0..<T {
+            for b in 0..<B {
+              let y = Int(seq[b * seqT + t])
+              let row = lp + (t * B + b) * V
+              switch mask {
+              case .none:
+                var m = -Float.infinity
+                for p in 0..<V { m = max(m, row[p]) }
+                var s: Float = 0
+                for p in 0..<V {
+                  let e = expf(row[p] - m)
+                  row[p] = e
+                  s += e
+                }
+                recon -= Double(logf(row[y] / s))
+                let inv = 1 / s
+                for p in 0..<V { row[p] = row[p] * inv * scale }
+                row[y] -= scale
+              case .grammar(let allowed):
+                let a = allowed[y]
+                if a.count <= 1 {
+                  for p in 0..<V { row[p] = 0 }
+                  continue
+                }
+                var m = -Float.infinity
+                for p in a { m = max(m, row[Int(p)]) }
+                var s: Float = 0
+                for p in a { s += expf(row[Int(p)] - m) }
+                recon -= Double(row[y] - m - logf(s))
+                // Gradient: softmax over the allowed set minus the target, zero elsewhere.
+                let inv = 1 / s
+                for (k, p) in a.enumerated() { scratch[k] = expf(row[Int(p)] - m) * inv * scale }
                 for p in 0..<V { row[p] = 0 }
-                continue
+                for (k, p) in a.enumerated() { row[Int(p)] = scratch[k] }
+                row[y] -= scale
               }
-              var m = -Float.infinity
-              for p in a { m = max(m, row[Int(p)]) }
-              var s: Float = 0
-              for p in a { s += expf(row[Int(p)] - m) }
-              recon -= Double(row[y] - m - logf(s))
-              // Gradient: softmax over the allowed set minus the target, zero elsewhere.
-              let inv = 1 / s
-              for (k, p) in a.enumerated() { scratch[k] = expf(row[Int(p)] - m) * inv * scale }
-              for p in 0..<V { row[p] = 0 }
-              for (k, p) in a.enumerated() { row[Int(p)] = scratch[k] }
-              row[y] -= scale
             }
           }
         }
       }
-    }
     }
     terms.reconstruction = recon
     if !computeGradients { return terms }
@@ -598,12 +633,18 @@ public final class VAENetwork: @unchecked Sendable {
     // Output layer backward.
     let top = dtape.hs[c.gruLayers - 1]
     var dH = [Float](zeros: T * B * H)  // gradient w.r.t. the top layer's outputs [T, B, H]
-    top.withCPtr { hp in logits.withCPtr { gl in
-      let hout = hp + B * H
-      outputWeight.withGradient { gemm(hout, gl, $0, m: H, n: V, k: T * B, transposeA: true, beta: 1) }
-      outputBias.withGradient { addColumnSums(gl, into: $0, rows: T * B, n: V) }
-      dH.withPtr { dp in outputWeight.withValue { gemm(gl, $0, dp, m: T * B, n: H, k: V, transposeB: true) } }
-    } }
+    top.withCPtr { hp in
+      logits.withCPtr { gl in
+        let hout = hp + B * H
+        outputWeight.withGradient {
+          gemm(hout, gl, $0, m: H, n: V, k: T * B, transposeA: true, beta: 1)
+        }
+        outputBias.withGradient { addColumnSums(gl, into: $0, rows: T * B, n: V) }
+        dH.withPtr { dp in
+          outputWeight.withValue { gemm(gl, $0, dp, m: T * B, n: H, k: V, transposeB: true) }
+        }
+      }
+    }
 
     // GRU layers, top down (backpropagation through time).
     var dDense = [Float](zeros: B * c.decoderHidden)
@@ -613,49 +654,64 @@ public final class VAENetwork: @unchecked Sendable {
       var dXproj = [Float](zeros: T * B * 3 * H)  // [T, B, 3H]
       var dHproj = [Float](zeros: B * 3 * H)
       var dh = [Float](zeros: B * H)  // carried gradient w.r.t. h_t
-      hs.withCPtr { hp in gates.withCPtr { gp in dXproj.withPtr { dxp in dHproj.withPtr { dhp in
-        dh.withPtr { dhc in dH.withCPtr { dHin in
-          gruHiddenWeights[l].withValue { whh in gruHiddenWeights[l].withGradient { dwhh in
-            gruHiddenBiases[l].withGradient { dbhh in
-              for t in stride(from: T - 1, through: 0, by: -1) {
-                let g = gp + t * B * 4 * H
-                let hPrev = hp + t * B * H
-                let dx = dxp + t * B * 3 * H
-                for b in 0..<B {
-                  let gb = g + b * 4 * H
-                  let hb = hPrev + b * H
-                  let dhb = dhc + b * H
-                  let din = dHin + (t * B + b) * H
-                  let dxb = dx + b * 3 * H
-                  let dpb = dhp + b * 3 * H
-                  for j in 0..<H {
-                    let dht = dhb[j] + din[j]
-                    let r = gb[j], u = gb[H + j], n = gb[2 * H + j], hn = gb[3 * H + j]
-                    let dn = dht * (1 - u)
-                    let du = dht * (hb[j] - n)
-                    let dan = dn * (1 - n * n)
-                    let dr = dan * hn
-                    let dar = dr * r * (1 - r)
-                    let dau = du * u * (1 - u)
-                    dxb[j] = dar
-                    dxb[H + j] = dau
-                    dxb[2 * H + j] = dan
-                    dpb[j] = dar
-                    dpb[H + j] = dau
-                    dpb[2 * H + j] = dan * r
-                    dhb[j] = dht * u
+      hs.withCPtr { hp in
+        gates.withCPtr { gp in
+          dXproj.withPtr { dxp in
+            dHproj.withPtr { dhp in
+              dh.withPtr { dhc in
+                dH.withCPtr { dHin in
+                  gruHiddenWeights[l].withValue { whh in
+                    gruHiddenWeights[l].withGradient { dwhh in
+                      gruHiddenBiases[l].withGradient { dbhh in
+                        for t in stride(from: T - 1, through: 0, by: -1) {
+                          let g = gp + t * B * 4 * H
+                          let hPrev = hp + t * B * H
+                          let dx = dxp + t * B * 3 * H
+                          for b in 0..<B {
+                            let gb = g + b * 4 * H
+                            let hb = hPrev + b * H
+                            let dhb = dhc + b * H
+                            let din = dHin + (t * B + b) * H
+                            let dxb = dx + b * 3 * H
+                            let dpb = dhp + b * 3 * H
+                            for j in 0..<H {
+                              let dht = dhb[j] + din[j]
+                              let r = gb[j]
+                              let u = gb[H + j]
+                              let n = gb[2 * H + j]
+                              let hn = gb[3 * H + j]
+                              let dn = dht * (1 - u)
+                              let du = dht * (hb[j] - n)
+                              let dan = dn * (1 - n * n)
+                              let dr = dan * hn
+                              let dar = dr * r * (1 - r)
+                              let dau = du * u * (1 - u)
+                              dxb[j] = dar
+                              dxb[H + j] = dau
+                              dxb[2 * H + j] = dan
+                              dpb[j] = dar
+                              dpb[H + j] = dau
+                              dpb[2 * H + j] = dan * r
+                              dhb[j] = dht * u
+                            }
+                          }
+                          // dh_{t-1} += dHproj · Whhᵀ; dWhh += h_{t-1}ᵀ · dHproj.
+                          gemm(dhp, whh, dhc, m: B, n: H, k: 3 * H, transposeB: true, beta: 1)
+                          gemm(hPrev, dhp, dwhh, m: H, n: 3 * H, k: B, transposeA: true, beta: 1)
+                          addColumnSums(dhp, into: dbhh, rows: B, n: 3 * H)
+                        }
+                      }
+                    }
                   }
                 }
-                // dh_{t-1} += dHproj · Whhᵀ; dWhh += h_{t-1}ᵀ · dHproj.
-                gemm(dhp, whh, dhc, m: B, n: H, k: 3 * H, transposeB: true, beta: 1)
-                gemm(hPrev, dhp, dwhh, m: H, n: 3 * H, k: B, transposeA: true, beta: 1)
-                addColumnSums(dhp, into: dbhh, rows: B, n: 3 * H)
               }
             }
-          } }
-        } }
-      } } } }
-      gruInputBiases[l].withGradient { db in dXproj.withCPtr { addColumnSums($0, into: db, rows: T * B, n: 3 * H) } }
+          }
+        }
+      }
+      gruInputBiases[l].withGradient { db in
+        dXproj.withCPtr { addColumnSums($0, into: db, rows: T * B, n: 3 * H) }
+      }
       if l == 0 {
         // Constant input over steps: sum the projections' gradients over time.
         var dSum = [Float](zeros: B * 3 * H)
@@ -664,17 +720,33 @@ public final class VAENetwork: @unchecked Sendable {
           for i in 0..<(B * 3 * H) { dSum[i] += dXproj[o + i] }
         }
         let D = c.decoderHidden
-        dtape.dense.withCPtr { dp in dSum.withCPtr { sp in
-          gruInputWeights[0].withGradient { gemm(dp, sp, $0, m: D, n: 3 * H, k: B, transposeA: true, beta: 1) }
-          dDense.withPtr { dd in gruInputWeights[0].withValue { gemm(sp, $0, dd, m: B, n: D, k: 3 * H, transposeB: true) } }
-        } }
+        dtape.dense.withCPtr { dp in
+          dSum.withCPtr { sp in
+            gruInputWeights[0].withGradient {
+              gemm(dp, sp, $0, m: D, n: 3 * H, k: B, transposeA: true, beta: 1)
+            }
+            dDense.withPtr { dd in
+              gruInputWeights[0].withValue {
+                gemm(sp, $0, dd, m: B, n: D, k: 3 * H, transposeB: true)
+              }
+            }
+          }
+        }
       } else {
         let below = dtape.hs[l - 1]
         var dBelow = [Float](zeros: T * B * H)
-        below.withCPtr { bp in dXproj.withCPtr { xp in
-          gruInputWeights[l].withGradient { gemm(bp + B * H, xp, $0, m: H, n: 3 * H, k: T * B, transposeA: true, beta: 1) }
-          dBelow.withPtr { dbp in gruInputWeights[l].withValue { gemm(xp, $0, dbp, m: T * B, n: H, k: 3 * H, transposeB: true) } }
-        } }
+        below.withCPtr { bp in
+          dXproj.withCPtr { xp in
+            gruInputWeights[l].withGradient {
+              gemm(bp + B * H, xp, $0, m: H, n: 3 * H, k: T * B, transposeA: true, beta: 1)
+            }
+            dBelow.withPtr { dbp in
+              gruInputWeights[l].withValue {
+                gemm(xp, $0, dbp, m: T * B, n: H, k: 3 * H, transposeB: true)
+              }
+            }
+          }
+        }
         dH = dBelow
       }
     }
@@ -684,14 +756,22 @@ public final class VAENetwork: @unchecked Sendable {
     var dz = [Float](zeros: B * Z)
     dDense.withPtr { dd in
       dtape.dense.withCPtr { reluBackward(dd, output: $0, count: B * D) }
-      dtape.zIn.withCPtr { zp in decoderWeight.withGradient { gemm(zp, dd, $0, m: Z, n: D, k: B, transposeA: true, beta: 1) } }
+      dtape.zIn.withCPtr { zp in
+        decoderWeight.withGradient { gemm(zp, dd, $0, m: Z, n: D, k: B, transposeA: true, beta: 1) }
+      }
       decoderBias.withGradient { addColumnSums(dd, into: $0, rows: B, n: D) }
-      dz.withPtr { dzp in decoderWeight.withValue { gemm(dd, $0, dzp, m: B, n: Z, k: D, transposeB: true) } }
+      dz.withPtr { dzp in
+        decoderWeight.withValue { gemm(dd, $0, dzp, m: B, n: Z, k: D, transposeB: true) }
+      }
     }
     if let norm = latentNorm {
-      dz.withPtr { dzp in dtape.zXhat.withCPtr { xh in dtape.zInvStd.withCPtr { iv in
-        norm.backward(dzp, rows: B, xhat: xh, invStd: iv)
-      } } }
+      dz.withPtr { dzp in
+        dtape.zXhat.withCPtr { xh in
+          dtape.zInvStd.withCPtr { iv in
+            norm.backward(dzp, rows: B, xhat: xh, invStd: iv)
+          }
+        }
+      }
     }
 
     // Reparameterisation and KL.
@@ -709,26 +789,36 @@ public final class VAENetwork: @unchecked Sendable {
     let et = etape!
     let Hd = c.encoderHidden
     var dh = [Float](zeros: B * Hd)
-    et.hidden.withCPtr { hp in dh.withPtr { dhp in
-      dmu.withCPtr { dm in
-        meanWeight.withGradient { gemm(hp, dm, $0, m: Hd, n: Z, k: B, transposeA: true, beta: 1) }
-        meanBias.withGradient { addColumnSums(dm, into: $0, rows: B, n: Z) }
-        meanWeight.withValue { gemm(dm, $0, dhp, m: B, n: Hd, k: Z, transposeB: true) }
+    et.hidden.withCPtr { hp in
+      dh.withPtr { dhp in
+        dmu.withCPtr { dm in
+          meanWeight.withGradient { gemm(hp, dm, $0, m: Hd, n: Z, k: B, transposeA: true, beta: 1) }
+          meanBias.withGradient { addColumnSums(dm, into: $0, rows: B, n: Z) }
+          meanWeight.withValue { gemm(dm, $0, dhp, m: B, n: Hd, k: Z, transposeB: true) }
+        }
+        dlv.withCPtr { dl in
+          logVarWeight.withGradient {
+            gemm(hp, dl, $0, m: Hd, n: Z, k: B, transposeA: true, beta: 1)
+          }
+          logVarBias.withGradient { addColumnSums(dl, into: $0, rows: B, n: Z) }
+          logVarWeight.withValue { gemm(dl, $0, dhp, m: B, n: Hd, k: Z, transposeB: true, beta: 1) }
+        }
+        reluBackward(dhp, output: hp, count: B * Hd)
       }
-      dlv.withCPtr { dl in
-        logVarWeight.withGradient { gemm(hp, dl, $0, m: Hd, n: Z, k: B, transposeA: true, beta: 1) }
-        logVarBias.withGradient { addColumnSums(dl, into: $0, rows: B, n: Z) }
-        logVarWeight.withValue { gemm(dl, $0, dhp, m: B, n: Hd, k: Z, transposeB: true, beta: 1) }
-      }
-      reluBackward(dhp, output: hp, count: B * Hd)
-    } }
+    }
     let flatN = et.flat.count / max(B, 1)
     var dflat = [Float](zeros: B * flatN)
-    et.flat.withCPtr { fp in dh.withCPtr { dhp in
-      encoderWeight.withGradient { gemm(fp, dhp, $0, m: flatN, n: Hd, k: B, transposeA: true, beta: 1) }
-      encoderBias.withGradient { addColumnSums(dhp, into: $0, rows: B, n: Hd) }
-      dflat.withPtr { dfp in encoderWeight.withValue { gemm(dhp, $0, dfp, m: B, n: flatN, k: Hd, transposeB: true) } }
-    } }
+    et.flat.withCPtr { fp in
+      dh.withCPtr { dhp in
+        encoderWeight.withGradient {
+          gemm(fp, dhp, $0, m: flatN, n: Hd, k: B, transposeA: true, beta: 1)
+        }
+        encoderBias.withGradient { addColumnSums(dhp, into: $0, rows: B, n: Hd) }
+        dflat.withPtr { dfp in
+          encoderWeight.withValue { gemm(dhp, $0, dfp, m: B, n: flatN, k: Hd, transposeB: true) }
+        }
+      }
+    }
 
     // Convolutions, last to first.
     var dy = dflat
@@ -741,31 +831,45 @@ public final class VAENetwork: @unchecked Sendable {
       let Lo = cols.count / max(B * K * C, 1)
       let L = Lo + K - 1
       if c.convolutionBatchNorm {
-        dy.withPtr { dyp in et.xhat[i].withCPtr { xh in et.invStd[i].withCPtr { iv in
-          convNorms[i].backward(dyp, rows: B * Lo, xhat: xh, invStd: iv)
-        } } }
+        dy.withPtr { dyp in
+          et.xhat[i].withCPtr { xh in
+            et.invStd[i].withCPtr { iv in
+              convNorms[i].backward(dyp, rows: B * Lo, xhat: xh, invStd: iv)
+            }
+          }
+        }
       }
-      dy.withPtr { dyp in et.outputs[i].withCPtr { reluBackward(dyp, output: $0, count: B * Lo * F) } }
+      dy.withPtr { dyp in
+        et.outputs[i].withCPtr { reluBackward(dyp, output: $0, count: B * Lo * F) }
+      }
       var dx = i > 0 ? [Float](zeros: B * L * C) : []
-      cols.withCPtr { cp in dy.withCPtr { dyp in
-        convWeights[i].withGradient { gemm(cp, dyp, $0, m: K * C, n: F, k: B * Lo, transposeA: true, beta: 1) }
-        convBiases[i].withGradient { addColumnSums(dyp, into: $0, rows: B * Lo, n: F) }
-        if i > 0 {
-          var dcols = [Float](zeros: B * Lo * K * C)
-          dx.withPtr { dxp in dcols.withPtr { dc in convWeights[i].withValue { w in
-            gemm(dyp, w, dc, m: B * Lo, n: K * C, k: F, transposeB: true)
-            // col2im: overlapping windows add up.
-            for b in 0..<B {
-              let base = dxp + b * L * C
-              for t in 0..<Lo {
-                let src = dc + (b * Lo + t) * K * C
-                let dst = base + t * C
-                for j in 0..<(K * C) { dst[j] += src[j] }
+      cols.withCPtr { cp in
+        dy.withCPtr { dyp in
+          convWeights[i].withGradient {
+            gemm(cp, dyp, $0, m: K * C, n: F, k: B * Lo, transposeA: true, beta: 1)
+          }
+          convBiases[i].withGradient { addColumnSums(dyp, into: $0, rows: B * Lo, n: F) }
+          if i > 0 {
+            var dcols = [Float](zeros: B * Lo * K * C)
+            dx.withPtr { dxp in
+              dcols.withPtr { dc in
+                convWeights[i].withValue { w in
+                  gemm(dyp, w, dc, m: B * Lo, n: K * C, k: F, transposeB: true)
+                  // col2im: overlapping windows add up.
+                  for b in 0..<B {
+                    let base = dxp + b * L * C
+                    for t in 0..<Lo {
+                      let src = dc + (b * Lo + t) * K * C
+                      let dst = base + t * C
+                      for j in 0..<(K * C) { dst[j] += src[j] }
+                    }
+                  }
+                }
               }
             }
-          } } }
+          }
         }
-      } }
+      }
       dy = dx
     }
     return terms

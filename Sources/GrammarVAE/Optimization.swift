@@ -32,21 +32,25 @@ public struct AdamState {
     step += 1
     let c1 = 1 - powf(beta1, Float(step))
     let c2 = 1 - powf(beta2, Float(step))
-    let b1 = beta1, b2 = beta2, eps = epsilon
+    let b1 = beta1
+    let b2 = beta2
+    let eps = epsilon
     for (i, p) in parameters.enumerated() {
       let n = p.value.count
-      m[i].withPtr { mp in v[i].withPtr { vp in
-        p.gradient.storage.withUnsafeBufferPointer { g in
-          p.value.storage.withUnsafeMutableBufferPointer { w in
-            for k in 0..<n {
-              let gk = g[k]
-              mp[k] = b1 * mp[k] + (1 - b1) * gk
-              vp[k] = b2 * vp[k] + (1 - b2) * gk * gk
-              w[k] -= lr * (mp[k] / c1) / ((vp[k] / c2).squareRoot() + eps)
+      m[i].withPtr { mp in
+        v[i].withPtr { vp in
+          p.gradient.storage.withUnsafeBufferPointer { g in
+            p.value.storage.withUnsafeMutableBufferPointer { w in
+              for k in 0..<n {
+                let gk = g[k]
+                mp[k] = b1 * mp[k] + (1 - b1) * gk
+                vp[k] = b2 * vp[k] + (1 - b2) * gk * gk
+                w[k] -= lr * (mp[k] / c1) / ((vp[k] / c2).squareRoot() + eps)
+              }
             }
           }
         }
-      } }
+      }
     }
   }
 }
@@ -89,7 +93,9 @@ public func clipGradients(_ parameters: [Parameter], maxNorm: Float) -> Float {
   let norm = Float(total.squareRoot())
   if maxNorm > 0 && norm > maxNorm {
     let s = maxNorm / norm
-    for p in parameters { p.gradient.storage.withPtr { g in for k in 0..<p.gradient.count { g[k] *= s } } }
+    for p in parameters {
+      p.gradient.storage.withPtr { g in for k in 0..<p.gradient.count { g[k] *= s } }
+    }
   }
   return norm
 }

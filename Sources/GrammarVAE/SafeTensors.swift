@@ -26,7 +26,8 @@ public struct SafeTensors: Sendable {
       ]
       offset += bytes
     }
-    var json = (try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) ?? Data()
+    var json =
+      (try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) ?? Data()
     while (json.count + 8) % 8 != 0 { json.append(0x20) }
     var out = Data()
     out.reserveCapacity(8 + json.count + offset)
@@ -74,7 +75,9 @@ public struct SafeTensors: Sendable {
   public static func decode(_ data: Data, name: String) throws(ModelError) -> SafeTensors {
     func bad(_ m: String) -> ModelError { .file("\(name): not a valid model file (\(m))") }
     guard data.count >= 8 else { throw bad("too short") }
-    let n = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+    let n = data.prefix(8).enumerated().reduce(UInt64(0)) {
+      $0 | UInt64($1.element) << (8 * UInt64($1.offset))
+    }
     guard n <= UInt64(data.count - 8) else { throw bad("header length \(n) exceeds file size") }
     let headerData = data.subdata(in: 8..<(8 + Int(n)))
     guard let obj = try? JSONSerialization.jsonObject(with: headerData),
@@ -97,7 +100,9 @@ public struct SafeTensors: Sendable {
       guard shape.count == shapeAny.count, offs.count == 2, shape.allSatisfy({ $0 >= 0 }) else {
         throw bad("entry '\(key)' has a bad shape or offsets")
       }
-      let count = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
+      let count = shape.reduce(1) {
+        $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1
+      }
       let width: Int
       switch dtype {
       case "F32": width = 4

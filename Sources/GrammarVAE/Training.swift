@@ -160,7 +160,9 @@ public final class Trainer {
     while start < order.count {
       var chunk = Array(order[start..<min(order.count, start + pool)])
       if settings.bucketBatches > 1 {
-        chunk.sort { train.lengths[$0] != train.lengths[$1] ? train.lengths[$0] < train.lengths[$1] : $0 < $1 }
+        chunk.sort {
+          train.lengths[$0] != train.lengths[$1] ? train.lengths[$0] < train.lengths[$1] : $0 < $1
+        }
       }
       var k = 0
       while k < chunk.count {
@@ -186,7 +188,8 @@ public final class Trainer {
     let c = model.configuration
     var size = settings.microBatch
     if size <= 0 {
-      let perRow = steps * (c.gruLayers * 5 * c.gruHidden + 2 * c.vocabularySize)
+      let perRow =
+        steps * (c.gruLayers * 5 * c.gruHidden + 2 * c.vocabularySize)
         + c.steps * c.vocabularySize * 3
       size = max(8, 120_000_000 / max(perRow, 1))
     }
@@ -260,16 +263,18 @@ public final class Trainer {
         state.epochRows += terms.rows
         rowsThisSession += terms.rows
         let secs = Date().timeIntervalSince(epochStart)
-        onEvent(.batch(
-          epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
-          loss: state.epochLoss / Double(max(state.epochRows, 1)),
-          rowsPerSecond: Double(rowsThisSession) / max(secs, 1e-9)))
+        onEvent(
+          .batch(
+            epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
+            loss: state.epochLoss / Double(max(state.epochRows, 1)),
+            rowsPerSecond: Double(rowsThisSession) / max(secs, 1e-9)))
         state.elapsed = elapsedBefore + Date().timeIntervalSince(startTime)
         if shouldStop() {
           try saveCheckpoint()
           return .interrupted
         }
-        if settings.maxMinutes > 0 && Date().timeIntervalSince(startTime) > settings.maxMinutes * 60 {
+        if settings.maxMinutes > 0 && Date().timeIntervalSince(startTime) > settings.maxMinutes * 60
+        {
           try saveCheckpoint()
           return .timeLimit
         }
@@ -385,11 +390,17 @@ public final class Trainer {
       throw TrainingError.checkpoint(
         "\(checkpointPath) holds a model with a different configuration; start without --resume")
     }
-    for (dst, src) in zip(model.network.allTensors, loaded.network.allTensors) { dst.value = src.value }
+    for (dst, src) in zip(model.network.allTensors, loaded.network.allTensors) {
+      dst.value = src.value
+    }
     for (i, p) in model.network.parameters.enumerated() {
-      guard let m = st.tensors["optimizer.m." + p.name], let v = st.tensors["optimizer.v." + p.name],
+      guard let m = st.tensors["optimizer.m." + p.name],
+        let v = st.tensors["optimizer.v." + p.name],
         m.count == p.value.count, v.count == p.value.count
-      else { throw TrainingError.checkpoint("\(checkpointPath): optimizer state for \(p.name) is missing") }
+      else {
+        throw TrainingError.checkpoint(
+          "\(checkpointPath): optimizer state for \(p.name) is missing")
+      }
       adam.m[i] = m.storage
       adam.v[i] = v.storage
     }

@@ -20,7 +20,9 @@ struct DecodeCommand: ParsableCommand {
   @Argument(help: "Vectors (default: stdin, one per line).") var vectors: [String] = []
 
   func validate() throws {
-    if let t = temperature, !(t > 0 && t.isFinite) { throw ValidationError("--temperature must be positive") }
+    if let t = temperature, !(t > 0 && t.isFinite) {
+      throw ValidationError("--temperature must be positive")
+    }
   }
 
   func run() throws {

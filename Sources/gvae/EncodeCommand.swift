@@ -10,7 +10,8 @@ struct EncodeCommand: ParsableCommand {
     discussion: "With no strings, reads one per line from stdin. Prints one vector per line.")
 
   @OptionGroup var modelOption: ModelOption
-  @Option(help: "Output: text (numbers separated by spaces) or json.") var format: OutputFormat = .text
+  @Option(help: "Output: text (numbers separated by spaces) or json.") var format: OutputFormat =
+    .text
   @Flag(help: "Sample z ~ q(z|x) instead of printing the mean.") var stochastic = false
   @Option(help: "Random seed for --stochastic.") var seed: UInt64 = 0
   @Argument(help: "Strings to encode (default: stdin, one per line).") var strings: [String] = []

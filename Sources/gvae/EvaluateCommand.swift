@@ -19,17 +19,21 @@ struct EvaluateCommand: ParsableCommand {
   @OptionGroup var modelOption: ModelOption
   @Option(help: "Data file (the same as for training).") var data: String?
   @Option(help: "CSV column name or index.") var column: String?
-  @Option(name: .customLong("test-count"), help: "Held-out strings at the start of --data.") var testCount: Int = 5000
+  @Option(name: .customLong("test-count"), help: "Held-out strings at the start of --data.")
+  var testCount: Int = 5000
   @Option(help: "Stochastic encodings per test string.") var encodings: Int = 10
   @Option(help: "Decodings per encoding.") var decodings: Int = 100
-  @Option(name: .customLong("prior-samples"), help: "Draws from the prior.") var priorSamples: Int = 1000
-  @Option(name: .customLong("prior-decodings"), help: "Decodings per prior draw.") var priorDecodings: Int = 10
+  @Option(name: .customLong("prior-samples"), help: "Draws from the prior.") var priorSamples: Int =
+    1000
+  @Option(name: .customLong("prior-decodings"), help: "Decodings per prior draw.")
+  var priorDecodings: Int = 10
   @Flag(help: "Check molecules with RDKit (tools/rdkit_valid.py).") var rdkit = false
   @Option(help: "Random seed.") var seed: UInt64 = 0
   @Option(help: "Output: text or json.") var format: OutputFormat = .text
 
   func validate() throws {
-    guard testCount >= 0, encodings >= 1, decodings >= 1, priorSamples >= 0, priorDecodings >= 1 else {
+    guard testCount >= 0, encodings >= 1, decodings >= 1, priorSamples >= 0, priorDecodings >= 1
+    else {
       throw ValidationError("counts must be positive (--test-count and --prior-samples may be 0)")
     }
   }
@@ -41,17 +45,25 @@ struct EvaluateCommand: ParsableCommand {
     var trainingSet = Set<String>()
     if let data {
       let lines: [(line: Int, text: String)]
-      do { lines = try TextData.lines(path: data, column: column) } catch { throw fail(error.description) }
-      let test = lines.prefix(testCount).map(\.text).filter { s in (try? model.codec.encode(s)) != nil }
+      do { lines = try TextData.lines(path: data, column: column) } catch {
+        throw fail(error.description)
+      }
+      let test = lines.prefix(testCount).map(\.text).filter { s in
+        (try? model.codec.encode(s)) != nil
+      }
       if test.count < min(testCount, lines.count) {
-        printError("gvae: \(min(testCount, lines.count) - test.count) test strings do not encode and are left out")
+        printError(
+          "gvae: \(min(testCount, lines.count) - test.count) test strings do not encode and are left out"
+        )
       }
       for l in lines.dropFirst(testCount) { trainingSet.insert(model.codec.canonical(l.text)) }
       if !test.isEmpty {
         let r = try Evaluation.reconstruction(
           model: model, strings: test, encodings: encodings, decodings: decodings, seed: seed
         ) { done in
-          if isatty(2) != 0 { FileHandle.standardError.write(Data("\rreconstruction: \(done)/\(test.count)".utf8)) }
+          if isatty(2) != 0 {
+            FileHandle.standardError.write(Data("\rreconstruction: \(done)/\(test.count)".utf8))
+          }
         }
         if isatty(2) != 0 { FileHandle.standardError.write(Data("\n".utf8)) }
         report.testCount = test.count
@@ -63,7 +75,8 @@ struct EvaluateCommand: ParsableCommand {
       }
     }
     if priorSamples > 0 {
-      let outs = Evaluation.priorDecodings(model: model, samples: priorSamples, decodings: priorDecodings, seed: seed &+ 1)
+      let outs = Evaluation.priorDecodings(
+        model: model, samples: priorSamples, decodings: priorDecodings, seed: seed &+ 1)
       let strings = outs.compactMap(\.string)
       report.priorSamples = priorSamples
       report.priorDecodings = priorDecodings
@@ -72,7 +85,9 @@ struct EvaluateCommand: ParsableCommand {
       report.priorGrammarValid = Double(valid.count) / Double(outs.count)
       var counted = valid
       if rdkit {
-        if let script = locateScript("rdkit_valid.py"), let flags = Evaluation.rdkitValid(valid, script: script) {
+        if let script = locateScript("rdkit_valid.py"),
+          let flags = Evaluation.rdkitValid(valid, script: script)
+        {
           counted = zip(valid, flags).filter(\.1).map(\.0)
           report.priorRDKitValid = Double(counted.count) / Double(outs.count)
           report.rdkit = "available"
@@ -82,7 +97,8 @@ struct EvaluateCommand: ParsableCommand {
       }
       report.uniqueness = Double(Set(counted).count) / Double(max(counted.count, 1))
       if !trainingSet.isEmpty {
-        report.novelty = Double(counted.filter { !trainingSet.contains($0) }.count) / Double(max(counted.count, 1))
+        report.novelty =
+          Double(counted.filter { !trainingSet.contains($0) }.count) / Double(max(counted.count, 1))
       }
     }
     report.seconds = Date().timeIntervalSince(start)
@@ -94,16 +110,23 @@ struct EvaluateCommand: ParsableCommand {
     case .text:
       func pct(_ x: Double) -> String { String(format: "%.1f%%", 100 * x) }
       if report.testCount > 0 {
-        print("reconstruction (\(report.testCount) test strings, \(encodings) encodings × \(decodings) decodings): \(pct(report.reconstruction))")
-        print("reconstruction (SD-VAE protocol, \(encodings) × 5): \(pct(report.reconstructionSDVAE))")
+        print(
+          "reconstruction (\(report.testCount) test strings, \(encodings) encodings × \(decodings) decodings): \(pct(report.reconstruction))"
+        )
+        print(
+          "reconstruction (SD-VAE protocol, \(encodings) × 5): \(pct(report.reconstructionSDVAE))")
         print("reconstruction (mean, greedy): \(pct(report.reconstructionMeanGreedy))")
       }
       if report.priorSamples > 0 {
-        print("prior (\(priorSamples) draws × \(priorDecodings) decodings): complete \(pct(report.priorComplete)), grammar-valid \(pct(report.priorGrammarValid))")
+        print(
+          "prior (\(priorSamples) draws × \(priorDecodings) decodings): complete \(pct(report.priorComplete)), grammar-valid \(pct(report.priorGrammarValid))"
+        )
         if rdkit {
           print("rdkit: " + (report.priorRDKitValid.map { "valid \(pct($0))" } ?? "unavailable"))
         }
-        print("uniqueness \(pct(report.uniqueness))" + (trainingSet.isEmpty ? "" : ", novelty \(pct(report.novelty))"))
+        print(
+          "uniqueness \(pct(report.uniqueness))"
+            + (trainingSet.isEmpty ? "" : ", novelty \(pct(report.novelty))"))
       }
       print(String(format: "time %.1f s", report.seconds))
     }
@@ -113,12 +136,16 @@ struct EvaluateCommand: ParsableCommand {
 /// Finds a script in `tools/`: next to or above the executable, then the source tree.
 func locateScript(_ name: String) -> String? {
   var dirs: [URL] = []
-  var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+  var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    .deletingLastPathComponent()
   for _ in 0..<6 {
     dirs.append(dir.appendingPathComponent("tools"))
     dir = dir.deletingLastPathComponent()
   }
-  dirs.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("tools"))
-  return dirs.map { $0.appendingPathComponent(name).path }.first { FileManager.default.fileExists(atPath: $0) }
+  dirs.append(
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("tools"))
+  return dirs.map { $0.appendingPathComponent(name).path }.first {
+    FileManager.default.fileExists(atPath: $0)
+  }
 }

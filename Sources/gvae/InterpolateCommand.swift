@@ -18,7 +18,9 @@ struct InterpolateCommand: ParsableCommand {
 
   func validate() throws {
     guard steps >= 2 else { throw ValidationError("--steps must be at least 2") }
-    if let t = temperature, !(t > 0 && t.isFinite) { throw ValidationError("--temperature must be positive") }
+    if let t = temperature, !(t > 0 && t.isFinite) {
+      throw ValidationError("--temperature must be positive")
+    }
   }
 
   func run() throws {

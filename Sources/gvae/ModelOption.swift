@@ -31,7 +31,8 @@ struct ModelOption: ParsableArguments {
     } else {
       guard FileManager.default.fileExists(atPath: model) else {
         throw fail(
-          "no model file '\(model)' (expected a path or one of: \(Self.shipped.joined(separator: ", ")))")
+          "no model file '\(model)' (expected a path or one of: \(Self.shipped.joined(separator: ", ")))"
+        )
       }
       path = model
     }
@@ -56,7 +57,9 @@ struct ModelOption: ParsableArguments {
 enum ModelLocator {
   static func directories() -> [String] {
     var dirs: [String] = []
-    if let env = ProcessInfo.processInfo.environment["GVAE_MODELS"], !env.isEmpty { dirs.append(env) }
+    if let env = ProcessInfo.processInfo.environment["GVAE_MODELS"], !env.isEmpty {
+      dirs.append(env)
+    }
     let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     var dir = exe.deletingLastPathComponent()
     for _ in 0..<6 {
@@ -105,7 +108,8 @@ func parseVector(_ line: String, size: Int, lineNumber: Int) throws -> [Float] {
     out.append(v)
   }
   guard out.count == size else {
-    throw fail("line \(lineNumber): expected \(size) numbers (the model's latent size), got \(out.count)")
+    throw fail(
+      "line \(lineNumber): expected \(size) numbers (the model's latent size), got \(out.count)")
   }
   return out
 }

@@ -16,7 +16,9 @@ struct ReconstructCommand: ParsableCommand {
   @Argument(help: "Strings (default: stdin, one per line).") var strings: [String] = []
 
   func validate() throws {
-    if let t = temperature, !(t > 0 && t.isFinite) { throw ValidationError("--temperature must be positive") }
+    if let t = temperature, !(t > 0 && t.isFinite) {
+      throw ValidationError("--temperature must be positive")
+    }
   }
 
   func run() throws {

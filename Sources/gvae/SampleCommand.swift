@@ -13,17 +13,22 @@ struct SampleCommand: ParsableCommand {
       """)
 
   @OptionGroup var modelOption: ModelOption
-  @Option(name: [.customShort("n"), .customLong("count")], help: "Number of strings.") var count: Int = 10
+  @Option(name: [.customShort("n"), .customLong("count")], help: "Number of strings.") var count:
+    Int = 10
   @Option(help: "Random seed.") var seed: UInt64 = 0
   @Option(help: "Softmax temperature for Gumbel-max sampling.") var temperature: Float = 1
   @Flag(help: "Greedy decoding of each draw instead of sampling.") var greedy = false
-  @Flag(name: .customLong("keep-incomplete"), help: "Print incomplete draws (as empty lines) instead of redrawing.")
+  @Flag(
+    name: .customLong("keep-incomplete"),
+    help: "Print incomplete draws (as empty lines) instead of redrawing.")
   var keepIncomplete = false
   @Option(help: "Output: text or json.") var format: OutputFormat = .text
 
   func validate() throws {
     guard count >= 0 else { throw ValidationError("-n must be non-negative") }
-    guard temperature > 0 && temperature.isFinite else { throw ValidationError("--temperature must be positive") }
+    guard temperature > 0 && temperature.isFinite else {
+      throw ValidationError("--temperature must be positive")
+    }
   }
 
   func run() throws {
@@ -40,7 +45,8 @@ struct SampleCommand: ParsableCommand {
         throw fail("gave up: \(incomplete) of \(attempts) draws were incomplete")
       }
       let z = (0..<need).map { _ in (0..<Z).map { _ in standardNormal(&rng) } }
-      let out = model.decode(latents: z, strategy: strategy(greedy: greedy, temperature: temperature), rng: &rng)
+      let out = model.decode(
+        latents: z, strategy: strategy(greedy: greedy, temperature: temperature), rng: &rng)
       for o in out {
         if o.string == nil {
           incomplete += 1
@@ -50,7 +56,9 @@ struct SampleCommand: ParsableCommand {
       }
     }
     if incomplete > 0 {
-      printError("gvae: \(incomplete) of \(attempts) draws were incomplete at the length limit" + (keepIncomplete ? "" : " and were redrawn"))
+      printError(
+        "gvae: \(incomplete) of \(attempts) draws were incomplete at the length limit"
+          + (keepIncomplete ? "" : " and were redrawn"))
     }
     let out = OutputBuffer()
     printDecoded(results, format: format, out: out)

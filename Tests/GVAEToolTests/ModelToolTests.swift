@@ -5,10 +5,11 @@ import Testing
 
 /// Trains a tiny expression model once per test process and returns its path.
 let tinyModelPath: Result<String, Error> = Result {
-  let data = [
-    "x", "1", "x + 1", "sin(x)", "x * x", "exp(x)", "x / 2", "3 * x", "sin(x + 1)", "x + x + 1",
-    "exp(2)", "x * 3", "2 + x", "x + 3",
-  ].joined(separator: "\n") + "\nnot an expression\n"
+  let data =
+    [
+      "x", "1", "x + 1", "sin(x)", "x * x", "exp(x)", "x / 2", "3 * x", "sin(x + 1)", "x + x + 1",
+      "exp(2)", "x * 3", "2 + x", "x + 3",
+    ].joined(separator: "\n") + "\nnot an expression\n"
   let file = try temporaryFile(data, name: "tiny-\(UUID().uuidString).txt")
   let model = file.deletingPathExtension().path + ".safetensors"
   let r = try gvae([
@@ -48,8 +49,13 @@ let tinyModelPath: Result<String, Error> = Result {
     #expect(r.status == 0)
     let lines = r.stdout.split(separator: "\n")
     #expect(lines.count == 2)
-    #expect(lines.allSatisfy { $0.split(separator: " ").count == 8 && $0.split(separator: " ").allSatisfy { Float($0) != nil } })
-    let json = try gvae(["encode", "--model", try model(), "--format", "json", "--stochastic"], stdin: "x\n")
+    #expect(
+      lines.allSatisfy {
+        $0.split(separator: " ").count == 8
+          && $0.split(separator: " ").allSatisfy { Float($0) != nil }
+      })
+    let json = try gvae(
+      ["encode", "--model", try model(), "--format", "json", "--stochastic"], stdin: "x\n")
     #expect(json.stdout.hasPrefix("{\"input\":\"x\",\"z\":["))
   }
 
@@ -73,7 +79,8 @@ let tinyModelPath: Result<String, Error> = Result {
   }
 
   @Test func evaluateWithoutRDKit() throws {
-    let file = try temporaryFile("x + 1\nsin(x)\nx * x\nexp(x)\n", name: "eval-\(UUID().uuidString).txt")
+    let file = try temporaryFile(
+      "x + 1\nsin(x)\nx * x\nexp(x)\n", name: "eval-\(UUID().uuidString).txt")
     let r = try gvae([
       "evaluate", "--model", try model(), "--data", file.path, "--test-count", "2",
       "--encodings", "2", "--decodings", "3", "--prior-samples", "5", "--prior-decodings", "2",
@@ -98,7 +105,10 @@ let tinyModelPath: Result<String, Error> = Result {
       (["interpolate", "--model", m, "--steps", "1", "x", "x"], "", "--steps"),
       (["encode", "--model", "/nonexistent/model.safetensors", "x"], "", "no model file"),
       (["encode", "--model", m, "--grammar", "zinc", "x"], "", "different production order"),
-      (["train", "--data", "/nonexistent.txt", "--output", "/tmp/x.safetensors"], "", "no such file"),
+      (
+        ["train", "--data", "/nonexistent.txt", "--output", "/tmp/x.safetensors"], "",
+        "no such file"
+      ),
       (["train", "--data", "x.txt", "--output", "o", "--epochs", "0"], "", "--epochs"),
       (["evaluate", "--model", m, "--encodings", "0"], "", "counts must be positive"),
     ]
@@ -110,7 +120,8 @@ let tinyModelPath: Result<String, Error> = Result {
       #expect(!r.stderr.contains("Fatal error"), "\(args)")
     }
     // A corrupt model file.
-    let corrupt = try temporaryFile("not a model at all", name: "corrupt-\(UUID().uuidString).safetensors")
+    let corrupt = try temporaryFile(
+      "not a model at all", name: "corrupt-\(UUID().uuidString).safetensors")
     let r = try gvae(["encode", "--model", corrupt.path, "x"])
     #expect(r.status == 1)
     #expect(r.stderr.contains("not a valid model file"))
@@ -118,9 +129,11 @@ let tinyModelPath: Result<String, Error> = Result {
   }
 
   @Test func missingShippedModelNamesWhereItLooked() throws {
-    let empty = FileManager.default.temporaryDirectory.appendingPathComponent("empty-\(UUID().uuidString)")
+    let empty = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "empty-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
-    let r = try gvaeWithEnvironment(["encode", "--model", "zinc-char", "C"], ["GVAE_MODELS": empty.path])
+    let r = try gvaeWithEnvironment(
+      ["encode", "--model", "zinc-char", "C"], ["GVAE_MODELS": empty.path])
     if r.status != 0 {
       #expect(r.stderr.contains(empty.path))
       #expect(r.stderr.contains("looked in"))
@@ -155,7 +168,8 @@ func gvaeWithEnvironment(_ arguments: [String], _ env: [String: String]) throws 
     .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Models")
 
   static func has(_ name: String) -> Bool {
-    FileManager.default.fileExists(atPath: modelsDirectory.appendingPathComponent(name + ".safetensors").path)
+    FileManager.default.fileExists(
+      atPath: modelsDirectory.appendingPathComponent(name + ".safetensors").path)
   }
 
   @Test(.enabled(if: has("zinc"))) func zincEncodesToFiftySixNumbers() throws {

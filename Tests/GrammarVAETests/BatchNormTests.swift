@@ -1,10 +1,12 @@
 import Engine
 import Testing
+
 @testable import GrammarVAE
 
 @Suite struct BatchNormTests {
   @Test func backwardMatchesCentralDifferences() {
-    let rows = 6, C = 3
+    let rows = 6
+    let C = 3
     let bn = BatchNormState(name: "bn", features: C)
     bn.gamma.value.storage = [1.5, 0.7, -0.4]
     bn.beta.value.storage = [0.1, -0.2, 0.3]
@@ -14,19 +16,29 @@ import Testing
       var y = input
       var xh = [Float](repeating: 0, count: rows * C)
       var inv = [Float](repeating: 0, count: C)
-      y.withPtr { yp in xh.withPtr { h in inv.withPtr { ip in
-        bn.forwardTraining(yp, rows: rows, xhat: h, invStd: ip, updateRunning: false)
-      } } }
+      y.withPtr { yp in
+        xh.withPtr { h in
+          inv.withPtr { ip in
+            bn.forwardTraining(yp, rows: rows, xhat: h, invStd: ip, updateRunning: false)
+          }
+        }
+      }
       return zip(y, w).reduce(0) { $0 + Double($1.0 * $1.1) }
     }
     var y = x
     var xh = [Float](repeating: 0, count: rows * C)
     var inv = [Float](repeating: 0, count: C)
-    y.withPtr { yp in xh.withPtr { h in inv.withPtr { ip in
-      bn.forwardTraining(yp, rows: rows, xhat: h, invStd: ip, updateRunning: false)
-    } } }
+    y.withPtr { yp in
+      xh.withPtr { h in
+        inv.withPtr { ip in
+          bn.forwardTraining(yp, rows: rows, xhat: h, invStd: ip, updateRunning: false)
+        }
+      }
+    }
     var dy = w
-    dy.withPtr { d in xh.withCPtr { h in inv.withCPtr { ip in bn.backward(d, rows: rows, xhat: h, invStd: ip) } } }
+    dy.withPtr { d in
+      xh.withCPtr { h in inv.withCPtr { ip in bn.backward(d, rows: rows, xhat: h, invStd: ip) } }
+    }
     for k in 0..<(rows * C) {
       let o = x[k]
       x[k] = o + 1e-2

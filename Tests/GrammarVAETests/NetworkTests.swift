@@ -1,6 +1,7 @@
 import CFG
 import Engine
 import Testing
+
 @testable import GrammarVAE
 
 @Suite struct NetworkTests {

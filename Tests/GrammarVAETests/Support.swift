@@ -1,5 +1,6 @@
 import CFG
 import Foundation
+
 @testable import GrammarVAE
 
 /// A handful of expressions for tiny models.
@@ -17,7 +18,8 @@ func tinyModel(
   let g = try equationGrammar()
   var c: ModelConfiguration
   if kind == .grammar {
-    c = Preset.tiny.configuration(kind: .grammar, steps: steps ?? 15, vocabularySize: g.productions.count)
+    c = Preset.tiny.configuration(
+      kind: .grammar, steps: steps ?? 15, vocabularySize: g.productions.count)
   } else {
     let chars = SequenceCodec.characterVocabulary(tinyExpressions, stripWhitespace: true)
     c = Preset.tiny.configuration(kind: .character, steps: steps ?? 19, vocabularySize: chars.count)

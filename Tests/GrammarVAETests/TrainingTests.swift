@@ -2,6 +2,7 @@ import CFG
 import Engine
 import Foundation
 import Testing
+
 @testable import GrammarVAE
 
 @Suite struct TrainingTests {
@@ -150,7 +151,9 @@ import Testing
   func decodingIsGrammarValidByConstruction(seed: UInt64) throws {
     let model = try tinyModel(seed: seed)
     var rng = SplitMix64(seed: seed)
-    let z = (0..<40).map { _ in (0..<model.configuration.latentSize).map { _ in Float.random(in: -3...3, using: &rng) } }
+    let z = (0..<40).map { _ in
+      (0..<model.configuration.latentSize).map { _ in Float.random(in: -3...3, using: &rng) }
+    }
     let parser = Parser(grammar: model.grammar)
     for strategy in [DecodingStrategy.greedy, .sample(temperature: 1), .sample(temperature: 3)] {
       let out = model.decode(latents: z, decodings: 5, strategy: strategy, rng: &rng)
@@ -170,14 +173,20 @@ import Testing
     try model.save(to: path)
     let loaded = try VAEModel.load(path: path, expectedGrammar: try equationGrammar())
     #expect(loaded.configuration == model.configuration)
-    for (a, b) in zip(model.network.allTensors, loaded.network.allTensors) { #expect(a.value == b.value) }
-    #expect(throws: ModelError.self) { try VAEModel.load(path: path, expectedGrammar: try Grammar.named("zinc")) }
+    for (a, b) in zip(model.network.allTensors, loaded.network.allTensors) {
+      #expect(a.value == b.value)
+    }
+    #expect(throws: ModelError.self) {
+      try VAEModel.load(path: path, expectedGrammar: try Grammar.named("zinc"))
+    }
     // F16 storage: half the size, values within F16 rounding.
     let half = temporaryPath("h.safetensors")
     try model.save(to: half, half: true)
     let h = try VAEModel.load(path: half)
     for (a, b) in zip(model.network.allTensors, h.network.allTensors) {
-      for (x, y) in zip(a.value.storage, b.value.storage) { #expect(abs(x - y) <= 1e-3 * max(1, abs(x))) }
+      for (x, y) in zip(a.value.storage, b.value.storage) {
+        #expect(abs(x - y) <= 1e-3 * max(1, abs(x)))
+      }
     }
     // Corrupt files are errors, not crashes.
     try Data("garbage".utf8).write(to: URL(fileURLWithPath: path))
