@@ -296,18 +296,18 @@ public final class Trainer {
       state.history.append(record)
       let monitored = val?.loss ?? record.trainLoss
       state.learningRate = state.schedule.step(loss: monitored, learningRate: state.learningRate)
-      if monitored < state.bestValidation {
-        state.bestValidation = monitored
-        model.trainingSummary = summary()
-        try model.save(to: outputPath, half: halfPrecisionOutput)
-        onEvent(.bestModel(path: outputPath, validationLoss: monitored))
-      }
       state.epoch += 1
       state.batchInEpoch = 0
       state.epochLoss = 0
       state.epochReconstruction = 0
       state.epochKL = 0
       state.epochRows = 0
+      if monitored < state.bestValidation {
+        state.bestValidation = monitored
+        model.trainingSummary = summary()
+        try model.save(to: outputPath, half: halfPrecisionOutput)
+        onEvent(.bestModel(path: outputPath, validationLoss: monitored))
+      }
       state.elapsed = elapsedBefore + Date().timeIntervalSince(startTime)
       onEvent(.epoch(record))
       try saveCheckpoint()
@@ -324,10 +324,11 @@ public final class Trainer {
   }
 
   /// Mean validation loss with noise seeded by the epoch (does not touch the training stream).
-  public func validationLoss(epoch: Int) -> (loss: Double, reconstruction: Double)? {
+  /// - Parameter limit: use only the first `limit` validation rows (a quick estimate).
+  public func validationLoss(epoch: Int, limit: Int? = nil) -> (loss: Double, reconstruction: Double)? {
     guard validation.count > 0 else { return nil }
     var rng = SplitMix64(seed: settings.seed ^ 0x5EED_0000 &+ UInt64(epoch))
-    var rows = Array(0..<validation.count)
+    var rows = Array(0..<min(validation.count, limit ?? validation.count))
     rows.sort { validation.lengths[$0] < validation.lengths[$1] }
     var recon = 0.0
     var kl = 0.0
@@ -345,15 +346,19 @@ public final class Trainer {
       }
       k += bs
     }
-    let n = Double(validation.count)
+    let n = Double(rows.count)
     return ((recon + kl) / n, recon / n)
   }
 
   // MARK: Checkpoints
 
+  /// The training summary stored in model files.
+  public func summaryForModel() -> String { summary() }
+
   func summary() -> String {
     var s: [String: String] = summaryExtras
-    s["epochs_completed"] = String(state.epoch + 1)
+    s["epochs_completed"] = String(state.epoch)
+    s["batches_in_current_epoch"] = String(state.batchInEpoch)
     s["steps"] = String(state.step)
     s["training_rows"] = String(train.count)
     s["validation_rows"] = String(validation.count)

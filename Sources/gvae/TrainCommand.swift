@@ -260,8 +260,14 @@ struct TrainCommand: ParsableCommand {
     case .stoppedAfterEpoch(let e):
       printError("gvae: stopped after epoch \(e)")
     }
-    if !FileManager.default.fileExists(atPath: output) {
-      // No epoch finished yet: save the current weights so there is a model to use.
+    if !FileManager.default.fileExists(atPath: output) || trainer.state.history.isEmpty {
+      // No epoch has finished (no validated best model yet): save the current weights so
+      // there is a model to use; a later epoch's best model replaces them.
+      if let v = trainer.validationLoss(epoch: trainer.state.epoch, limit: 500) {
+        printError(String(format: "gvae: validation loss on 500 held-out strings: %.4f (reconstruction %.4f)", v.loss, v.reconstruction))
+        trainer.summaryExtras["partial_validation_loss_500"] = String(format: "%.4f", v.loss)
+        model.trainingSummary = trainer.summaryForModel()
+      }
       do { try model.save(to: output, half: half) } catch { throw fail(error.description) }
     }
   }
