@@ -207,18 +207,14 @@ extension VAEModel {
         allowedByLHS[lhsOf[p]].append(p)
       }
     }
+    let everything = Array(0..<V)
     var remaining = N
     var t = 0
     while t < T && remaining > 0 {
       let logits = stream.step()
       for i in 0..<N where !done[i] {
         let row = (i / K) * V
-        let candidates: [Int]
-        if c.kind == .grammar {
-          candidates = allowedByLHS[stacks.currentLHS(i)]
-        } else {
-          candidates = Array(0..<V)
-        }
+        let candidates = c.kind == .grammar ? allowedByLHS[stacks.currentLHS(i)] : everything
         var best = candidates.first ?? 0
         var bestScore = -Float.infinity
         for p in candidates {

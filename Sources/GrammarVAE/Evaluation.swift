@@ -45,7 +45,7 @@ public enum Evaluation {
     var hits5 = 0
     var total5 = 0
     var greedyHits = 0
-    let chunk = max(1, 64 / max(encodings, 1))
+    let chunk = max(1, 256 / max(encodings, 1))
     var k = 0
     while k < strings.count {
       let part = Array(strings[k..<min(strings.count, k + chunk)])
@@ -57,7 +57,7 @@ public enum Evaluation {
       for _ in 0..<encodings { z += try model.encode(part, stochastic: true, rng: &rng) }
       // z is [encoding][string]; outputs [z][decoding].
       let out = model.decode(
-        latents: z, decodings: decodings, strategy: .sample(temperature: 1), rng: &rng, chunk: 4096)
+        latents: z, decodings: decodings, strategy: .sample(temperature: 1), rng: &rng, chunk: 25_600)
       for (zi, _) in z.enumerated() {
         let target = canon[zi % part.count]
         for d in 0..<decodings {
