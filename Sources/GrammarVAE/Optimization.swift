@@ -94,7 +94,8 @@ public func clipGradients(_ parameters: [Parameter], maxNorm: Float) -> Float {
   if maxNorm > 0 && norm > maxNorm {
     let s = maxNorm / norm
     for p in parameters {
-      p.gradient.storage.withPtr { g in for k in 0..<p.gradient.count { g[k] *= s } }
+      let n = p.gradient.count
+      p.gradient.storage.withPtr { g in for k in 0..<n { g[k] *= s } }
     }
   }
   return norm

@@ -75,14 +75,16 @@ import Testing
   }
 
   @Test func midEpochInterruptionResumesExactly() throws {
+    var settings = settings(epochs: 2)
+    settings.gradientClip = 1  // exercises clipping too
     let data = encoded(tinyExpressions, try tinyModel(seed: 8))
     let reference = Trainer(
-      model: try tinyModel(seed: 8), settings: settings(epochs: 2), train: data, validation: data,
+      model: try tinyModel(seed: 8), settings: settings, train: data, validation: data,
       outputPath: temporaryPath("ref.safetensors"))
     _ = try reference.run()
     let path = temporaryPath("int.safetensors")
     let first = Trainer(
-      model: try tinyModel(seed: 8), settings: settings(epochs: 2), train: data, validation: data,
+      model: try tinyModel(seed: 8), settings: settings, train: data, validation: data,
       outputPath: path)
     var calls = 0
     first.shouldStop = {
@@ -91,7 +93,7 @@ import Testing
     }
     #expect(try first.run() == .interrupted)
     let second = Trainer(
-      model: try tinyModel(seed: 0), settings: settings(epochs: 2), train: data, validation: data,
+      model: try tinyModel(seed: 0), settings: settings, train: data, validation: data,
       outputPath: path)
     try second.resume()
     _ = try second.run()
