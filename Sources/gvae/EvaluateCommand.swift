@@ -19,6 +19,10 @@ struct EvaluateCommand: ParsableCommand {
   @OptionGroup var modelOption: ModelOption
   @Option(help: "Data file (the same as for training).") var data: String?
   @Option(help: "CSV column name or index.") var column: String?
+  @Option(
+    name: .customLong("test-file"),
+    help: "Reconstruct the first --test-count strings of this file instead of those of --data.")
+  var testFile: String?
   @Option(name: .customLong("test-count"), help: "Held-out strings at the start of --data.")
   var testCount: Int = 5000
   @Option(help: "Stochastic encodings per test string.") var encodings: Int = 10
@@ -48,15 +52,21 @@ struct EvaluateCommand: ParsableCommand {
       do { lines = try TextData.lines(path: data, column: column) } catch {
         throw fail(error.description)
       }
-      let test = lines.prefix(testCount).map(\.text).filter { s in
+      var testLines = Array(lines.prefix(testCount))
+      if let testFile {
+        do { testLines = Array(try TextData.lines(path: testFile).prefix(testCount)) } catch {
+          throw fail(error.description)
+        }
+      }
+      let test = testLines.map(\.text).filter { s in
         (try? model.codec.encode(s)) != nil
       }
-      if test.count < min(testCount, lines.count) {
-        printError(
-          "gvae: \(min(testCount, lines.count) - test.count) test strings do not encode and are left out"
-        )
+      if test.count < testLines.count {
+        printError("gvae: \(testLines.count - test.count) test strings do not encode and are left out")
       }
-      for l in lines.dropFirst(testCount) { trainingSet.insert(model.codec.canonical(l.text)) }
+      for l in lines.dropFirst(testFile == nil ? testCount : 0) {
+        trainingSet.insert(model.codec.canonical(l.text))
+      }
       if !test.isEmpty {
         let r = try Evaluation.reconstruction(
           model: model, strings: test, encodings: encodings, decodings: decodings, seed: seed

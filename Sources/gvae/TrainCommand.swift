@@ -68,6 +68,10 @@ struct TrainCommand: ParsableCommand {
     name: .customLong("blas-threads"),
     help: "OpenBLAS threads (default: OPENBLAS_NUM_THREADS, else one per CPU).") var blasThreads:
     Int?
+  @Option(
+    name: .customLong("export-validation"),
+    help: "Write the validation split's strings to this file and exit (to evaluate on them).")
+  var exportValidation: String?
 
   func validate() throws {
     if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1") }
@@ -163,6 +167,14 @@ struct TrainCommand: ParsableCommand {
     let validation = encoded.subset(Array(order.prefix(nVal)).sorted())
     let train = encoded.subset(Array(order.dropFirst(nVal)).sorted())
 
+    if let exportValidation {
+      let text = validation.strings.map { $0 + "\n" }.joined()
+      do { try text.write(toFile: exportValidation, atomically: true, encoding: .utf8) } catch {
+        throw fail("cannot write \(exportValidation): \(error.localizedDescription)")
+      }
+      printError("gvae: wrote \(validation.count) validation strings to \(exportValidation)")
+      return
+    }
     var settings = preset.training
     if let epochs { settings.epochs = epochs }
     if let batchSize { settings.batchSize = batchSize }
