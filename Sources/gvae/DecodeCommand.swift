@@ -8,8 +8,8 @@ struct DecodeCommand: ParsableCommand {
     commandName: "decode",
     abstract: "Decode latent vectors to strings with masked stack decoding.",
     discussion: """
-      Reads vectors (numbers separated by spaces or commas) from the arguments or stdin, one
-      per line. Greedy by default; --temperature samples with Gumbel-max. An output that is
+      Reads vectors (numbers separated by spaces or commas) from the arguments or stdin, one \
+      per line. Greedy by default; --temperature samples with Gumbel-max. An output that is \
       still unfinished at the length limit prints an empty line and a note on stderr.
       """)
 

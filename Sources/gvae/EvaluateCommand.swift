@@ -8,11 +8,11 @@ struct EvaluateCommand: ParsableCommand {
     commandName: "evaluate",
     abstract: "Reconstruction accuracy and prior validity by the paper's protocols.",
     discussion: """
-      The first --test-count strings of --data are the held-out test set (train with the same
-      --hold-out); the rest is the training set for novelty. Reconstruction: each test string
-      encoded --encodings times from q(z|x), each encoding decoded --decodings times, exact
-      match (also reported with 5 decodings, SD-VAE's script). Prior: --prior-samples draws
-      from N(0, I), --prior-decodings decodings each. --rdkit checks molecules with
+      The first --test-count strings of --data are the held-out test set (train with the same \
+      --hold-out); the rest is the training set for novelty. Reconstruction: each test string \
+      encoded --encodings times from q(z|x), each encoding decoded --decodings times, exact \
+      match (also reported with 5 decodings, SD-VAE's script). Prior: --prior-samples draws \
+      from N(0, I), --prior-decodings decodings each. --rdkit checks molecules with \
       tools/rdkit_valid.py (Python + RDKit); without them it reports 'rdkit: unavailable'.
       """)
 

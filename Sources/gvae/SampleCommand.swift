@@ -8,7 +8,7 @@ struct SampleCommand: ParsableCommand {
     commandName: "sample",
     abstract: "Sample strings from the prior: z ~ N(0, I), then masked decoding.",
     discussion: """
-      Every printed string is grammar-valid by construction. A draw whose derivation is still
+      Every printed string is grammar-valid by construction. A draw whose derivation is still \
       unfinished at the length limit is redrawn (counted on stderr) unless --keep-incomplete.
       """)
 

@@ -15,10 +15,10 @@ struct TrainCommand: ParsableCommand {
     commandName: "train",
     abstract: "Train a Grammar VAE (or character VAE) on a file of strings.",
     discussion: """
-      Reads one string per line (.smi/.txt, gzip accepted) or a CSV column (--column), parses
-      every line once (unparseable lines are reported with their line numbers and skipped),
-      and trains with Adam, reduce-on-plateau and a held-out validation split. Beside MODEL it
-      writes MODEL.checkpoint (every epoch, and every --checkpoint-minutes), MODEL.log.jsonl
+      Reads one string per line (.smi/.txt, gzip accepted) or a CSV column (--column), parses \
+      every line once (unparseable lines are reported with their line numbers and skipped), \
+      and trains with Adam, reduce-on-plateau and a held-out validation split. Beside MODEL it \
+      writes MODEL.checkpoint (every epoch, and every --checkpoint-minutes), MODEL.log.jsonl \
       and MODEL.loss.svg. Ctrl-C saves a checkpoint and exits; --resume continues exactly.
       """)
 
