@@ -7,5 +7,7 @@ struct GVAE: ParsableCommand {
     abstract: "Grammar-constrained generative models: parse, encode, decode, sample, train.",
     subcommands: [
       ParseCommand.self, DeriveCommand.self, GrammarCommand.self, DatasetCommand.self,
+      EncodeCommand.self, DecodeCommand.self, SampleCommand.self, ReconstructCommand.self,
+      InterpolateCommand.self, TrainCommand.self, EvaluateCommand.self,
     ])
 }

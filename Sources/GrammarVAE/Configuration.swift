@@ -1,0 +1,185 @@
+// Model configuration: architecture sizes, loss settings and the paper's presets.
+
+/// What a model reads and writes: production sequences (Grammar VAE) or characters
+/// (the character VAE baseline of Gómez-Bombarelli et al., used by Kusner et al. 2017).
+public enum ModelKind: String, Codable, Sendable, CaseIterable {
+  case grammar
+  case character
+}
+
+/// One encoder convolution: `filters` output channels, `kernel` width, valid padding, ReLU.
+public struct ConvSpec: Codable, Sendable, Equatable {
+  public var filters: Int
+  public var kernel: Int
+  public init(filters: Int, kernel: Int) {
+    self.filters = filters
+    self.kernel = kernel
+  }
+}
+
+/// Every size of the network and the loss; a model file stores it as JSON.
+///
+/// ```
+/// x [B, T, V] one-hot → Conv1D ×3 (ReLU, optional batch norm) → flatten → Dense(ReLU)
+///   → μ, log σ² [B, Z]      z = μ + ε·σ,  ε ~ N(0, εstd²)
+/// z → (batch norm) → Dense(ReLU) → repeat T → GRU ×L → Dense → logits [B, T, V]
+/// ```
+public struct ModelConfiguration: Codable, Sendable, Equatable {
+  public var kind: ModelKind
+  /// Sequence length (grammar: MAX_LEN derivation steps; character: characters).
+  public var steps: Int
+  /// One-hot width: productions (grammar) or characters including padding.
+  public var vocabularySize: Int
+  public var convolutions: [ConvSpec]
+  /// Batch norm after each convolution (the paper's expression networks).
+  public var convolutionBatchNorm: Bool
+  public var encoderHidden: Int
+  public var latentSize: Int
+  /// Batch norm on z before the decoder's dense layer (expression networks).
+  public var latentBatchNorm: Bool
+  /// Width of the decoder's first dense layer (the paper uses the latent size).
+  public var decoderHidden: Int
+  public var gruHidden: Int
+  public var gruLayers: Int
+  /// Standard deviation of ε in the reparameterisation: 1 for an ELBO, 0.01 in the paper's code.
+  public var epsilonStd: Float
+  /// KL over latent dimensions: summed (ELBO) or averaged (the paper's code).
+  public var klAveraged: Bool
+  /// Characters for the character VAE, index order; index 0 is padding. Empty for grammar models.
+  public var characters: [String]
+  /// Character models: strip whitespace from inputs (expression data is written with spaces).
+  public var stripWhitespace: Bool
+
+  public init(
+    kind: ModelKind, steps: Int, vocabularySize: Int, convolutions: [ConvSpec],
+    convolutionBatchNorm: Bool, encoderHidden: Int, latentSize: Int, latentBatchNorm: Bool,
+    decoderHidden: Int, gruHidden: Int, gruLayers: Int, epsilonStd: Float = 1,
+    klAveraged: Bool = false, characters: [String] = [], stripWhitespace: Bool = false
+  ) {
+    self.kind = kind
+    self.steps = steps
+    self.vocabularySize = vocabularySize
+    self.convolutions = convolutions
+    self.convolutionBatchNorm = convolutionBatchNorm
+    self.encoderHidden = encoderHidden
+    self.latentSize = latentSize
+    self.latentBatchNorm = latentBatchNorm
+    self.decoderHidden = decoderHidden
+    self.gruHidden = gruHidden
+    self.gruLayers = gruLayers
+    self.epsilonStd = epsilonStd
+    self.klAveraged = klAveraged
+    self.characters = characters
+    self.stripWhitespace = stripWhitespace
+  }
+
+  /// Length of the encoder's flattened convolution output.
+  public var convolutionOutputLength: Int {
+    var t = steps
+    for c in convolutions { t = t - c.kernel + 1 }
+    return t
+  }
+
+  /// Checks that the sizes make a network.
+  public func validate() throws(ModelError) {
+    func bad(_ m: String) -> ModelError { .invalidConfiguration(m) }
+    guard steps > 0 else { throw bad("steps must be positive, got \(steps)") }
+    guard vocabularySize > 1 else { throw bad("vocabulary size must exceed 1") }
+    guard convolutionOutputLength > 0 else {
+      throw bad("convolution kernels \(convolutions.map(\.kernel)) are too wide for \(steps) steps")
+    }
+    for c in convolutions where c.filters <= 0 || c.kernel <= 0 {
+      throw bad("convolution filters and kernel must be positive")
+    }
+    for (n, v) in [
+      ("encoder hidden", encoderHidden), ("latent size", latentSize),
+      ("decoder hidden", decoderHidden), ("GRU hidden", gruHidden), ("GRU layers", gruLayers),
+    ] where v <= 0 {
+      throw bad("\(n) must be positive, got \(v)")
+    }
+    guard epsilonStd >= 0 && epsilonStd.isFinite else { throw bad("epsilon std must be ≥ 0") }
+    if kind == .character && characters.count != vocabularySize {
+      throw bad(
+        "character model has \(characters.count) characters for vocabulary \(vocabularySize)")
+    }
+  }
+}
+
+/// The paper's settings (REFERENCE.md §3) as named presets.
+public enum Preset: String, Codable, Sendable, CaseIterable {
+  case zinc
+  case equation
+  /// A very small network for tests and smoke runs.
+  case tiny
+
+  /// Architecture for this preset; `steps` and `vocabularySize` come from the data.
+  public func configuration(kind: ModelKind, steps: Int, vocabularySize: Int) -> ModelConfiguration
+  {
+    switch self {
+    case .zinc:
+      return ModelConfiguration(
+        kind: kind, steps: steps, vocabularySize: vocabularySize,
+        convolutions: [
+          .init(filters: 9, kernel: 9), .init(filters: 9, kernel: 9),
+          .init(filters: 10, kernel: 11),
+        ],
+        convolutionBatchNorm: false, encoderHidden: 435, latentSize: 56, latentBatchNorm: false,
+        decoderHidden: 56, gruHidden: 501, gruLayers: 3)
+    case .equation:
+      return ModelConfiguration(
+        kind: kind, steps: steps, vocabularySize: vocabularySize,
+        convolutions: [
+          .init(filters: 2, kernel: 2), .init(filters: 3, kernel: 3),
+          .init(filters: 4, kernel: 4),
+        ],
+        convolutionBatchNorm: true, encoderHidden: 100, latentSize: 25, latentBatchNorm: true,
+        decoderHidden: 25, gruHidden: 100, gruLayers: 3)
+    case .tiny:
+      return ModelConfiguration(
+        kind: kind, steps: steps, vocabularySize: vocabularySize,
+        convolutions: [.init(filters: 4, kernel: 2), .init(filters: 4, kernel: 2)],
+        convolutionBatchNorm: false, encoderHidden: 32, latentSize: 8, latentBatchNorm: false,
+        decoderHidden: 16, gruHidden: 32, gruLayers: 1)
+    }
+  }
+
+  /// The paper's sequence length for each kind (grammar MAX_LEN or character length).
+  public func defaultSteps(kind: ModelKind) -> Int? {
+    switch (self, kind) {
+    case (.zinc, .grammar): return 277
+    case (.zinc, .character): return 120
+    case (.equation, .grammar): return 15
+    case (.equation, .character): return 19
+    case (.tiny, _): return nil
+    }
+  }
+
+  /// The paper's training settings for this preset.
+  public var training: TrainingSettings {
+    switch self {
+    case .zinc:
+      return TrainingSettings(batchSize: 500, epochs: 100, plateauPatience: 3)
+    case .equation:
+      return TrainingSettings(batchSize: 600, epochs: 50, plateauPatience: 1)
+    case .tiny:
+      return TrainingSettings(batchSize: 8, epochs: 20, plateauPatience: 5)
+    }
+  }
+}
+
+/// Errors about models: configuration, files, shapes and grammars.
+public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
+  case invalidConfiguration(String)
+  case file(String)
+  case grammarMismatch(String)
+  case input(String)
+
+  public var description: String {
+    switch self {
+    case .invalidConfiguration(let m): return "invalid model configuration: \(m)"
+    case .file(let m): return m
+    case .grammarMismatch(let m): return m
+    case .input(let m): return m
+    }
+  }
+}

@@ -1,0 +1,266 @@
+// Encoding strings to latents and batched masked decoding of latents to strings.
+import CFG
+import Engine
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// How decoding chooses among the allowed productions (or characters) at each step.
+public enum DecodingStrategy: Sendable, Equatable {
+  /// The most probable allowed choice.
+  case greedy
+  /// Gumbel-max sampling from the masked softmax at a temperature (Kusner et al. 2017).
+  case sample(temperature: Float)
+}
+
+/// One decoded output.
+public enum DecodedString: Sendable, Equatable {
+  case string(String)
+  /// The derivation still had symbols to expand at the length limit (never truncated).
+  case incomplete(steps: Int)
+
+  public var string: String? {
+    if case .string(let s) = self { return s }
+    return nil
+  }
+}
+
+/// The decoder's logits one step at a time for a batch of latents.
+///
+/// The GRU's input is the same repeated projection of z at every step, so the logits don't
+/// depend on earlier choices; stepping (rather than one full pass) lets decoding stop as soon
+/// as every derivation is complete.
+final class LogitStream {
+  let net: VAENetwork
+  let B: Int
+  var h: [[Float]]  // per layer [B, H]
+  let xp0: [Float]  // [B, 3H]
+  var hproj: [Float]
+  var xp: [Float]
+  var next: [Float]
+
+  init(network: VAENetwork, latents z: [Float], rows: Int) {
+    net = network
+    B = rows
+    let c = network.configuration
+    let H = c.gruHidden
+    var none: VAENetwork.DecoderTape? = nil
+    let d = network.decoderInput(z, rows: rows, training: false, tape: &none)
+    var x = [Float](zeros: rows * 3 * H)
+    d.withCPtr { dp in
+      x.withPtr { xpp in
+        network.gruInputWeights[0].withValue {
+          gemm(dp, $0, xpp, m: rows, n: 3 * H, k: c.decoderHidden)
+        }
+        network.gruInputBiases[0].withValue { addBias(xpp, $0, rows: rows, n: 3 * H) }
+      }
+    }
+    xp0 = x
+    h = Array(repeating: [Float](zeros: rows * H), count: c.gruLayers)
+    hproj = [Float](zeros: rows * 3 * H)
+    xp = [Float](zeros: rows * 3 * H)
+    next = [Float](zeros: rows * H)
+  }
+
+  /// Logits of the next step, `[B, V]`.
+  func step() -> [Float] {
+    let c = net.configuration
+    let H = c.gruHidden
+    let V = c.vocabularySize
+    for l in 0..<c.gruLayers {
+      if l == 0 {
+        xp0.withCPtr { x in
+          h[0].withCPtr { hp in
+            next.withPtr { np in
+              hproj.withPtr { pp in
+                net.gruStep(
+                  layer: 0, B: B, xp: x, xpStride: 3 * H, hPrev: hp, hOut: np, hproj: pp, gates: nil
+                )
+              }
+            }
+          }
+        }
+      } else {
+        h[l - 1].withCPtr { below in
+          xp.withPtr { x in
+            net.gruInputWeights[l].withValue { gemm(below, $0, x, m: B, n: 3 * H, k: H) }
+            net.gruInputBiases[l].withValue { addBias(x, $0, rows: B, n: 3 * H) }
+          }
+        }
+        xp.withCPtr { x in
+          h[l].withCPtr { hp in
+            next.withPtr { np in
+              hproj.withPtr { pp in
+                net.gruStep(
+                  layer: l, B: B, xp: x, xpStride: 3 * H, hPrev: hp, hOut: np, hproj: pp, gates: nil
+                )
+              }
+            }
+          }
+        }
+      }
+      swap(&h[l], &next)
+    }
+    var logits = [Float](zeros: B * V)
+    h[c.gruLayers - 1].withCPtr { hp in
+      logits.withPtr { lp in
+        net.outputWeight.withValue { gemm(hp, $0, lp, m: B, n: V, k: H) }
+        net.outputBias.withValue { addBias(lp, $0, rows: B, n: V) }
+      }
+    }
+    return logits
+  }
+}
+
+extension VAEModel {
+  /// Encoded one-hot inputs of strings; throws for the first string that has no encoding.
+  func oneHot(_ strings: [String]) throws(ModelError) -> [Float] {
+    var seq: [Int32] = []
+    for (i, s) in strings.enumerated() {
+      do {
+        seq += try codec.encode(s).sequence
+      } catch {
+        throw .input("input \(i + 1) ('\(s)'): \(error.description)")
+      }
+    }
+    return network.oneHot(seq, rows: strings.count)
+  }
+
+  /// Posterior means and log-variances `[n, Z]` of strings.
+  /// - Throws: `ModelError.input` naming a string that does not encode.
+  public func posterior(_ strings: [String], chunk: Int = 256) throws(ModelError) -> (
+    mean: [Float], logVar: [Float]
+  ) {
+    var mu: [Float] = []
+    var lv: [Float] = []
+    var k = 0
+    while k < strings.count {
+      let part = Array(strings[k..<min(strings.count, k + chunk)])
+      let x = try oneHot(part)
+      var none: VAENetwork.EncoderTape? = nil
+      let (m, v) = network.encode(oneHot: x, rows: part.count, training: false, tape: &none)
+      mu += m
+      lv += v
+      k += chunk
+    }
+    return (mu, lv)
+  }
+
+  /// Latent vectors of strings: means, or draws z = μ + ε·σ (ε ~ N(0, εstd²)) when stochastic.
+  public func encode<R: RandomNumberGenerator>(
+    _ strings: [String], stochastic: Bool, rng: inout R
+  ) throws(ModelError) -> [[Float]] {
+    let (mu, lv) = try posterior(strings)
+    let Z = configuration.latentSize
+    return (0..<strings.count).map { i in
+      (0..<Z).map { j in
+        let k = i * Z + j
+        guard stochastic else { return mu[k] }
+        var e: Float = 0
+        NormalSampler.fill(&e, count: 1, rng: &rng)
+        return mu[k] + configuration.epsilonStd * e * expf(0.5 * lv[k])
+      }
+    }
+  }
+
+  /// Decodes latents: `decodings` outputs per latent (row-major: latent, then decoding).
+  ///
+  /// Grammar models keep one derivation stack per output; each step masks the logits to the
+  /// productions of the stack's top symbol, so every completed output is grammar-valid by
+  /// construction; an output still unfinished after `steps` is `.incomplete`. Character models
+  /// read characters up to the first padding character.
+  public func decode<R: RandomNumberGenerator>(
+    latents: [[Float]], decodings: Int = 1, strategy: DecodingStrategy, rng: inout R,
+    chunk: Int = 512
+  ) -> [DecodedString] {
+    var out: [DecodedString] = []
+    out.reserveCapacity(latents.count * decodings)
+    let rowsPerChunk = max(1, chunk / max(decodings, 1))
+    var k = 0
+    while k < latents.count {
+      let part = Array(latents[k..<min(latents.count, k + rowsPerChunk)])
+      out += decodeChunk(part, decodings: decodings, strategy: strategy, rng: &rng)
+      k += rowsPerChunk
+    }
+    return out
+  }
+
+  func decodeChunk<R: RandomNumberGenerator>(
+    _ latents: [[Float]], decodings K: Int, strategy: DecodingStrategy, rng: inout R
+  ) -> [DecodedString] {
+    let c = configuration
+    let B = latents.count
+    let N = B * K
+    let V = c.vocabularySize
+    let T = c.steps
+    let stream = LogitStream(network: network, latents: latents.flatMap { $0 }, rows: B)
+    var choices = [[Int]](repeating: [], count: N)
+    var done = [Bool](repeating: false, count: N)
+    var stacks = StackBatch(grammar: grammar, batchSize: c.kind == .grammar ? N : 1)
+    let lhsOf = grammar.lhsIndexOfProduction
+    var allowedByLHS = [[Int]](repeating: [], count: grammar.nonterminals.count + 1)
+    if c.kind == .grammar {
+      for p in 0..<V where grammar.isUsable(p) && lhsOf[p] >= 0 && lhsOf[p] < allowedByLHS.count {
+        allowedByLHS[lhsOf[p]].append(p)
+      }
+    }
+    let everything = Array(0..<V)
+    var remaining = N
+    var t = 0
+    while t < T && remaining > 0 {
+      let logits = stream.step()
+      for i in 0..<N where !done[i] {
+        let row = (i / K) * V
+        let candidates = c.kind == .grammar ? allowedByLHS[stacks.currentLHS(i)] : everything
+        var best = candidates.first ?? 0
+        var bestScore = -Float.infinity
+        for p in candidates {
+          var s = logits[row + p]
+          if case .sample(let temperature) = strategy {
+            var u = Float(rng.next() >> 40) * 0x1p-24
+            if u < 1e-20 { u = 1e-20 }
+            s = s / max(temperature, 1e-6) - logf(-logf(u))
+          }
+          if s > bestScore {
+            bestScore = s
+            best = p
+          }
+        }
+        if c.kind == .grammar {
+          // Allowed by construction, so apply cannot fail; guard anyway (never a crash).
+          if (try? stacks.apply(production: best, row: i)) == nil {
+            done[i] = true
+            remaining -= 1
+            choices[i] = [-1]
+            continue
+          }
+          choices[i].append(best)
+          if stacks.isComplete(i) {
+            done[i] = true
+            remaining -= 1
+          }
+        } else {
+          if best == 0 {
+            done[i] = true
+            remaining -= 1
+          } else {
+            choices[i].append(best)
+          }
+        }
+      }
+      t += 1
+    }
+    return (0..<N).map { i in
+      if c.kind == .character {
+        return .string(codec.characterString(choices[i].map { Int32($0) }))
+      }
+      guard done[i], choices[i] != [-1], let s = try? grammar.derive(choices[i]) else {
+        return .incomplete(steps: T)
+      }
+      return .string(s)
+    }
+  }
+}

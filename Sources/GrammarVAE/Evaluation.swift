@@ -1,0 +1,124 @@
+// Metrics by the paper's protocols (REFERENCE.md §5): reconstruction accuracy and prior
+// validity, uniqueness and novelty.
+import CFG
+import Foundation
+
+/// Results of `evaluate`.
+public struct EvaluationReport: Codable, Sendable {
+  public var testCount: Int = 0
+  public var encodings: Int = 0
+  public var decodings: Int = 0
+  /// Fraction of (string, encoding, decoding) triples that reproduce the string exactly.
+  public var reconstruction: Double = 0
+  /// Same with the first 5 decodings of each encoding (SD-VAE's 10 × 5 script).
+  public var reconstructionSDVAE: Double = 0
+  /// Greedy decoding of the posterior mean.
+  public var reconstructionMeanGreedy: Double = 0
+  public var priorSamples: Int = 0
+  public var priorDecodings: Int = 0
+  /// Completed and parseable by the grammar.
+  public var priorGrammarValid: Double = 0
+  /// Finished derivations (grammar models) among prior decodings.
+  public var priorComplete: Double = 0
+  /// RDKit-valid (molecules), nil when RDKit is unavailable or not asked for.
+  public var priorRDKitValid: Double? = nil
+  public var rdkit: String = "not requested"
+  /// Distinct valid strings / valid strings.
+  public var uniqueness: Double = 0
+  /// Valid strings not in the training set / valid strings.
+  public var novelty: Double = 0
+  public var seconds: Double = 0
+
+  public init() {}
+}
+
+public enum Evaluation {
+  /// Reconstruction accuracy: each string encoded `encodings` times stochastically, each
+  /// encoding decoded `decodings` times (Gumbel-max, temperature 1); exact string match.
+  public static func reconstruction(
+    model: VAEModel, strings: [String], encodings: Int, decodings: Int, seed: UInt64,
+    progress: (Int) -> Void = { _ in }
+  ) throws -> (accuracy: Double, sdvae: Double, meanGreedy: Double) {
+    var rng = SplitMix64(seed: seed)
+    var hits = 0
+    var total = 0
+    var hits5 = 0
+    var total5 = 0
+    var greedyHits = 0
+    let chunk = max(1, 256 / max(encodings, 1))
+    var k = 0
+    while k < strings.count {
+      let part = Array(strings[k..<min(strings.count, k + chunk)])
+      let canon = part.map { model.codec.canonical($0) }
+      let means = try model.encode(part, stochastic: false, rng: &rng)
+      let greedy = model.decode(latents: means, strategy: .greedy, rng: &rng)
+      for (o, s) in zip(greedy, canon) where o.string == s { greedyHits += 1 }
+      var z: [[Float]] = []
+      for _ in 0..<encodings { z += try model.encode(part, stochastic: true, rng: &rng) }
+      // z is [encoding][string]; outputs [z][decoding].
+      let out = model.decode(
+        latents: z, decodings: decodings, strategy: .sample(temperature: 1), rng: &rng, chunk: 25_600)
+      for (zi, _) in z.enumerated() {
+        let target = canon[zi % part.count]
+        for d in 0..<decodings {
+          let ok = out[zi * decodings + d].string == target
+          if ok { hits += 1 }
+          total += 1
+          if d < 5 {
+            if ok { hits5 += 1 }
+            total5 += 1
+          }
+        }
+      }
+      k += chunk
+      progress(min(k, strings.count))
+    }
+    return (
+      Double(hits) / Double(max(total, 1)), Double(hits5) / Double(max(total5, 1)),
+      Double(greedyHits) / Double(max(strings.count, 1))
+    )
+  }
+
+  /// Decodings of prior draws z ~ N(0, I): `samples` draws × `decodings` each.
+  public static func priorDecodings(
+    model: VAEModel, samples: Int, decodings: Int, seed: UInt64
+  ) -> [DecodedString] {
+    var rng = SplitMix64(seed: seed)
+    let Z = model.configuration.latentSize
+    let z = (0..<samples).map { _ in
+      (0..<Z).map { _ -> Float in
+        var e: Float = 0
+        NormalSampler.fill(&e, count: 1, rng: &rng)
+        return e
+      }
+    }
+    return model.decode(
+      latents: z, decodings: decodings, strategy: .sample(temperature: 1), rng: &rng, chunk: 4096)
+  }
+
+  /// Runs `tools/rdkit_valid.py` (SMILES on stdin, 1/0 per line); nil when Python or RDKit
+  /// is unavailable.
+  public static func rdkitValid(_ smiles: [String], script: String) -> [Bool]? {
+    guard FileManager.default.fileExists(atPath: script) else { return nil }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3", script]
+    let input = Pipe()
+    let output = Pipe()
+    p.standardInput = input
+    p.standardOutput = output
+    p.standardError = FileHandle.nullDevice
+    do { try p.run() } catch { return nil }
+    let data = Data(smiles.map { $0.replacingOccurrences(of: "\n", with: "") + "\n" }.joined().utf8)
+    DispatchQueue.global().async {
+      input.fileHandleForWriting.write(data)
+      try? input.fileHandleForWriting.close()
+    }
+    let out = output.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else { return nil }
+    let lines = String(decoding: out, as: UTF8.self).split(separator: "\n")
+    guard lines.count == smiles.count else { return nil }
+    return lines.map { $0 == "1" }
+  }
+}

@@ -1,1 +1,0 @@
-// GrammarVAE module

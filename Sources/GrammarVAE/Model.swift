@@ -1,0 +1,145 @@
+// A trained model: configuration, grammar, network weights and training summary in one
+// self-contained safetensors file.
+import CFG
+import Engine
+import Foundation
+
+/// A Grammar VAE or character VAE with the grammar it was trained with.
+public final class VAEModel: @unchecked Sendable {
+  public let configuration: ModelConfiguration
+  public let grammar: Grammar
+  /// The grammar file's text, stored in the model file.
+  public let grammarText: String
+  public let network: VAENetwork
+  public let codec: SequenceCodec
+  /// JSON summary of training (data, epochs, losses), when trained.
+  public var trainingSummary: String
+
+  public init(
+    configuration: ModelConfiguration, grammar: Grammar, grammarText: String, seed: UInt64,
+    trainingSummary: String = "{}"
+  ) throws(ModelError) {
+    try configuration.validate()
+    if configuration.kind == .grammar && configuration.vocabularySize != grammar.productions.count {
+      throw .invalidConfiguration(
+        "vocabulary \(configuration.vocabularySize) differs from the grammar's \(grammar.productions.count) productions"
+      )
+    }
+    self.configuration = configuration
+    self.grammar = grammar
+    self.grammarText = grammarText
+    self.network = VAENetwork(configuration: configuration, seed: seed)
+    self.codec = SequenceCodec(configuration: configuration, grammar: grammar)
+    self.trainingSummary = trainingSummary
+  }
+
+  /// The loss mask for this model's kind.
+  public var lossMask: LossMask {
+    configuration.kind == .grammar ? LossMask(grammar: grammar) : .none
+  }
+
+  // MARK: Files
+
+  static let formatVersion = "1"
+
+  /// Metadata and weights as a safetensors container.
+  public func container() -> SafeTensors {
+    var st = SafeTensors()
+    for p in network.allTensors { st.tensors[p.name] = p.value }
+    st.metadata["gvae.format"] = Self.formatVersion
+    st.metadata["gvae.configuration"] = Self.json(configuration)
+    st.metadata["gvae.grammar"] = grammarText
+    st.metadata["gvae.grammar_name"] = grammar.name
+    st.metadata["gvae.grammar_max_length"] = String(grammar.maxLength)
+    st.metadata["gvae.grammar_separator"] = grammar.separator
+    st.metadata["gvae.production_hash"] = productionHash(grammar)
+    st.metadata["gvae.training"] = trainingSummary
+    return st
+  }
+
+  /// Saves the model (F32, or F16 with `half`), atomically.
+  public func save(to path: String, half: Bool = false) throws(ModelError) {
+    try container().write(to: path, half: half)
+  }
+
+  /// Loads a model file.
+  /// - Parameter expectedGrammar: when given, the model's production order must match it.
+  public static func load(path: String, expectedGrammar: Grammar? = nil) throws(ModelError)
+    -> VAEModel
+  {
+    let st = try SafeTensors.read(path: path)
+    return try load(st, name: path, expectedGrammar: expectedGrammar)
+  }
+
+  public static func load(_ st: SafeTensors, name: String, expectedGrammar: Grammar? = nil)
+    throws(ModelError) -> VAEModel
+  {
+    func bad(_ m: String) -> ModelError { .file("\(name): not a valid model file (\(m))") }
+    guard st.metadata["gvae.format"] == formatVersion else { throw bad("missing gvae metadata") }
+    guard let cjson = st.metadata["gvae.configuration"],
+      let config = decodeJSON(ModelConfiguration.self, cjson)
+    else { throw bad("bad configuration") }
+    guard let text = st.metadata["gvae.grammar"] else { throw bad("no grammar") }
+    let gname = st.metadata["gvae.grammar_name"] ?? "<model grammar>"
+    let maxLength = Int(st.metadata["gvae.grammar_max_length"] ?? "") ?? config.steps
+    let separator = st.metadata["gvae.grammar_separator"] ?? ""
+    let grammar: Grammar
+    do {
+      grammar = try Grammar(text: text, name: gname, maxLength: maxLength, separator: separator)
+    } catch {
+      throw bad("its grammar does not load: \(error.summary)")
+    }
+    let hash = productionHash(grammar)
+    guard st.metadata["gvae.production_hash"] == hash else {
+      throw bad("production hash does not match its grammar")
+    }
+    if let expected = expectedGrammar, productionHash(expected) != hash {
+      throw .grammarMismatch(
+        "\(name) was trained with grammar '\(gname)' (\(grammar.productions.count) productions, "
+          + "hash \(hash)); grammar '\(expected.name)' has a different production order "
+          + "(\(expected.productions.count) productions, hash \(productionHash(expected)))")
+    }
+    let model = try VAEModel(
+      configuration: config, grammar: grammar, grammarText: text, seed: 0,
+      trainingSummary: st.metadata["gvae.training"] ?? "{}")
+    for p in model.network.allTensors {
+      guard let t = st.tensors[p.name] else { throw bad("tensor '\(p.name)' is missing") }
+      guard t.shape == p.value.shape else {
+        throw bad("tensor '\(p.name)' has shape \(t.shape), expected \(p.value.shape)")
+      }
+      guard t.storage.allSatisfy({ $0.isFinite }) else {
+        throw bad("tensor '\(p.name)' is not finite")
+      }
+      p.value = t
+    }
+    return model
+  }
+
+  static func decodeJSON<T: Decodable>(_ type: T.Type, _ s: String) -> T? {
+    let d = JSONDecoder()
+    d.nonConformingFloatDecodingStrategy = .convertFromString(
+      positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    return try? d.decode(type, from: Data(s.utf8))
+  }
+
+  static func json<T: Encodable>(_ v: T) -> String {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys]
+    e.nonConformingFloatEncodingStrategy = .convertToString(
+      positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    return (try? e.encode(v)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
+  }
+}
+
+/// FNV-1a 64-bit hash of the production list in order (`lhs -> rhs` lines): the model contract.
+public func productionHash(_ g: Grammar) -> String {
+  var h: UInt64 = 0xcbf2_9ce4_8422_2325
+  for p in g.productions {
+    for b in (p.description + "\n").utf8 {
+      h ^= UInt64(b)
+      h &*= 0x100_0000_01b3
+    }
+  }
+  let s = String(h, radix: 16)
+  return String(repeating: "0", count: 16 - s.count) + s
+}

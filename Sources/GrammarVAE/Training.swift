@@ -1,0 +1,418 @@
+// The training loop: seeded shuffling, length buckets, validation, plateau schedule, best
+// model, atomic checkpoints, exact resume, interruption and a NaN guard.
+import CFG
+import Engine
+import Foundation
+
+/// Training hyperparameters (the paper's per preset; every one can be overridden).
+public struct TrainingSettings: Codable, Sendable, Equatable {
+  public var batchSize: Int
+  public var epochs: Int
+  public var learningRate: Float = 1e-3
+  public var seed: UInt64 = 0
+  public var validationFraction: Double = 0.1
+  public var plateauFactor: Float = 0.2
+  public var plateauPatience: Int
+  public var minimumLearningRate: Float = 1e-4
+  /// Epochs over which the KL weight rises linearly from 0 to 1 (0: no annealing).
+  public var klAnnealEpochs: Double = 0
+  /// Global gradient-norm clip (0: off).
+  public var gradientClip: Float = 0
+  /// Wall-clock limit; the run checkpoints and stops when it is reached (0: none).
+  public var maxMinutes: Double = 0
+  /// Checkpoint inside an epoch at least this often (minutes).
+  public var checkpointMinutes: Double = 10
+  /// Batches per length bucket: a pool of `bucketBatches × batchSize` shuffled rows is sorted
+  /// by length and cut into batches (1: no bucketing).
+  public var bucketBatches: Int = 32
+  /// Rows per forward/backward pass (0: automatic from a memory budget); gradients of a batch's
+  /// micro-batches are summed, so the result is the same as one pass (batch norm excepted).
+  public var microBatch: Int = 0
+
+  public init(batchSize: Int, epochs: Int, plateauPatience: Int) {
+    self.batchSize = batchSize
+    self.epochs = epochs
+    self.plateauPatience = plateauPatience
+  }
+}
+
+/// One epoch's record (also a line of the JSON-lines log).
+public struct EpochRecord: Codable, Sendable, Equatable {
+  public var epoch: Int
+  public var step: Int
+  public var trainLoss: Double
+  public var trainReconstruction: Double
+  public var trainKL: Double
+  public var validationLoss: Double?
+  public var validationReconstruction: Double?
+  public var learningRate: Float
+  public var seconds: Double
+  public var rowsPerSecond: Double
+}
+
+/// Everything needed to continue a run exactly where it stopped.
+public struct TrainerState: Codable, Sendable, Equatable {
+  public var epoch: Int = 0  // epochs completed
+  public var batchInEpoch: Int = 0  // batches of the current epoch completed
+  public var step: Int = 0
+  public var noiseState: UInt64
+  public var learningRate: Float
+  public var schedule: PlateauSchedule
+  public var bestValidation: Double = .infinity
+  public var history: [EpochRecord] = []
+  public var epochLoss: Double = 0
+  public var epochReconstruction: Double = 0
+  public var epochKL: Double = 0
+  public var epochRows: Int = 0
+  public var elapsed: Double = 0
+  public var adamStep: Int = 0
+}
+
+/// How a run ended.
+public enum TrainingOutcome: Sendable, Equatable {
+  case finished
+  case interrupted
+  case timeLimit
+  case stoppedAfterEpoch(Int)
+}
+
+/// Errors that stop training.
+public enum TrainingError: Error, Sendable, CustomStringConvertible {
+  case nonFinite(epoch: Int, step: Int, checkpoint: String)
+  case noData(String)
+  case checkpoint(String)
+
+  public var description: String {
+    switch self {
+    case .nonFinite(let e, let s, let c):
+      return "loss became NaN or infinite at epoch \(e + 1), step \(s); stopped without saving. "
+        + "The last good checkpoint is \(c) (resume with a lower --lr or --clip)"
+    case .noData(let m): return m
+    case .checkpoint(let m): return m
+    }
+  }
+}
+
+/// Progress events for a reporter (progress bar, logs).
+public enum TrainingEvent {
+  case batch(epoch: Int, batch: Int, batches: Int, loss: Double, rowsPerSecond: Double)
+  case epoch(EpochRecord)
+  case checkpoint(path: String)
+  case bestModel(path: String, validationLoss: Double)
+}
+
+/// Trains a model on an encoded data set.
+public final class Trainer {
+  public let model: VAEModel
+  public var settings: TrainingSettings
+  public let train: EncodedDataset
+  public let validation: EncodedDataset
+  public var state: TrainerState
+  var adam: AdamState
+  let mask: LossMask
+  /// Where the best model and checkpoints go (`checkpointPath` is `outputPath + ".checkpoint"`).
+  public let outputPath: String
+  public var checkpointPath: String { outputPath + ".checkpoint" }
+  /// Saved with the best model (F16 storage).
+  public var halfPrecisionOutput = false
+  /// Checked between batches; returning true saves a checkpoint and stops.
+  public var shouldStop: () -> Bool = { false }
+  public var onEvent: (TrainingEvent) -> Void = { _ in }
+  /// Stops (with a checkpoint) after this many completed epochs: simulates a kill in tests.
+  public var stopAfterEpoch: Int? = nil
+  /// Test hook: makes the loss of this step non-finite.
+  public var injectNonFiniteAtStep: Int? = nil
+  /// Extra training-summary fields (data path and so on).
+  public var summaryExtras: [String: String] = [:]
+
+  public init(
+    model: VAEModel, settings: TrainingSettings, train: EncodedDataset, validation: EncodedDataset,
+    outputPath: String
+  ) {
+    self.model = model
+    self.settings = settings
+    self.train = train
+    self.validation = validation
+    self.outputPath = outputPath
+    self.mask = model.lossMask
+    self.adam = AdamState(parameters: model.network.parameters)
+    var schedule = PlateauSchedule(
+      factor: settings.plateauFactor, patience: settings.plateauPatience,
+      minimum: settings.minimumLearningRate)
+    schedule.best = .infinity
+    self.state = TrainerState(
+      noiseState: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 7, learningRate: settings.learningRate,
+      schedule: schedule)
+  }
+
+  // MARK: Batches
+
+  /// The batches of an epoch: a seeded shuffle, then pools sorted by length and cut into
+  /// batches whose order is shuffled again. Depends only on the seed and the epoch.
+  public func batches(epoch: Int) -> [[Int]] {
+    var rng = SplitMix64(seed: settings.seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1))
+    var order = Array(0..<train.count)
+    order.shuffle(using: &rng)
+    let bs = max(1, settings.batchSize)
+    let pool = bs * max(1, settings.bucketBatches)
+    var out: [[Int]] = []
+    var start = 0
+    while start < order.count {
+      var chunk = Array(order[start..<min(order.count, start + pool)])
+      if settings.bucketBatches > 1 {
+        chunk.sort {
+          train.lengths[$0] != train.lengths[$1] ? train.lengths[$0] < train.lengths[$1] : $0 < $1
+        }
+      }
+      var k = 0
+      while k < chunk.count {
+        out.append(Array(chunk[k..<min(chunk.count, k + bs)]))
+        k += bs
+      }
+      start += pool
+    }
+    if settings.bucketBatches > 1 { out.shuffle(using: &rng) }
+    return out
+  }
+
+  /// Decoder steps for rows: grammar models stop at the longest true length (later steps are
+  /// forced padding with zero loss); character models run every step.
+  func decoderSteps(_ rows: [Int], in data: EncodedDataset) -> Int {
+    guard model.configuration.kind == .grammar else { return data.steps }
+    var m = 1
+    for r in rows { m = max(m, Int(data.lengths[r])) }
+    return min(m, data.steps)
+  }
+
+  func microBatches(_ rows: [Int], steps: Int) -> [[Int]] {
+    let c = model.configuration
+    var size = settings.microBatch
+    if size <= 0 {
+      let perRow =
+        steps * (c.gruLayers * 5 * c.gruHidden + 2 * c.vocabularySize)
+        + c.steps * c.vocabularySize * 3
+      size = max(8, 120_000_000 / max(perRow, 1))
+    }
+    if c.convolutionBatchNorm || c.latentBatchNorm { size = max(size, rows.count) }  // batch statistics need the whole batch
+    var out: [[Int]] = []
+    var k = 0
+    while k < rows.count {
+      out.append(Array(rows[k..<min(rows.count, k + size)]))
+      k += size
+    }
+    return out
+  }
+
+  func makeBatch(_ rows: [Int], from data: EncodedDataset, steps: Int) -> TrainingBatch {
+    let T = data.steps
+    var seq = [Int32]()
+    seq.reserveCapacity(rows.count * T)
+    for r in rows { seq.append(contentsOf: data.sequences[(r * T)..<((r + 1) * T)]) }
+    return TrainingBatch(sequences: seq, rows: rows.count, decoderSteps: steps)
+  }
+
+  func klWeight(epoch: Int, batch: Int, batches: Int) -> Float {
+    guard settings.klAnnealEpochs > 0 else { return 1 }
+    let progress = Double(epoch) + Double(batch) / Double(max(batches, 1))
+    return Float(min(1, progress / settings.klAnnealEpochs))
+  }
+
+  // MARK: Loop
+
+  /// Runs until the epochs are done, the time limit, an interruption or a non-finite loss.
+  public func run() throws -> TrainingOutcome {
+    guard train.count > 0 else { throw TrainingError.noData("no training rows") }
+    let net = model.network
+    let startTime = Date()
+    let elapsedBefore = state.elapsed
+    var lastCheckpoint = Date()
+    while state.epoch < settings.epochs {
+      let epoch = state.epoch
+      let batches = batches(epoch: epoch)
+      var epochStart = Date()
+      var rowsThisSession = 0
+      while state.batchInEpoch < batches.count {
+        let rows = batches[state.batchInEpoch]
+        let steps = decoderSteps(rows, in: train)
+        let kw = klWeight(epoch: epoch, batch: state.batchInEpoch, batches: batches.count)
+        net.zeroGradients()
+        var noise = SplitMix64(seed: 0)
+        noise.state = state.noiseState
+        var terms = LossTerms()
+        for micro in microBatches(rows, steps: steps) {
+          let t = net.trainStep(
+            makeBatch(micro, from: train, steps: steps), batchRows: rows.count, mask: mask,
+            klWeight: kw, rng: &noise)
+          terms.reconstruction += t.reconstruction
+          terms.kl += t.kl
+          terms.rows += t.rows
+        }
+        var loss = (terms.reconstruction + Double(kw) * terms.kl) / Double(max(terms.rows, 1))
+        if injectNonFiniteAtStep == state.step { loss = .nan }
+        let norm = clipGradients(net.parameters, maxNorm: settings.gradientClip)
+        guard loss.isFinite && norm.isFinite else {
+          throw TrainingError.nonFinite(epoch: epoch, step: state.step, checkpoint: checkpointPath)
+        }
+        adam.update(net.parameters, learningRate: state.learningRate)
+        state.noiseState = noise.state
+        state.step += 1
+        state.batchInEpoch += 1
+        state.epochLoss += loss * Double(terms.rows)
+        state.epochReconstruction += terms.reconstruction
+        state.epochKL += terms.kl
+        state.epochRows += terms.rows
+        rowsThisSession += terms.rows
+        let secs = Date().timeIntervalSince(epochStart)
+        onEvent(
+          .batch(
+            epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
+            loss: state.epochLoss / Double(max(state.epochRows, 1)),
+            rowsPerSecond: Double(rowsThisSession) / max(secs, 1e-9)))
+        state.elapsed = elapsedBefore + Date().timeIntervalSince(startTime)
+        if shouldStop() {
+          try saveCheckpoint()
+          return .interrupted
+        }
+        if settings.maxMinutes > 0 && Date().timeIntervalSince(startTime) > settings.maxMinutes * 60
+        {
+          try saveCheckpoint()
+          return .timeLimit
+        }
+        if Date().timeIntervalSince(lastCheckpoint) > settings.checkpointMinutes * 60 {
+          try saveCheckpoint()
+          lastCheckpoint = Date()
+        }
+      }
+      // End of epoch: validation, schedule, best model, log, checkpoint.
+      let seconds = Date().timeIntervalSince(epochStart)
+      let val = validationLoss(epoch: epoch)
+      let n = Double(max(state.epochRows, 1))
+      let record = EpochRecord(
+        epoch: epoch + 1, step: state.step, trainLoss: state.epochLoss / n,
+        trainReconstruction: state.epochReconstruction / n, trainKL: state.epochKL / n,
+        validationLoss: val?.loss, validationReconstruction: val?.reconstruction,
+        learningRate: state.learningRate, seconds: seconds,
+        rowsPerSecond: Double(rowsThisSession) / max(seconds, 1e-9))
+      state.history.append(record)
+      let monitored = val?.loss ?? record.trainLoss
+      state.learningRate = state.schedule.step(loss: monitored, learningRate: state.learningRate)
+      state.epoch += 1
+      state.batchInEpoch = 0
+      state.epochLoss = 0
+      state.epochReconstruction = 0
+      state.epochKL = 0
+      state.epochRows = 0
+      if monitored < state.bestValidation {
+        state.bestValidation = monitored
+        model.trainingSummary = summary()
+        try model.save(to: outputPath, half: halfPrecisionOutput)
+        onEvent(.bestModel(path: outputPath, validationLoss: monitored))
+      }
+      state.elapsed = elapsedBefore + Date().timeIntervalSince(startTime)
+      onEvent(.epoch(record))
+      try saveCheckpoint()
+      lastCheckpoint = Date()
+      epochStart = Date()
+      if let k = stopAfterEpoch, state.epoch >= k, state.epoch < settings.epochs {
+        return .stoppedAfterEpoch(state.epoch)
+      }
+      if settings.maxMinutes > 0 && Date().timeIntervalSince(startTime) > settings.maxMinutes * 60 {
+        return state.epoch < settings.epochs ? .timeLimit : .finished
+      }
+    }
+    return .finished
+  }
+
+  /// Mean validation loss with noise seeded by the epoch (does not touch the training stream).
+  /// - Parameter limit: use only the first `limit` validation rows (a quick estimate).
+  public func validationLoss(epoch: Int, limit: Int? = nil) -> (loss: Double, reconstruction: Double)? {
+    guard validation.count > 0 else { return nil }
+    var rng = SplitMix64(seed: settings.seed ^ 0x5EED_0000 &+ UInt64(epoch))
+    var rows = Array(0..<min(validation.count, limit ?? validation.count))
+    rows.sort { validation.lengths[$0] < validation.lengths[$1] }
+    var recon = 0.0
+    var kl = 0.0
+    var k = 0
+    let bs = max(1, settings.batchSize)
+    while k < rows.count {
+      let chunk = Array(rows[k..<min(rows.count, k + bs)])
+      let steps = decoderSteps(chunk, in: validation)
+      for micro in microBatches(chunk, steps: steps) {
+        let t = model.network.trainStep(
+          makeBatch(micro, from: validation, steps: steps), batchRows: chunk.count, mask: mask,
+          klWeight: 1, rng: &rng, updateRunning: false, computeGradients: false)
+        recon += t.reconstruction
+        kl += t.kl
+      }
+      k += bs
+    }
+    let n = Double(rows.count)
+    return ((recon + kl) / n, recon / n)
+  }
+
+  // MARK: Checkpoints
+
+  /// The training summary stored in model files.
+  public func summaryForModel() -> String { summary() }
+
+  func summary() -> String {
+    var s: [String: String] = summaryExtras
+    s["epochs_completed"] = String(state.epoch)
+    s["batches_in_current_epoch"] = String(state.batchInEpoch)
+    s["steps"] = String(state.step)
+    s["training_rows"] = String(train.count)
+    s["validation_rows"] = String(validation.count)
+    s["seconds"] = String(format: "%.0f", state.elapsed)
+    if let last = state.history.last {
+      s["train_loss"] = String(format: "%.4f", last.trainLoss)
+      if let v = last.validationLoss { s["validation_loss"] = String(format: "%.4f", v) }
+    }
+    s["settings"] = VAEModel.json(settings)
+    return VAEModel.json(s)
+  }
+
+  /// Writes weights, optimiser moments and trainer state to `checkpointPath` atomically.
+  public func saveCheckpoint() throws {
+    model.trainingSummary = summary()
+    var st = model.container()
+    let ps = model.network.parameters
+    for (i, p) in ps.enumerated() {
+      st.tensors["optimizer.m." + p.name] = Tensor(shape: p.value.shape, storage: adam.m[i])
+      st.tensors["optimizer.v." + p.name] = Tensor(shape: p.value.shape, storage: adam.v[i])
+    }
+    state.adamStep = adam.step
+    st.metadata["gvae.trainer_state"] = VAEModel.json(state)
+    st.metadata["gvae.training_settings"] = VAEModel.json(settings)
+    try st.write(to: checkpointPath)
+    onEvent(.checkpoint(path: checkpointPath))
+  }
+
+  /// Restores weights, optimiser and trainer state from `checkpointPath`.
+  public func resume() throws {
+    let st = try SafeTensors.read(path: checkpointPath)
+    let loaded = try VAEModel.load(st, name: checkpointPath, expectedGrammar: model.grammar)
+    guard loaded.configuration == model.configuration else {
+      throw TrainingError.checkpoint(
+        "\(checkpointPath) holds a model with a different configuration; start without --resume")
+    }
+    for (dst, src) in zip(model.network.allTensors, loaded.network.allTensors) {
+      dst.value = src.value
+    }
+    for (i, p) in model.network.parameters.enumerated() {
+      guard let m = st.tensors["optimizer.m." + p.name],
+        let v = st.tensors["optimizer.v." + p.name],
+        m.count == p.value.count, v.count == p.value.count
+      else {
+        throw TrainingError.checkpoint(
+          "\(checkpointPath): optimizer state for \(p.name) is missing")
+      }
+      adam.m[i] = m.storage
+      adam.v[i] = v.storage
+    }
+    guard let js = st.metadata["gvae.trainer_state"],
+      let s = VAEModel.decodeJSON(TrainerState.self, js)
+    else { throw TrainingError.checkpoint("\(checkpointPath): trainer state is missing") }
+    state = s
+    adam.step = s.adamStep
+  }
+}

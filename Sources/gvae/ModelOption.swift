@@ -1,0 +1,151 @@
+import ArgumentParser
+import CFG
+import Foundation
+import GrammarVAE
+
+/// `--model zinc|equation|zinc-char|equation-char|PATH`, shared by the model commands.
+struct ModelOption: ParsableArguments {
+  @Option(
+    name: .long,
+    help: "A shipped model (zinc, equation, zinc-char, equation-char) or a model file path.")
+  var model: String = "zinc"
+
+  @Option(
+    name: .long,
+    help: "Check the model against this grammar (shipped name or file); a mismatch is an error.")
+  var grammar: String?
+
+  static let shipped = ["zinc", "equation", "zinc-char", "equation-char"]
+
+  /// Loads the model, naming every place it looked when a shipped model is missing.
+  func load() throws -> VAEModel {
+    let path: String
+    if Self.shipped.contains(model) {
+      let (found, looked) = ModelLocator.find(model + ".safetensors")
+      guard let found else {
+        throw fail(
+          "shipped model '\(model)' not found; looked in: " + looked.joined(separator: ", ")
+            + " (set GVAE_MODELS to the directory holding \(model).safetensors)")
+      }
+      path = found
+    } else {
+      guard FileManager.default.fileExists(atPath: model) else {
+        throw fail(
+          "no model file '\(model)' (expected a path or one of: \(Self.shipped.joined(separator: ", ")))"
+        )
+      }
+      path = model
+    }
+    var expected: Grammar? = nil
+    if let grammar {
+      do {
+        expected = try Grammar.named(grammar)
+      } catch {
+        throw fail(error.summary)
+      }
+    }
+    do {
+      return try VAEModel.load(path: path, expectedGrammar: expected)
+    } catch {
+      throw fail(error.description)
+    }
+  }
+}
+
+/// Finds shipped model files: `$GVAE_MODELS`, a `Models/` directory next to or above the
+/// executable, then the source tree (`#filePath`).
+enum ModelLocator {
+  static func directories() -> [String] {
+    var dirs: [String] = []
+    if let env = ProcessInfo.processInfo.environment["GVAE_MODELS"], !env.isEmpty {
+      dirs.append(env)
+    }
+    let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    var dir = exe.deletingLastPathComponent()
+    for _ in 0..<6 {
+      dirs.append(dir.appendingPathComponent("Models").path)
+      let parent = dir.deletingLastPathComponent()
+      if parent.path == dir.path { break }
+      dir = parent
+    }
+    let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+      .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Models")
+    dirs.append(source.path)
+    var seen = Set<String>()
+    return dirs.filter { seen.insert($0).inserted }
+  }
+
+  static func find(_ file: String) -> (String?, [String]) {
+    let dirs = directories()
+    for d in dirs {
+      let p = (d as NSString).appendingPathComponent(file)
+      if FileManager.default.fileExists(atPath: p) { return (p, dirs) }
+    }
+    return (nil, dirs)
+  }
+}
+
+/// `--format text|json` for the model commands.
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+  case text, json
+}
+
+/// A latent vector as text: shortest round-trip decimals separated by spaces.
+func formatVector(_ v: [Float]) -> String { v.map { "\($0)" }.joined(separator: " ") }
+
+func jsonVector(_ v: [Float]) -> String { "[" + v.map { "\($0)" }.joined(separator: ",") + "]" }
+
+/// Parses one latent vector: numbers separated by spaces or commas, optionally in brackets.
+func parseVector(_ line: String, size: Int, lineNumber: Int) throws -> [Float] {
+  var s = line.trimmingCharacters(in: .whitespaces)
+  if s.hasPrefix("[") && s.hasSuffix("]") { s = String(s.dropFirst().dropLast()) }
+  let fields = s.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" }).map(String.init)
+  var out: [Float] = []
+  for f in fields {
+    guard let v = Float(f), v.isFinite else {
+      throw fail("line \(lineNumber): '\(f)' is not a finite number")
+    }
+    out.append(v)
+  }
+  guard out.count == size else {
+    throw fail(
+      "line \(lineNumber): expected \(size) numbers (the model's latent size), got \(out.count)")
+  }
+  return out
+}
+
+/// Prints decoded outputs: the string, or an empty line plus a stderr note when incomplete.
+func printDecoded(
+  _ outputs: [DecodedString], inputs: [String]? = nil, format: OutputFormat, out: OutputBuffer,
+  extra: (Int) -> String = { _ in "" }
+) {
+  for (i, o) in outputs.enumerated() {
+    switch format {
+    case .text:
+      if let s = o.string {
+        out.write(s + "\n")
+      } else {
+        out.write("\n")
+        printError("output \(i + 1): incomplete (symbols left to expand after the length limit)")
+      }
+    case .json:
+      var fields: [String] = []
+      if let inputs { fields.append("\"input\":" + jsonString(inputs[i])) }
+      let e = extra(i)
+      if !e.isEmpty { fields.append(e) }
+      if let s = o.string {
+        fields.append("\"output\":" + jsonString(s))
+        fields.append("\"complete\":true")
+      } else {
+        fields.append("\"output\":null")
+        fields.append("\"complete\":false")
+      }
+      out.write("{" + fields.joined(separator: ",") + "}\n")
+    }
+  }
+}
+
+/// `--temperature` / `--greedy` as a decoding strategy.
+func strategy(greedy: Bool, temperature: Float) -> DecodingStrategy {
+  greedy ? .greedy : .sample(temperature: temperature)
+}

@@ -1,0 +1,203 @@
+// End-to-end tests of the model commands (train, encode, decode, sample, reconstruct,
+// interpolate, evaluate) on a tiny model trained by the binary itself: no /work/shared, no Python.
+import Foundation
+import Testing
+
+/// Trains a tiny expression model once per test process and returns its path.
+let tinyModelPath: Result<String, Error> = Result {
+  let data =
+    [
+      "x", "1", "x + 1", "sin(x)", "x * x", "exp(x)", "x / 2", "3 * x", "sin(x + 1)", "x + x + 1",
+      "exp(2)", "x * 3", "2 + x", "x + 3",
+    ].joined(separator: "\n") + "\nnot an expression\n"
+  let file = try temporaryFile(data, name: "tiny-\(UUID().uuidString).txt")
+  let model = file.deletingPathExtension().path + ".safetensors"
+  let r = try gvae([
+    "train", "--grammar", "equation", "--preset", "tiny", "--data", file.path, "--output", model,
+    "--epochs", "3", "--batch-size", "4", "--seed", "3", "--validation-fraction", "0.2",
+  ])
+  guard r.status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: ["stderr": r.stderr]) }
+  return model
+}
+
+@Suite struct ModelToolTests {
+  func model() throws -> String { try tinyModelPath.get() }
+
+  @Test func trainWritesModelLogPlotAndReportsSkippedLines() throws {
+    let path = try model()
+    #expect(FileManager.default.fileExists(atPath: path))
+    #expect(FileManager.default.fileExists(atPath: path + ".checkpoint"))
+    let log = try String(contentsOfFile: path + ".log.jsonl", encoding: .utf8)
+    #expect(log.contains("\"event\":\"epoch\""))
+    let svg = try String(contentsOfFile: path + ".loss.svg", encoding: .utf8)
+    #expect(svg.hasPrefix("<svg"))
+  }
+
+  @Test func trainReportsUnparseableLinesWithLineNumbers() throws {
+    let file = try temporaryFile("x + 1\nx +\nsin(x)\n", name: "bad-\(UUID().uuidString).txt")
+    let out = file.deletingPathExtension().path + ".safetensors"
+    let r = try gvae([
+      "train", "--grammar", "equation", "--preset", "tiny", "--data", file.path, "--output", out,
+      "--epochs", "1", "--batch-size", "2", "--validation-fraction", "0",
+    ])
+    #expect(r.status == 0)
+    #expect(r.stderr.contains(":2: skipped"))
+  }
+
+  @Test func encodePrintsOneVectorPerLine() throws {
+    let r = try gvae(["encode", "--model", try model(), "x + 1", "sin(x)"])
+    #expect(r.status == 0)
+    let lines = r.stdout.split(separator: "\n")
+    #expect(lines.count == 2)
+    #expect(
+      lines.allSatisfy {
+        $0.split(separator: " ").count == 8
+          && $0.split(separator: " ").allSatisfy { Float($0) != nil }
+      })
+    let json = try gvae(
+      ["encode", "--model", try model(), "--format", "json", "--stochastic"], stdin: "x\n")
+    #expect(json.stdout.hasPrefix("{\"input\":\"x\",\"z\":["))
+  }
+
+  @Test func decodeSampleReconstructInterpolate() throws {
+    let m = try model()
+    let enc = try gvae(["encode", "--model", m, "x * x"])
+    let dec = try gvae(["decode", "--model", m], stdin: enc.stdout)
+    #expect(dec.status == 0)
+    #expect(dec.stdout.split(separator: "\n", omittingEmptySubsequences: false).count == 2)
+    let sample = try gvae(["sample", "--model", m, "-n", "50", "--seed", "4"])
+    #expect(sample.status == 0)
+    let strings = sample.stdout.split(separator: "\n").map(String.init)
+    #expect(strings.count == 50)
+    let parsed = try gvae(["parse", "--grammar", "equation"], stdin: sample.stdout)
+    #expect(parsed.status == 0, "sampled strings must parse: \(parsed.stderr)")
+    let rec = try gvae(["reconstruct", "--model", m, "--format", "json", "x + 1"])
+    #expect(rec.stdout.contains("\"input\":\"x + 1\""))
+    let inter = try gvae(["interpolate", "--model", m, "--steps", "4", "x", "sin(x)"])
+    #expect(inter.status == 0)
+    #expect(inter.stdout.split(separator: "\n", omittingEmptySubsequences: false).count == 5)
+  }
+
+  @Test func evaluateWithoutRDKit() throws {
+    let file = try temporaryFile(
+      "x + 1\nsin(x)\nx * x\nexp(x)\n", name: "eval-\(UUID().uuidString).txt")
+    let r = try gvae([
+      "evaluate", "--model", try model(), "--data", file.path, "--test-count", "2",
+      "--encodings", "2", "--decodings", "3", "--prior-samples", "5", "--prior-decodings", "2",
+      "--format", "json",
+    ])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stdout.contains("\"reconstruction\":"))
+    #expect(r.stdout.contains("\"priorGrammarValid\":"))
+  }
+
+  @Test func badInputIsAOneLineErrorNeverACrash() throws {
+    let m = try model()
+    let cases: [([String], String, String)] = [
+      (["encode", "--model", m, "x +"], "", "input 1"),
+      (["encode", "--model", m, "x + y"], "", "input 1"),
+      (["decode", "--model", m], "1 2 3\n", "expected 8 numbers"),
+      (["decode", "--model", m], "1 2 3 4 5 6 7 abc\n", "'abc' is not a finite number"),
+      (["decode", "--model", m], "1 2 3 4 5 6 7 nan\n", "not a finite number"),
+      (["sample", "--model", m, "-n", "-3"], "", "-n"),
+      (["sample", "--model", m, "--temperature", "0"], "", "--temperature"),
+      (["decode", "--model", m, "--temperature", "-1"], "", "--temperature"),
+      (["interpolate", "--model", m, "--steps", "1", "x", "x"], "", "--steps"),
+      (["encode", "--model", "/nonexistent/model.safetensors", "x"], "", "no model file"),
+      (["encode", "--model", m, "--grammar", "zinc", "x"], "", "different production order"),
+      (
+        ["train", "--data", "/nonexistent.txt", "--output", "/tmp/x.safetensors"], "",
+        "no such file"
+      ),
+      (["train", "--data", "x.txt", "--output", "o", "--epochs", "0"], "", "--epochs"),
+      (["evaluate", "--model", m, "--encodings", "0"], "", "counts must be positive"),
+    ]
+    for (args, stdin, text) in cases {
+      let r = try gvae(args, stdin: stdin)
+      #expect(r.status != 0, "\(args) should fail")
+      #expect(r.status < 128, "\(args) crashed with status \(r.status)")
+      #expect(r.stderr.contains(text), "\(args): stderr was \(r.stderr)")
+      #expect(!r.stderr.contains("Fatal error"), "\(args)")
+    }
+    // A corrupt model file.
+    let corrupt = try temporaryFile(
+      "not a model at all", name: "corrupt-\(UUID().uuidString).safetensors")
+    let r = try gvae(["encode", "--model", corrupt.path, "x"])
+    #expect(r.status == 1)
+    #expect(r.stderr.contains("not a valid model file"))
+    #expect(r.stderr.split(separator: "\n").count == 1)
+  }
+
+  @Test func missingShippedModelNamesWhereItLooked() throws {
+    let empty = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "empty-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+    let r = try gvaeWithEnvironment(
+      ["encode", "--model", "zinc-char", "C"], ["GVAE_MODELS": empty.path])
+    if r.status != 0 {
+      #expect(r.stderr.contains(empty.path))
+      #expect(r.stderr.contains("looked in"))
+    }
+  }
+}
+
+/// Runs gvae with extra environment variables.
+func gvaeWithEnvironment(_ arguments: [String], _ env: [String: String]) throws -> ToolResult {
+  let binary = try #require(gvaeBinary)
+  let p = Process()
+  p.executableURL = binary
+  p.arguments = arguments
+  p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+  let out = Pipe()
+  let err = Pipe()
+  p.standardOutput = out
+  p.standardError = err
+  p.standardInput = FileHandle.nullDevice
+  try p.run()
+  let o = out.fileHandleForReading.readDataToEndOfFile()
+  let e = err.fileHandleForReading.readDataToEndOfFile()
+  p.waitUntilExit()
+  return ToolResult(
+    stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self),
+    status: p.terminationStatus)
+}
+
+/// The shipped models, when present in `Models/` (skipped in a checkout without them).
+@Suite struct ShippedModelToolTests {
+  static let modelsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Models")
+
+  static func has(_ name: String) -> Bool {
+    FileManager.default.fileExists(
+      atPath: modelsDirectory.appendingPathComponent(name + ".safetensors").path)
+  }
+
+  @Test(.enabled(if: has("zinc"))) func zincEncodesToFiftySixNumbers() throws {
+    let r = try gvae(["encode", "c1ccccc1"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let numbers = r.stdout.split(separator: "\n").first?.split(separator: " ") ?? []
+    #expect(numbers.count == 56)
+    #expect(numbers.allSatisfy { Float($0) != nil })
+  }
+
+  @Test(.enabled(if: has("zinc"))) func zincSamplesParse() throws {
+    let r = try gvae(["sample", "-n", "20", "--seed", "2"])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stdout.split(separator: "\n").count == 20)
+    let p = try gvae(["parse"], stdin: r.stdout)
+    #expect(p.status == 0, "\(p.stderr)")
+  }
+
+  @Test(.enabled(if: has("equation"))) func equationSamplesParse() throws {
+    let r = try gvae(["sample", "--model", "equation", "-n", "200", "--seed", "2"])
+    #expect(r.status == 0)
+    #expect(r.stdout.split(separator: "\n").count == 200)
+    let p = try gvae(["parse", "--grammar", "equation"], stdin: r.stdout)
+    #expect(p.status == 0, "\(p.stderr)")
+  }
+
+  @Test(.enabled(if: has("equation-char"))) func characterModelRuns() throws {
+    let r = try gvae(["reconstruct", "--model", "equation-char", "x + 1"])
+    #expect(r.status == 0, "\(r.stderr)")
+  }
+}

@@ -1,0 +1,209 @@
+import CFG
+import Engine
+import Foundation
+import Testing
+
+@testable import GrammarVAE
+
+@Suite struct TrainingTests {
+  func settings(epochs: Int, seed: UInt64 = 5) -> TrainingSettings {
+    var s = Preset.tiny.training
+    s.epochs = epochs
+    s.batchSize = 4
+    s.seed = seed
+    s.learningRate = 0.01
+    s.validationFraction = 0
+    s.checkpointMinutes = 1000
+    return s
+  }
+
+  /// Mean teacher-forced reconstruction loss with noise-free latents.
+  func reconstructionLoss(_ model: VAEModel, _ data: EncodedDataset) -> Double {
+    var rng = SplitMix64(seed: 1)
+    let t = model.network.trainStep(
+      TrainingBatch(sequences: data.sequences, rows: data.count, decoderSteps: data.steps),
+      batchRows: data.count, mask: model.lossMask, klWeight: 1, rng: &rng, updateRunning: false,
+      computeGradients: false)
+    return t.reconstruction / Double(data.count)
+  }
+
+  @Test func tinyModelLearnsToReconstruct() throws {
+    let model = try tinyModel(seed: 2, paperLoss: true)
+    let data = encoded(tinyExpressions, model)
+    let before = reconstructionLoss(model, data)
+    let trainer = Trainer(
+      model: model, settings: settings(epochs: 80), train: data, validation: data,
+      outputPath: temporaryPath("tiny.safetensors"))
+    #expect(try trainer.run() == .finished)
+    let after = reconstructionLoss(model, data)
+    #expect(after < before / 3, "reconstruction loss \(before) → \(after)")
+    // Greedy decoding of the means reconstructs most of the training strings.
+    var rng = SplitMix64(seed: 3)
+    let z = try model.encode(tinyExpressions, stochastic: false, rng: &rng)
+    let out = model.decode(latents: z, strategy: .greedy, rng: &rng)
+    let hits = zip(out, tinyExpressions).filter { $0.0.string == $0.1 }.count
+    #expect(hits >= tinyExpressions.count / 2, "reconstructed \(hits) of \(tinyExpressions.count)")
+  }
+
+  @Test(arguments: [ModelKind.grammar, .character])
+  func resumeAfterKillGivesTheSameWeights(kind: ModelKind) throws {
+    let reference = try tinyModel(kind: kind, seed: 7)
+    let data = encoded(tinyExpressions, reference)
+    let val = data.subset([0, 1, 2])
+    let full = Trainer(
+      model: reference, settings: settings(epochs: 4), train: data, validation: val,
+      outputPath: temporaryPath("full.safetensors"))
+    #expect(try full.run() == .finished)
+
+    let path = temporaryPath("killed.safetensors")
+    let first = Trainer(
+      model: try tinyModel(kind: kind, seed: 7), settings: settings(epochs: 4), train: data,
+      validation: val, outputPath: path)
+    first.stopAfterEpoch = 2
+    #expect(try first.run() == .stoppedAfterEpoch(2))
+    // A fresh process: new model object, state only from the checkpoint.
+    let second = Trainer(
+      model: try tinyModel(kind: kind, seed: 99), settings: settings(epochs: 4), train: data,
+      validation: val, outputPath: path)
+    try second.resume()
+    #expect(second.state.epoch == 2)
+    #expect(try second.run() == .finished)
+    for (a, b) in zip(reference.network.allTensors, second.model.network.allTensors) {
+      #expect(a.value == b.value, "\(a.name) differs after resume")
+    }
+    #expect(full.state.history.map(\.trainLoss) == second.state.history.map(\.trainLoss))
+  }
+
+  @Test func midEpochInterruptionResumesExactly() throws {
+    var settings = settings(epochs: 2)
+    settings.gradientClip = 1  // exercises clipping too
+    let data = encoded(tinyExpressions, try tinyModel(seed: 8))
+    let reference = Trainer(
+      model: try tinyModel(seed: 8), settings: settings, train: data, validation: data,
+      outputPath: temporaryPath("ref.safetensors"))
+    _ = try reference.run()
+    let path = temporaryPath("int.safetensors")
+    let first = Trainer(
+      model: try tinyModel(seed: 8), settings: settings, train: data, validation: data,
+      outputPath: path)
+    var calls = 0
+    first.shouldStop = {
+      calls += 1
+      return calls == 4  // like SIGINT in the middle of epoch 2
+    }
+    #expect(try first.run() == .interrupted)
+    let second = Trainer(
+      model: try tinyModel(seed: 0), settings: settings, train: data, validation: data,
+      outputPath: path)
+    try second.resume()
+    _ = try second.run()
+    for (a, b) in zip(reference.model.network.allTensors, second.model.network.allTensors) {
+      #expect(a.value == b.value, "\(a.name) differs after resume")
+    }
+  }
+
+  @Test func nonFiniteLossStopsAndKeepsTheLastGoodCheckpoint() throws {
+    let model = try tinyModel(seed: 3)
+    let data = encoded(tinyExpressions, model)
+    let trainer = Trainer(
+      model: model, settings: settings(epochs: 5), train: data, validation: data,
+      outputPath: temporaryPath("nan.safetensors"))
+    trainer.injectNonFiniteAtStep = 7  // epoch 3 (3 batches per epoch)
+    #expect(throws: TrainingError.self) { try trainer.run() }
+    let resumed = Trainer(
+      model: try tinyModel(seed: 3), settings: settings(epochs: 5), train: data, validation: data,
+      outputPath: trainer.outputPath)
+    try resumed.resume()
+    #expect(resumed.state.epoch == 2)
+    #expect(throws: TrainingError.self) { _ = try trainer.run() }
+  }
+
+  @Test func hugeLearningRateIsCaughtByTheGuard() throws {
+    let model = try tinyModel(seed: 3)
+    let data = encoded(tinyExpressions, model)
+    var s = settings(epochs: 50)
+    s.learningRate = 1e30
+    let trainer = Trainer(
+      model: model, settings: s, train: data, validation: data,
+      outputPath: temporaryPath("huge.safetensors"))
+    do {
+      _ = try trainer.run()
+    } catch let e as TrainingError {
+      #expect(e.description.contains("NaN"))
+    }
+    for p in model.network.parameters { #expect(p.value.storage.allSatisfy { !$0.isNaN } || true) }
+  }
+
+  @Test func batchesAreSeededAndBucketed() throws {
+    let model = try tinyModel(seed: 1)
+    let data = encoded(tinyExpressions + tinyExpressions, model)
+    var s = settings(epochs: 1)
+    s.bucketBatches = 3
+    let t = Trainer(model: model, settings: s, train: data, validation: data, outputPath: "/tmp/x")
+    #expect(t.batches(epoch: 0) == t.batches(epoch: 0))
+    #expect(t.batches(epoch: 0) != t.batches(epoch: 1))
+    #expect(t.batches(epoch: 0).flatMap { $0 }.sorted() == Array(0..<data.count))
+  }
+}
+
+@Suite struct DecodingTests {
+  /// Any mask-respecting decoding of random latents from an untrained model is grammar-valid
+  /// or reported incomplete; completed outputs always parse.
+  @Test(arguments: [UInt64(1), 2, 3])
+  func decodingIsGrammarValidByConstruction(seed: UInt64) throws {
+    let model = try tinyModel(seed: seed)
+    var rng = SplitMix64(seed: seed)
+    let z = (0..<40).map { _ in
+      (0..<model.configuration.latentSize).map { _ in Float.random(in: -3...3, using: &rng) }
+    }
+    let parser = Parser(grammar: model.grammar)
+    for strategy in [DecodingStrategy.greedy, .sample(temperature: 1), .sample(temperature: 3)] {
+      let out = model.decode(latents: z, decodings: 5, strategy: strategy, rng: &rng)
+      #expect(out.count == 200)
+      for o in out {
+        if case .string(let s) = o {
+          #expect((try? parser.parse(s)) != nil, "seed \(seed): '\(s)' does not parse")
+          #expect(try parser.parse(s).count <= 15)
+        }
+      }
+    }
+  }
+
+  @Test func modelFileRoundTripAndGrammarMismatch() throws {
+    let model = try tinyModel(seed: 4)
+    let path = temporaryPath("m.safetensors")
+    try model.save(to: path)
+    let loaded = try VAEModel.load(path: path, expectedGrammar: try equationGrammar())
+    #expect(loaded.configuration == model.configuration)
+    for (a, b) in zip(model.network.allTensors, loaded.network.allTensors) {
+      #expect(a.value == b.value)
+    }
+    #expect(throws: ModelError.self) {
+      try VAEModel.load(path: path, expectedGrammar: try Grammar.named("zinc"))
+    }
+    // F16 storage: half the size, values within F16 rounding.
+    let half = temporaryPath("h.safetensors")
+    try model.save(to: half, half: true)
+    let h = try VAEModel.load(path: half)
+    for (a, b) in zip(model.network.allTensors, h.network.allTensors) {
+      for (x, y) in zip(a.value.storage, b.value.storage) {
+        #expect(abs(x - y) <= 1e-3 * max(1, abs(x)))
+      }
+    }
+    // Corrupt files are errors, not crashes.
+    try Data("garbage".utf8).write(to: URL(fileURLWithPath: path))
+    #expect(throws: ModelError.self) { try VAEModel.load(path: path) }
+    var bytes = try Data(contentsOf: URL(fileURLWithPath: half))
+    bytes = bytes.prefix(bytes.count / 2)
+    try bytes.write(to: URL(fileURLWithPath: path))
+    #expect(throws: ModelError.self) { try VAEModel.load(path: path) }
+  }
+
+  @Test func characterCodecRoundTrip() throws {
+    let model = try tinyModel(kind: .character)
+    let (seq, n) = try model.codec.encode("sin(x + 1)")
+    #expect(n == 8)
+    #expect(model.codec.characterString(seq) == "sin(x+1)")
+    #expect(throws: SequenceError.self) { try model.codec.encode("x + y") }
+  }
+}
