@@ -268,6 +268,14 @@ public struct Grammar: Sendable {
   /// Whether production `p` may ever be chosen (false for masked-out productions).
   public func isUsable(_ p: Int) -> Bool { p >= 0 && p < usable.count && usable[p] }
 
+  /// The fewest derivation steps that choosing production `p` commits to: `p` itself plus the
+  /// fewest steps of every non-terminal it introduces (`Int.max` when it can never finish).
+  /// Decoders use it to keep a derivation finishable within a length limit.
+  public func stepsToFinish(production p: Int) -> Int {
+    guard isUsable(p) else { return Int.max }
+    return rhsIDs[p].reduce(1) { $1 >= 0 ? $0 + minSteps[Int($1)] : $0 }
+  }
+
   /// Whether the grammar has a terminal that contains whitespace.
   public var hasWhitespaceTerminal: Bool {
     terminals.contains { $0.unicodeScalars.contains { $0.properties.isWhitespace } }

@@ -92,7 +92,7 @@ public enum BLAS {
   }
 
   /// Sets the library's thread count (OpenBLAS only; no effect on the single-threaded
-  /// built-in GEMM). The default is the number of online cores, or `GVAE_BLAS_THREADS`.
+  /// built-in GEMM). The default: `GVAE_BLAS_THREADS`, `OPENBLAS_NUM_THREADS`, or every core.
   public static func setThreadCount(_ n: Int) {
     guard let set = backend.setThreads else { return }
     set(Int32(max(1, n)))
@@ -151,9 +151,11 @@ public enum BLAS {
       }
       let sgemm = unsafeBitCast(symbol, to: CblasSgemm.self)
       let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-      let threads =
-        getenv("GVAE_BLAS_THREADS").flatMap { Int(String(cString: $0)) }.map { max(1, $0) }
-        ?? cores
+      // GVAE_BLAS_THREADS, then the user's OPENBLAS_NUM_THREADS, else every core.
+      let requested = ["GVAE_BLAS_THREADS", "OPENBLAS_NUM_THREADS"]
+        .compactMap { (name: String) in getenv(name).flatMap { Int(String(cString: $0)) } }
+        .first { $0 > 0 }
+      let threads = requested ?? cores
       var what = name.contains("openblas") ? "OpenBLAS" : "CBLAS \(name)"
       var details: [String] = []
       var setThreads: SetNumThreads? = nil

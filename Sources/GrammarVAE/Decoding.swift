@@ -172,9 +172,14 @@ extension VAEModel {
   /// productions of the stack's top symbol, so every completed output is grammar-valid by
   /// construction; an output still unfinished after `steps` is `.incomplete`. Character models
   /// read characters up to the first padding character.
+  ///
+  /// With `lengthBudget` (grammar models) a production is also masked when the derivation
+  /// could no longer finish within `steps` after choosing it (counting the fewest steps every
+  /// pending symbol needs), so no output is ever incomplete; the cheapest production of the
+  /// top symbol always fits, so the mask is never empty.
   public func decode<R: RandomNumberGenerator>(
     latents: [[Float]], decodings: Int = 1, strategy: DecodingStrategy, rng: inout R,
-    chunk: Int = 512
+    lengthBudget: Bool = false, chunk: Int = 512
   ) -> [DecodedString] {
     var out: [DecodedString] = []
     out.reserveCapacity(latents.count * decodings)
@@ -182,14 +187,16 @@ extension VAEModel {
     var k = 0
     while k < latents.count {
       let part = Array(latents[k..<min(latents.count, k + rowsPerChunk)])
-      out += decodeChunk(part, decodings: decodings, strategy: strategy, rng: &rng)
+      out += decodeChunk(
+        part, decodings: decodings, strategy: strategy, lengthBudget: lengthBudget, rng: &rng)
       k += rowsPerChunk
     }
     return out
   }
 
   func decodeChunk<R: RandomNumberGenerator>(
-    _ latents: [[Float]], decodings K: Int, strategy: DecodingStrategy, rng: inout R
+    _ latents: [[Float]], decodings K: Int, strategy: DecodingStrategy, lengthBudget: Bool,
+    rng: inout R
   ) -> [DecodedString] {
     let c = configuration
     let B = latents.count
@@ -208,6 +215,12 @@ extension VAEModel {
       }
     }
     let everything = Array(0..<V)
+    // Length budget: fewest steps each production commits to, fewest per non-terminal, and
+    // each row's fewest steps still pending on its stack.
+    let budgeted = lengthBudget && c.kind == .grammar
+    let commits = budgeted ? (0..<V).map { grammar.stepsToFinish(production: $0) } : []
+    let fewest = budgeted ? allowedByLHS.map { $0.map { commits[$0] }.min() ?? 0 } : []
+    var pending = [Int](repeating: budgeted ? grammar.shortestDerivation : 0, count: N)
     var remaining = N
     var t = 0
     while t < T && remaining > 0 {
@@ -217,7 +230,9 @@ extension VAEModel {
         let candidates = c.kind == .grammar ? allowedByLHS[stacks.currentLHS(i)] : everything
         var best = candidates.first ?? 0
         var bestScore = -Float.infinity
+        let lhs = budgeted ? stacks.currentLHS(i) : 0
         for p in candidates {
+          if budgeted && t + pending[i] - fewest[lhs] + commits[p] > T { continue }
           var s = logits[row + p]
           if case .sample(let temperature) = strategy {
             var u = Float(rng.next() >> 40) * 0x1p-24
@@ -238,6 +253,7 @@ extension VAEModel {
             continue
           }
           choices[i].append(best)
+          if budgeted { pending[i] += commits[best] - 1 - fewest[lhs] }
           if stacks.isComplete(i) {
             done[i] = true
             remaining -= 1

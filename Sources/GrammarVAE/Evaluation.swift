@@ -27,6 +27,8 @@ public struct EvaluationReport: Codable, Sendable {
   public var uniqueness: Double = 0
   /// Valid strings not in the training set / valid strings.
   public var novelty: Double = 0
+  /// Whether decoding masked productions that could not finish within the length limit.
+  public var lengthBudget: Bool = false
   public var seconds: Double = 0
 
   public init() {}
@@ -37,7 +39,7 @@ public enum Evaluation {
   /// encoding decoded `decodings` times (Gumbel-max, temperature 1); exact string match.
   public static func reconstruction(
     model: VAEModel, strings: [String], encodings: Int, decodings: Int, seed: UInt64,
-    progress: (Int) -> Void = { _ in }
+    lengthBudget: Bool = false, progress: (Int) -> Void = { _ in }
   ) throws -> (accuracy: Double, sdvae: Double, meanGreedy: Double) {
     var rng = SplitMix64(seed: seed)
     var hits = 0
@@ -51,13 +53,15 @@ public enum Evaluation {
       let part = Array(strings[k..<min(strings.count, k + chunk)])
       let canon = part.map { model.codec.canonical($0) }
       let means = try model.encode(part, stochastic: false, rng: &rng)
-      let greedy = model.decode(latents: means, strategy: .greedy, rng: &rng)
+      let greedy = model.decode(
+        latents: means, strategy: .greedy, rng: &rng, lengthBudget: lengthBudget)
       for (o, s) in zip(greedy, canon) where o.string == s { greedyHits += 1 }
       var z: [[Float]] = []
       for _ in 0..<encodings { z += try model.encode(part, stochastic: true, rng: &rng) }
       // z is [encoding][string]; outputs [z][decoding].
       let out = model.decode(
-        latents: z, decodings: decodings, strategy: .sample(temperature: 1), rng: &rng, chunk: 25_600)
+        latents: z, decodings: decodings, strategy: .sample(temperature: 1), rng: &rng,
+        lengthBudget: lengthBudget, chunk: 25_600)
       for (zi, _) in z.enumerated() {
         let target = canon[zi % part.count]
         for d in 0..<decodings {
@@ -81,7 +85,7 @@ public enum Evaluation {
 
   /// Decodings of prior draws z ~ N(0, I): `samples` draws × `decodings` each.
   public static func priorDecodings(
-    model: VAEModel, samples: Int, decodings: Int, seed: UInt64
+    model: VAEModel, samples: Int, decodings: Int, seed: UInt64, lengthBudget: Bool = false
   ) -> [DecodedString] {
     var rng = SplitMix64(seed: seed)
     let Z = model.configuration.latentSize
@@ -93,7 +97,8 @@ public enum Evaluation {
       }
     }
     return model.decode(
-      latents: z, decodings: decodings, strategy: .sample(temperature: 1), rng: &rng, chunk: 4096)
+      latents: z, decodings: decodings, strategy: .sample(temperature: 1), rng: &rng,
+      lengthBudget: lengthBudget, chunk: 4096)
   }
 
   /// Runs `tools/rdkit_valid.py` (SMILES on stdin, 1/0 per line); nil when Python or RDKit

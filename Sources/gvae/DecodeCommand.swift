@@ -14,6 +14,10 @@ struct DecodeCommand: ParsableCommand {
       """)
 
   @OptionGroup var modelOption: ModelOption
+  @Flag(
+    inversion: .prefixedNo,
+    help: "Mask productions that could no longer finish within the length limit (grammar models).")
+  var lengthBudget = true
   @Option(help: "Output: text or json.") var format: OutputFormat = .text
   @Option(help: "Sample at this temperature instead of greedy decoding.") var temperature: Float?
   @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
@@ -33,7 +37,8 @@ struct DecodeCommand: ParsableCommand {
     for (i, l) in lines.enumerated() { z.append(try parseVector(l, size: Z, lineNumber: i + 1)) }
     var rng = SplitMix64(seed: seed)
     let outputs = model.decode(
-      latents: z, strategy: temperature.map { .sample(temperature: $0) } ?? .greedy, rng: &rng)
+      latents: z, strategy: temperature.map { .sample(temperature: $0) } ?? .greedy, rng: &rng,
+      lengthBudget: lengthBudget)
     let out = OutputBuffer()
     printDecoded(outputs, format: format, out: out)
     out.flush()

@@ -32,6 +32,10 @@ struct EvaluateCommand: ParsableCommand {
   @Option(name: .customLong("prior-decodings"), help: "Decodings per prior draw.")
   var priorDecodings: Int = 10
   @Flag(help: "Check molecules with RDKit (tools/rdkit_valid.py).") var rdkit = false
+  @Flag(
+    name: .customLong("length-budget"),
+    help: "Decode with the length-budget mask (as sample/decode do); off: the paper's protocol.")
+  var lengthBudget = false
   @Option(help: "Random seed.") var seed: UInt64 = 0
   @Option(help: "Output: text or json.") var format: OutputFormat = .text
 
@@ -69,7 +73,8 @@ struct EvaluateCommand: ParsableCommand {
       }
       if !test.isEmpty {
         let r = try Evaluation.reconstruction(
-          model: model, strings: test, encodings: encodings, decodings: decodings, seed: seed
+          model: model, strings: test, encodings: encodings, decodings: decodings, seed: seed,
+          lengthBudget: lengthBudget
         ) { done in
           if isatty(2) != 0 {
             FileHandle.standardError.write(Data("\rreconstruction: \(done)/\(test.count)".utf8))
@@ -86,7 +91,8 @@ struct EvaluateCommand: ParsableCommand {
     }
     if priorSamples > 0 {
       let outs = Evaluation.priorDecodings(
-        model: model, samples: priorSamples, decodings: priorDecodings, seed: seed &+ 1)
+        model: model, samples: priorSamples, decodings: priorDecodings, seed: seed &+ 1,
+        lengthBudget: lengthBudget)
       let strings = outs.compactMap(\.string)
       report.priorSamples = priorSamples
       report.priorDecodings = priorDecodings
@@ -111,6 +117,7 @@ struct EvaluateCommand: ParsableCommand {
           Double(counted.filter { !trainingSet.contains($0) }.count) / Double(max(counted.count, 1))
       }
     }
+    report.lengthBudget = lengthBudget
     report.seconds = Date().timeIntervalSince(start)
     switch format {
     case .json:

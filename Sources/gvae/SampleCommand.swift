@@ -8,11 +8,17 @@ struct SampleCommand: ParsableCommand {
     commandName: "sample",
     abstract: "Sample strings from the prior: z ~ N(0, I), then masked decoding.",
     discussion: """
-      Every printed string is grammar-valid by construction. A draw whose derivation is still \
-      unfinished at the length limit is redrawn (counted on stderr) unless --keep-incomplete.
+      Every printed string is grammar-valid by construction. The length budget (default) also \
+      keeps every derivation finishable within the model's length limit; with \
+      --no-length-budget a draw still unfinished at the limit is redrawn (counted on stderr) \
+      unless --keep-incomplete.
       """)
 
   @OptionGroup var modelOption: ModelOption
+  @Flag(
+    inversion: .prefixedNo,
+    help: "Mask productions that could no longer finish within the length limit (grammar models).")
+  var lengthBudget = true
   @Option(name: [.customShort("n"), .customLong("count")], help: "Number of strings.") var count:
     Int = 10
   @Option(help: "Random seed.") var seed: UInt64 = 0
@@ -46,7 +52,8 @@ struct SampleCommand: ParsableCommand {
       }
       let z = (0..<need).map { _ in (0..<Z).map { _ in standardNormal(&rng) } }
       let out = model.decode(
-        latents: z, strategy: strategy(greedy: greedy, temperature: temperature), rng: &rng)
+        latents: z, strategy: strategy(greedy: greedy, temperature: temperature), rng: &rng,
+        lengthBudget: lengthBudget)
       for o in out {
         if o.string == nil {
           incomplete += 1

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CFG
+import Engine
 import Foundation
 import GrammarVAE
 
@@ -96,7 +97,7 @@ struct TrainCommand: ParsableCommand {
   }
 
   func run() throws {
-    if let blasThreads { BLASThreads.set(blasThreads) } else { BLASThreads.applyEnvironment() }
+    if let blasThreads { BLAS.setThreadCount(blasThreads) }
     let preset = self.preset ?? (grammar == "equation" ? .equation : .zinc)
     let grammarName = grammar ?? (preset == .equation ? "equation" : "zinc")
     let g: Grammar
