@@ -6,6 +6,7 @@ training step (forward, backward, Adam) on random one-hot inputs with random val
 2 CPU threads. Prints one JSON line per network with the fields gvae-bench prints:
 
   python3 tools/torch_train_step.py [--runs N] [--only zinc|equation] [--threads N]
+                                    [--zinc-batch N] [--equation-batch N]
 
 Besides the median wall time it reports min_seconds and cpu_seconds (median process CPU
 time per step, all threads), which are less sensitive to a loaded machine. The decoder keeps
@@ -86,8 +87,8 @@ def reset_peak_rss():
         pass
 
 
-def bench(name, runs):
-    s = SPECS[name]
+def bench(name, runs, batch=None):
+    s = dict(SPECS[name], batch=batch or SPECS[name]["batch"])
     reset_peak_rss()
     torch.manual_seed(2017)
     model = GrammarVAE(s)
@@ -128,11 +129,13 @@ def main():
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--only", choices=sorted(SPECS))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--zinc-batch", type=int, default=SPECS["zinc"]["batch"])
+    p.add_argument("--equation-batch", type=int, default=SPECS["equation"]["batch"])
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    for name in ("equation", "zinc"):
+    for name, batch in (("equation", a.equation_batch), ("zinc", a.zinc_batch)):
         if a.only in (None, name):
-            bench(name, a.runs)
+            bench(name, a.runs, batch)
 
 
 if __name__ == "__main__":

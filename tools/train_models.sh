@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release
 G=.build/release/gvae
-EQ=/work/shared/data/equations/equation2_15_dataset.txt.gz
-ZINC=/work/shared/data/zinc250k/250k_rndm_zinc_drugs_clean.smi.gz
+EQ=${EQ:-../shared/data/equations/equation2_15_dataset.txt.gz}
+ZINC=${ZINC:-../shared/data/zinc250k/250k_rndm_zinc_drugs_clean.smi.gz}
 mkdir -p runs
 export OPENBLAS_NUM_THREADS=1   # several runs share two cores
 

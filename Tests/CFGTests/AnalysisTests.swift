@@ -3,6 +3,20 @@ import Testing
 @testable import CFG
 
 @Suite struct AnalysisTests {
+  /// The fewest steps each production commits to (S needs 2: S -> T, T -> 'x'; T needs 1).
+  @Test func stepsToFinishEquation() throws {
+    let g = try Grammar.named("equation")
+    #expect(g.shortestDerivation == 2)
+    let expected = [4, 4, 4, 2, 3, 3, 3, 1, 1, 1, 1, 1]
+    #expect((0..<12).map { g.stepsToFinish(production: $0) } == expected)
+    #expect(g.stepsToFinish(production: -1) == Int.max)
+    #expect(g.stepsToFinish(production: 12) == Int.max)
+    // Masked (unusable) ZINC productions can never finish.
+    let zinc = try Grammar.named("zinc")
+    #expect(zinc.stepsToFinish(production: 29) == Int.max)
+    #expect(zinc.stepsToFinish(production: 30) < Int.max)
+  }
+
   @Test func zincAnalysis() throws {
     let g = try Grammar.named("zinc")
     #expect(g.startSymbol == "smiles")

@@ -169,6 +169,33 @@ import Testing
     }
   }
 
+  /// The length budget never leaves an output incomplete, even for an untrained model at a
+  /// hot temperature and a tight limit, and every output still parses within the limit.
+  @Test(arguments: [(UInt64(1), 15), (2, 15), (3, 9)])
+  func lengthBudgetFinishesEveryDerivation(seed: UInt64, steps: Int) throws {
+    let model = try tinyModel(seed: seed, steps: steps)
+    var rng = SplitMix64(seed: seed)
+    let z = (0..<40).map { _ in
+      (0..<model.configuration.latentSize).map { _ in Float.random(in: -3...3, using: &rng) }
+    }
+    let parser = Parser(grammar: model.grammar)
+    var unbudgetedIncomplete = 0
+    for strategy in [DecodingStrategy.greedy, .sample(temperature: 1), .sample(temperature: 5)] {
+      let out = model.decode(
+        latents: z, decodings: 5, strategy: strategy, rng: &rng, lengthBudget: true)
+      #expect(out.count == 200)
+      for o in out {
+        let s = try #require(o.string, "seed \(seed): incomplete output with the length budget")
+        #expect(try parser.parse(s).count <= steps, "'\(s)' is longer than \(steps) steps")
+      }
+      unbudgetedIncomplete += model.decode(
+        latents: z, decodings: 5, strategy: strategy, rng: &rng
+      ).filter { $0.string == nil }.count
+    }
+    // The check above is not vacuous: without the budget some of these draws do not finish.
+    if steps < 15 { #expect(unbudgetedIncomplete > 0) }
+  }
+
   @Test func modelFileRoundTripAndGrammarMismatch() throws {
     let model = try tinyModel(seed: 4)
     let path = temporaryPath("m.safetensors")
