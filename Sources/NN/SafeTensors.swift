@@ -254,7 +254,8 @@ public struct SafeTensorsFile: Sendable, Equatable {
   }
 }
 
-func jsonString(_ s: String) -> String {
+/// A JSON string literal (quotes and escapes), as safetensors headers and JSON lines need.
+public func jsonString(_ s: String) -> String {
   var out = "\""
   for u in s.unicodeScalars {
     switch u {
