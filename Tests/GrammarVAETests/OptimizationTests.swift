@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import NN
 import Testing
+
 @testable import GrammarVAE
 
 /// NN's optimiser pieces as the trainer configures them.
@@ -37,7 +38,8 @@ import Testing
   @Test func adamFirstStepMovesByTheLearningRate() {
     let p = Parameter("w", Tensor(shape: [3], storage: [1, 2, 3]))
     p.gradient = Tensor(shape: [3], storage: [0.5, -2, 0])
-    let adam = Adam(parameters: [p], hyperparameters: Trainer.adamHyperparameters(learningRate: 0.1))
+    let adam = Adam(
+      parameters: [p], hyperparameters: Trainer.adamHyperparameters(learningRate: 0.1))
     adam.step()
     #expect(abs(p.value.storage[0] - 0.9) < 1e-5)
     #expect(abs(p.value.storage[1] - 2.1) < 1e-5)

@@ -1,11 +1,12 @@
+import Engine
+import NN
+import Testing
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
   import Darwin
 #endif
-import Engine
-import NN
-import Testing
 
 @Suite struct OptimizerTests {
   @Test func adamMatchesHandComputedSteps() {
