@@ -28,7 +28,7 @@ let package = Package(
     .target(name: "NN", dependencies: ["Engine"], exclude: ["README.md"]),
 
     // Grammar VAE and character VAE: model, training, decoding, evaluation.
-    .target(name: "GrammarVAE", dependencies: ["CFG", "Engine", "NN"]),
+    .target(name: "GrammarVAE", dependencies: ["CFG", "Engine", "NN"], exclude: ["README.md"]),
 
     // Executables: argument parsing and printing only.
     .executableTarget(

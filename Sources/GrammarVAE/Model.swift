@@ -3,6 +3,7 @@
 import CFG
 import Engine
 import Foundation
+import NN
 
 /// A Grammar VAE or character VAE with the grammar it was trained with.
 public final class VAEModel: @unchecked Sendable {
@@ -42,24 +43,46 @@ public final class VAEModel: @unchecked Sendable {
 
   static let formatVersion = "1"
 
-  /// Metadata and weights as a safetensors container.
-  public func container() -> SafeTensors {
-    var st = SafeTensors()
-    for p in network.allTensors { st.tensors[p.name] = p.value }
-    st.metadata["gvae.format"] = Self.formatVersion
-    st.metadata["gvae.configuration"] = Self.json(configuration)
-    st.metadata["gvae.grammar"] = grammarText
-    st.metadata["gvae.grammar_name"] = grammar.name
-    st.metadata["gvae.grammar_max_length"] = String(grammar.maxLength)
-    st.metadata["gvae.grammar_separator"] = grammar.separator
-    st.metadata["gvae.production_hash"] = productionHash(grammar)
-    st.metadata["gvae.training"] = trainingSummary
-    return st
+  /// Metadata and weights as a safetensors container, every tensor stored as `dtype`.
+  public func container(dtype: SafeTensorsDType = .F32) -> SafeTensorsFile {
+    var tensors: [String: Tensor] = [:]
+    for p in network.allTensors { tensors[p.name] = p.value }
+    let metadata = [
+      "gvae.format": Self.formatVersion,
+      "gvae.configuration": Self.json(configuration),
+      "gvae.grammar": grammarText,
+      "gvae.grammar_name": grammar.name,
+      "gvae.grammar_max_length": String(grammar.maxLength),
+      "gvae.grammar_separator": grammar.separator,
+      "gvae.production_hash": productionHash(grammar),
+      "gvae.training": trainingSummary,
+    ]
+    return SafeTensorsFile(tensors: tensors, dtype: dtype, metadata: metadata)
   }
 
   /// Saves the model (F32, or F16 with `half`), atomically.
   public func save(to path: String, half: Bool = false) throws(ModelError) {
-    try container().write(to: path, half: half)
+    try Self.write(container(dtype: half ? .F16 : .F32), to: path)
+  }
+
+  /// Writes a model or checkpoint file atomically (NN's codec; errors as `ModelError`).
+  static func write(_ file: SafeTensorsFile, to path: String) throws(ModelError) {
+    do { try file.write(to: URL(fileURLWithPath: path)) } catch let SafeTensorsError.io(m) {
+      throw .file(m)
+    } catch {
+      throw .file("cannot write \(path): \(error)")
+    }
+  }
+
+  /// Reads a model or checkpoint file.
+  static func read(path: String) throws(ModelError) -> SafeTensorsFile {
+    do { return try SafeTensorsFile(contentsOf: URL(fileURLWithPath: path)) } catch SafeTensorsError
+      .io
+    {
+      throw .file("cannot read model file \(path)")
+    } catch {
+      throw .file("\(path): not a valid model file (\(error))")
+    }
   }
 
   /// Loads a model file.
@@ -67,11 +90,11 @@ public final class VAEModel: @unchecked Sendable {
   public static func load(path: String, expectedGrammar: Grammar? = nil) throws(ModelError)
     -> VAEModel
   {
-    let st = try SafeTensors.read(path: path)
+    let st = try read(path: path)
     return try load(st, name: path, expectedGrammar: expectedGrammar)
   }
 
-  public static func load(_ st: SafeTensors, name: String, expectedGrammar: Grammar? = nil)
+  public static func load(_ st: SafeTensorsFile, name: String, expectedGrammar: Grammar? = nil)
     throws(ModelError) -> VAEModel
   {
     func bad(_ m: String) -> ModelError { .file("\(name): not a valid model file (\(m))") }
@@ -103,7 +126,11 @@ public final class VAEModel: @unchecked Sendable {
       configuration: config, grammar: grammar, grammarText: text, seed: 0,
       trainingSummary: st.metadata["gvae.training"] ?? "{}")
     for p in model.network.allTensors {
-      guard let t = st.tensors[p.name] else { throw bad("tensor '\(p.name)' is missing") }
+      guard let e = st.entries[p.name] else { throw bad("tensor '\(p.name)' is missing") }
+      guard e.dtype.isFloatingPoint else {
+        throw bad("tensor '\(p.name)' has dtype \(e.dtype.rawValue)")
+      }
+      let t = e.tensor
       guard t.shape == p.value.shape else {
         throw bad("tensor '\(p.name)' has shape \(t.shape), expected \(p.value.shape)")
       }

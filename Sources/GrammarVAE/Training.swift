@@ -3,6 +3,7 @@
 import CFG
 import Engine
 import Foundation
+import NN
 
 /// Training hyperparameters (the paper's per preset; every one can be overridden).
 public struct TrainingSettings: Codable, Sendable, Equatable {
@@ -57,7 +58,7 @@ public struct TrainerState: Codable, Sendable, Equatable {
   public var step: Int = 0
   public var noiseState: UInt64
   public var learningRate: Float
-  public var schedule: PlateauSchedule
+  @PlateauCheckpointCoding public var schedule: ReduceLROnPlateau
   public var bestValidation: Double = .infinity
   public var history: [EpochRecord] = []
   public var epochLoss: Double = 0
@@ -66,6 +67,37 @@ public struct TrainerState: Codable, Sendable, Equatable {
   public var epochRows: Int = 0
   public var elapsed: Double = 0
   public var adamStep: Int = 0
+}
+
+/// Stores the plateau schedule under the keys checkpoints have always used (`factor`,
+/// `patience`, `minimum`, `best`, `badEpochs`); `minDelta` and `cooldown` are always 0 here.
+@propertyWrapper
+public struct PlateauCheckpointCoding: Codable, Sendable, Equatable {
+  public var wrappedValue: ReduceLROnPlateau
+
+  public init(wrappedValue: ReduceLROnPlateau) { self.wrappedValue = wrappedValue }
+
+  enum CodingKeys: String, CodingKey { case factor, patience, minimum, best, badEpochs }
+
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    var s = ReduceLROnPlateau(
+      factor: try c.decode(Float.self, forKey: .factor),
+      patience: try c.decode(Int.self, forKey: .patience),
+      minLearningRate: try c.decode(Float.self, forKey: .minimum), minDelta: 0)
+    s.best = try c.decode(Double.self, forKey: .best)
+    s.wait = try c.decode(Int.self, forKey: .badEpochs)
+    wrappedValue = s
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    var c = encoder.container(keyedBy: CodingKeys.self)
+    try c.encode(wrappedValue.factor, forKey: .factor)
+    try c.encode(wrappedValue.patience, forKey: .patience)
+    try c.encode(wrappedValue.minLearningRate, forKey: .minimum)
+    try c.encode(wrappedValue.best, forKey: .best)
+    try c.encode(wrappedValue.wait, forKey: .badEpochs)
+  }
 }
 
 /// How a run ended.
@@ -108,7 +140,7 @@ public final class Trainer {
   public let train: EncodedDataset
   public let validation: EncodedDataset
   public var state: TrainerState
-  var adam: AdamState
+  let adam: Adam
   let mask: LossMask
   /// Where the best model and checkpoints go (`checkpointPath` is `outputPath + ".checkpoint"`).
   public let outputPath: String
@@ -135,14 +167,22 @@ public final class Trainer {
     self.validation = validation
     self.outputPath = outputPath
     self.mask = model.lossMask
-    self.adam = AdamState(parameters: model.network.parameters)
-    var schedule = PlateauSchedule(
+    self.adam = Adam(
+      parameters: model.network.parameters,
+      hyperparameters: Self.adamHyperparameters(learningRate: settings.learningRate))
+    let schedule = ReduceLROnPlateau(
       factor: settings.plateauFactor, patience: settings.plateauPatience,
-      minimum: settings.minimumLearningRate)
-    schedule.best = .infinity
+      minLearningRate: settings.minimumLearningRate, minDelta: 0)
     self.state = TrainerState(
       noiseState: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 7, learningRate: settings.learningRate,
       schedule: schedule)
+  }
+
+  /// Adam as in the paper's Keras code (ε 1e-7), with the rounding every model and checkpoint
+  /// here was trained with (exact resume depends on it).
+  static func adamHyperparameters(learningRate: Float) -> Adam.Hyperparameters {
+    Adam.Hyperparameters(
+      learningRate: learningRate, epsilon: 1e-7, biasCorrection: .correctedMoments)
   }
 
   // MARK: Batches
@@ -249,11 +289,17 @@ public final class Trainer {
         }
         var loss = (terms.reconstruction + Double(kw) * terms.kl) / Double(max(terms.rows, 1))
         if injectNonFiniteAtStep == state.step { loss = .nan }
-        let norm = clipGradients(net.parameters, maxNorm: settings.gradientClip)
+        // ε 0: the scale is exactly clip/norm, as before the clip moved to NN.
+        let clip = settings.gradientClip
+        let norm =
+          clip > 0
+          ? clipGradientsByGlobalNorm(net.parameters, maxNorm: clip, epsilon: 0)
+          : globalGradientNorm(net.parameters)
         guard loss.isFinite && norm.isFinite else {
           throw TrainingError.nonFinite(epoch: epoch, step: state.step, checkpoint: checkpointPath)
         }
-        adam.update(net.parameters, learningRate: state.learningRate)
+        adam.learningRate = state.learningRate
+        adam.step()
         state.noiseState = noise.state
         state.step += 1
         state.batchInEpoch += 1
@@ -295,7 +341,7 @@ public final class Trainer {
         rowsPerSecond: Double(rowsThisSession) / max(seconds, 1e-9))
       state.history.append(record)
       let monitored = val?.loss ?? record.trainLoss
-      state.learningRate = state.schedule.step(loss: monitored, learningRate: state.learningRate)
+      state.learningRate = state.schedule.step(metric: monitored, learningRate: state.learningRate)
       state.epoch += 1
       state.batchInEpoch = 0
       state.epochLoss = 0
@@ -371,26 +417,32 @@ public final class Trainer {
     return VAEModel.json(s)
   }
 
+  /// Checkpoint names of Adam's moments (NN suffix, checkpoint prefix): `optimizer.m.<p>` and
+  /// `optimizer.v.<p>` since the first checkpoints; the step count is in the trainer state.
+  static let adamStateNames = [(".exp_avg", "optimizer.m."), (".exp_avg_sq", "optimizer.v.")]
+
   /// Writes weights, optimiser moments and trainer state to `checkpointPath` atomically.
   public func saveCheckpoint() throws {
     model.trainingSummary = summary()
-    var st = model.container()
-    let ps = model.network.parameters
-    for (i, p) in ps.enumerated() {
-      st.tensors["optimizer.m." + p.name] = Tensor(shape: p.value.shape, storage: adam.m[i])
-      st.tensors["optimizer.v." + p.name] = Tensor(shape: p.value.shape, storage: adam.v[i])
+    var file = model.container()
+    let moments = adam.stateTensors()
+    for p in adam.parameters {
+      for (suffix, prefix) in Self.adamStateNames {
+        file.entries[prefix + p.name] = SafeTensorsEntry(
+          dtype: .F32, tensor: moments[p.name + suffix]!)
+      }
     }
-    state.adamStep = adam.step
-    st.metadata["gvae.trainer_state"] = VAEModel.json(state)
-    st.metadata["gvae.training_settings"] = VAEModel.json(settings)
-    try st.write(to: checkpointPath)
+    state.adamStep = adam.stepCount
+    file.metadata["gvae.trainer_state"] = VAEModel.json(state)
+    file.metadata["gvae.training_settings"] = VAEModel.json(settings)
+    try VAEModel.write(file, to: checkpointPath)
     onEvent(.checkpoint(path: checkpointPath))
   }
 
   /// Restores weights, optimiser and trainer state from `checkpointPath`.
   public func resume() throws {
-    let st = try SafeTensors.read(path: checkpointPath)
-    let loaded = try VAEModel.load(st, name: checkpointPath, expectedGrammar: model.grammar)
+    let file = try VAEModel.read(path: checkpointPath)
+    let loaded = try VAEModel.load(file, name: checkpointPath, expectedGrammar: model.grammar)
     guard loaded.configuration == model.configuration else {
       throw TrainingError.checkpoint(
         "\(checkpointPath) holds a model with a different configuration; start without --resume")
@@ -398,21 +450,22 @@ public final class Trainer {
     for (dst, src) in zip(model.network.allTensors, loaded.network.allTensors) {
       dst.value = src.value
     }
-    for (i, p) in model.network.parameters.enumerated() {
-      guard let m = st.tensors["optimizer.m." + p.name],
-        let v = st.tensors["optimizer.v." + p.name],
-        m.count == p.value.count, v.count == p.value.count
-      else {
-        throw TrainingError.checkpoint(
-          "\(checkpointPath): optimizer state for \(p.name) is missing")
-      }
-      adam.m[i] = m.storage
-      adam.v[i] = v.storage
-    }
-    guard let js = st.metadata["gvae.trainer_state"],
+    guard let js = file.metadata["gvae.trainer_state"],
       let s = VAEModel.decodeJSON(TrainerState.self, js)
     else { throw TrainingError.checkpoint("\(checkpointPath): trainer state is missing") }
+    var moments = ["step": Tensor(shape: [1], storage: [Float(s.adamStep)])]
+    for p in adam.parameters {
+      for (suffix, prefix) in Self.adamStateNames {
+        guard let t = file.entries[prefix + p.name]?.tensor else {
+          throw TrainingError.checkpoint(
+            "\(checkpointPath): optimizer state for \(p.name) is missing")
+        }
+        moments[p.name + suffix] = t
+      }
+    }
+    do { try adam.loadState(moments) } catch {
+      throw TrainingError.checkpoint("\(checkpointPath): \(error)")
+    }
     state = s
-    adam.step = s.adamStep
   }
 }

@@ -186,11 +186,7 @@ final class Conv1DBackward: CustomBackward {
     }
     let dw = permuteWeight1D(dwk, O: O, C: g.C, K: g.K, inverse: true)
     guard inputs.count > 2 else { return [dx, dw] }
-    var db = Tensor(zeros: [O])
-    db.withMutablePointer { pdb in
-      dz.withPointer { addColumnSums($0, rows: rows, cols: O, into: pdb) }
-    }
-    return [dx, dw, db]
+    return [dx, dw, featureBiasGradient(dz, rows: rows, features: O)]
   }
 }
 
@@ -380,18 +376,7 @@ final class Conv2DBackward: CustomBackward {
     }
     let dxOut: Tensor? = inputNeedsGradient ? dx : nil
     guard inputs.count > 2 else { return [dxOut, dw] }
-    var db = Tensor(zeros: [O])
-    dz.withPointer { pdz in
-      for b in 0..<B {
-        for o in 0..<O {
-          var acc: Float = 0
-          let p = pdz + (b * O + o) * HW
-          for i in 0..<HW { acc += p[i] }
-          db.storage[o] += acc
-        }
-      }
-    }
-    return [dxOut, dw, db]
+    return [dxOut, dw, channelBiasGradient(dz, batch: B, channels: O, plane: HW)]
   }
 }
 
@@ -545,19 +530,7 @@ final class ConvTranspose2DBackward: CustomBackward {
     }
     let dxOut: Tensor? = inputNeedsGradient ? dx : nil
     guard inputs.count > 2 else { return [dxOut, dw] }
-    var db = Tensor(zeros: [O])
-    let plane = win.H * win.W
-    dz.withPointer { pdz in
-      for b in 0..<B {
-        for o in 0..<O {
-          var acc: Float = 0
-          let p = pdz + (b * O + o) * plane
-          for i in 0..<plane { acc += p[i] }
-          db.storage[o] += acc
-        }
-      }
-    }
-    return [dxOut, dw, db]
+    return [dxOut, dw, channelBiasGradient(dz, batch: B, channels: O, plane: win.H * win.W)]
   }
 }
 

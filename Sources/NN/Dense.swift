@@ -87,11 +87,7 @@ final class DenseBackward: CustomBackward {
       }
     }
     guard inputs.count > 2 else { return [dx, dw] }
-    var db = Tensor(zeros: [outSize])
-    db.withMutablePointer { pdb in
-      dz.withPointer { addColumnSums($0, rows: rows, cols: outSize, into: pdb) }
-    }
-    return [dx, dw, db]
+    return [dx, dw, featureBiasGradient(dz, rows: rows, features: outSize)]
   }
 }
 

@@ -88,26 +88,44 @@ func gemm(
     a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
 }
 
-/// Adds the column sums of `g` ([rows, cols]) into `out` ([cols]).
+/// Adds the column sums of `cols` columns of `g` (rows `ld` apart, default `cols`) into
+/// `out` ([cols]).
 @inline(__always)
 func addColumnSums(
-  _ g: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>
+  _ g: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int? = nil,
+  into out: UnsafeMutablePointer<Float>
 ) {
-  for r in 0..<rows {
-    let row = g + r * cols
-    for c in 0..<cols { out[c] += row[c] }
-  }
-}
-
-/// Adds the column sums of `cols` columns of `g` (rows `ld` apart) into `out` ([cols]).
-@inline(__always)
-func addColumnSums(
-  _ g: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, into out: UnsafeMutablePointer<Float>
-) {
+  let ld = ld ?? cols
   for r in 0..<rows {
     let row = g + r * ld
     for c in 0..<cols { out[c] += row[c] }
   }
+}
+
+/// The bias gradient of a features-last layer: the column sums of `dz` ([rows, features]).
+func featureBiasGradient(_ dz: Tensor, rows: Int, features: Int) -> Tensor {
+  var db = Tensor(zeros: [features])
+  db.withMutablePointer { pdb in
+    dz.withPointer { addColumnSums($0, rows: rows, cols: features, into: pdb) }
+  }
+  return db
+}
+
+/// The bias gradient of a channels-first layer: `dz` ([batch, channels, plane]) summed over
+/// batch and plane, one plane at a time in Float as the 2-D convolutions always did.
+func channelBiasGradient(_ dz: Tensor, batch: Int, channels: Int, plane: Int) -> Tensor {
+  var db = Tensor(zeros: [channels])
+  dz.withPointer { pdz in
+    for b in 0..<batch {
+      for o in 0..<channels {
+        var acc: Float = 0
+        let p = pdz + (b * channels + o) * plane
+        for i in 0..<plane { acc += p[i] }
+        db.storage[o] += acc
+      }
+    }
+  }
+  return db
 }
 
 extension Tensor {

@@ -50,22 +50,34 @@ public protocol Optimizer: AnyObject {
 /// Defaults β1 0.9, β2 0.999, ε 1e-8 (PyTorch's and the Adam paper's; Keras' ε is 1e-7 and
 /// sits outside the uncorrected root).
 public final class Adam: Optimizer {
+  /// Where the bias corrections are rounded: the same formula, different last bits, so a run
+  /// resumes bit-exactly only with the rounding it was trained with.
+  public enum BiasCorrection: Sendable, Equatable {
+    /// PyTorch's: `lr/(1−β1ᵗ)` and `√(1−β2ᵗ)` in Double, folded into the step size.
+    case foldedIntoStep
+    /// The Adam paper's Algorithm 1 in Float: `m̂ = m/(1−β1ᵗ)`, `v̂ = v/(1−β2ᵗ)`,
+    /// `θ ← θ − lr·m̂/(√v̂ + ε)` (what the Grammar VAE's models were trained with).
+    case correctedMoments
+  }
+
   public struct Hyperparameters: Sendable, Equatable {
     public var learningRate: Float
     public var beta1: Float = 0.9
     public var beta2: Float = 0.999
     public var epsilon: Float = 1e-8
     public var weightDecay: WeightDecay = .none
+    public var biasCorrection: BiasCorrection = .foldedIntoStep
 
     public init(
       learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-      weightDecay: WeightDecay = .none
+      weightDecay: WeightDecay = .none, biasCorrection: BiasCorrection = .foldedIntoStep
     ) {
       self.learningRate = learningRate
       self.beta1 = beta1
       self.beta2 = beta2
       self.epsilon = epsilon
       self.weightDecay = weightDecay
+      self.biasCorrection = biasCorrection
     }
   }
 
@@ -124,10 +136,6 @@ public final class Adam: Optimizer {
     let b2 = h.beta2
     let eps = h.epsilon
     let lr = h.learningRate
-    let c1 = 1 - pow(Double(b1), Double(t))
-    let c2 = 1 - pow(Double(b2), Double(t))
-    let stepSize = Float(Double(lr) / c1)
-    let rootC2 = Float(c2.squareRoot())
     var l2: Float = 0
     var decoupled: Float = 0
     switch h.weightDecay {
@@ -140,12 +148,29 @@ public final class Adam: Optimizer {
       gradient.withPointer { pg in
         s.m.withMutablePointer { pm in
           s.v.withMutablePointer { pv in
-            for i in 0..<n {
-              let g = pg[i] + l2 * pp[i]
-              pm[i] = b1 * pm[i] + (1 - b1) * g
-              pv[i] = b2 * pv[i] + (1 - b2) * g * g
-              let update = stepSize * pm[i] / (pv[i].squareRoot() / rootC2 + eps)
-              pp[i] = pp[i] - decoupled * pp[i] - update
+            switch h.biasCorrection {
+            case .foldedIntoStep:
+              let c1 = 1 - pow(Double(b1), Double(t))
+              let c2 = 1 - pow(Double(b2), Double(t))
+              let stepSize = Float(Double(lr) / c1)
+              let rootC2 = Float(c2.squareRoot())
+              for i in 0..<n {
+                let g = pg[i] + l2 * pp[i]
+                pm[i] = b1 * pm[i] + (1 - b1) * g
+                pv[i] = b2 * pv[i] + (1 - b2) * g * g
+                let update = stepSize * pm[i] / (pv[i].squareRoot() / rootC2 + eps)
+                pp[i] = pp[i] - decoupled * pp[i] - update
+              }
+            case .correctedMoments:
+              let c1 = 1 - powf(b1, Float(t))
+              let c2 = 1 - powf(b2, Float(t))
+              for i in 0..<n {
+                let g = pg[i] + l2 * pp[i]
+                pm[i] = b1 * pm[i] + (1 - b1) * g
+                pv[i] = b2 * pv[i] + (1 - b2) * g * g
+                let update = lr * (pm[i] / c1) / ((pv[i] / c2).squareRoot() + eps)
+                pp[i] = pp[i] - decoupled * pp[i] - update
+              }
             }
           }
         }
@@ -277,21 +302,27 @@ public final class SGD: Optimizer {
   }
 }
 
-/// Scales all gradients so that their global L2 norm is at most `maxNorm`; returns the norm
-/// before clipping (PyTorch's `clip_grad_norm_`).
-@discardableResult
-public func clipGradientsByGlobalNorm(_ parameters: [Parameter], maxNorm: Float) -> Float {
+/// The L2 norm of all gradients together, summed in Double element by element.
+public func globalGradientNorm(_ parameters: [Parameter]) -> Float {
   var sq = 0.0
   for p in parameters {
+    let n = p.gradient.count
     p.gradient.withPointer { pg in
-      var acc: Float = 0
-      for i in 0..<p.gradient.count { acc += pg[i] * pg[i] }
-      sq += Double(acc)
+      for i in 0..<n { sq += Double(pg[i]) * Double(pg[i]) }
     }
   }
-  let norm = Float(sq.squareRoot())
+  return Float(sq.squareRoot())
+}
+
+/// Scales all gradients by `maxNorm / (norm + epsilon)` when their global L2 norm exceeds
+/// `maxNorm`; returns the norm before clipping (PyTorch's `clip_grad_norm_`, whose ε is 1e-6).
+@discardableResult
+public func clipGradientsByGlobalNorm(
+  _ parameters: [Parameter], maxNorm: Float, epsilon: Float = 1e-6
+) -> Float {
+  let norm = globalGradientNorm(parameters)
   if norm > maxNorm && norm > 0 {
-    let k = maxNorm / (norm + 1e-6)
+    let k = maxNorm / (norm + epsilon)
     for p in parameters {
       let n = p.gradient.count
       p.gradient.withMutablePointer { pg in for i in 0..<n { pg[i] *= k } }
@@ -312,19 +343,20 @@ public func zeroGradients(_ parameters: [Parameter]) {
 ///
 /// Keras' `ReduceLROnPlateau` semantics (the paper's code: factor 0.2, patience 3, min 1e-4):
 /// the counter resets on improvement and after each reduction, and the reduction happens on
-/// the `patience`-th non-improving epoch (PyTorch's waits one epoch more).
-public struct ReduceLROnPlateau: Sendable {
+/// the `patience`-th non-improving epoch (PyTorch's waits one epoch more). The metric is
+/// compared in Double, as Keras does; `best` and `wait` are settable to restore a checkpoint.
+public struct ReduceLROnPlateau: Sendable, Equatable {
   public var factor: Float
   public var patience: Int
   public var minLearningRate: Float
-  public var minDelta: Float
+  public var minDelta: Double
   public var cooldown: Int
-  public private(set) var best: Float = .infinity
-  public private(set) var wait = 0
+  public var best: Double = .infinity
+  public var wait = 0
   public private(set) var cooldownLeft = 0
 
   public init(
-    factor: Float = 0.2, patience: Int = 3, minLearningRate: Float = 1e-4, minDelta: Float = 1e-4,
+    factor: Float = 0.2, patience: Int = 3, minLearningRate: Float = 1e-4, minDelta: Double = 1e-4,
     cooldown: Int = 0
   ) {
     self.factor = factor
@@ -335,7 +367,7 @@ public struct ReduceLROnPlateau: Sendable {
   }
 
   /// Records one epoch's metric; returns the learning rate to use next.
-  public mutating func step(metric: Float, learningRate: Float) -> Float {
+  public mutating func step(metric: Double, learningRate: Float) -> Float {
     if cooldownLeft > 0 { cooldownLeft -= 1 }
     if metric < best - minDelta {
       best = metric
@@ -348,6 +380,10 @@ public struct ReduceLROnPlateau: Sendable {
     wait = 0
     cooldownLeft = cooldown
     return max(learningRate * factor, minLearningRate)
+  }
+
+  public mutating func step(metric: Float, learningRate: Float) -> Float {
+    step(metric: Double(metric), learningRate: learningRate)
   }
 }
 

@@ -129,16 +129,16 @@ public struct SafeTensorsFile: Sendable, Equatable {
     let dir = url.deletingLastPathComponent()
     let temp = dir.appendingPathComponent(
       ".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
-    do {
-      try bytes.write(to: temp)
-      if FileManager.default.fileExists(atPath: url.path) {
-        _ = try FileManager.default.replaceItemAt(url, withItemAt: temp)
-      } else {
-        try FileManager.default.moveItem(at: temp, to: url)
-      }
-    } catch {
+    do { try bytes.write(to: temp) } catch {
       try? FileManager.default.removeItem(at: temp)
       throw SafeTensorsError.io("cannot write \(url.path): \(error.localizedDescription)")
+    }
+    // rename(2) replaces the target atomically: a reader sees the old or the new file.
+    guard rename(temp.path, url.path) == 0 else {
+      let code = errno
+      try? FileManager.default.removeItem(at: temp)
+      throw SafeTensorsError.io(
+        "cannot write \(url.path): rename failed: \(String(cString: strerror(code)))")
     }
   }
 
@@ -254,7 +254,8 @@ public struct SafeTensorsFile: Sendable, Equatable {
   }
 }
 
-func jsonString(_ s: String) -> String {
+/// A JSON string literal (quotes and escapes), as safetensors headers and JSON lines need.
+public func jsonString(_ s: String) -> String {
   var out = "\""
   for u in s.unicodeScalars {
     switch u {

@@ -2,6 +2,7 @@ import ArgumentParser
 import CFG
 import Foundation
 import GrammarVAE
+import NN
 
 struct EncodeCommand: ParsableCommand {
   static let configuration = CommandConfiguration(

@@ -90,24 +90,3 @@ func inputLines(_ arguments: [String]) -> [String] {
   if lines.last == "" { lines.removeLast() }
   return lines
 }
-
-/// A JSON string literal.
-func jsonString(_ s: String) -> String {
-  var out = "\""
-  for u in s.unicodeScalars {
-    switch u {
-    case "\"": out += "\\\""
-    case "\\": out += "\\\\"
-    case "\n": out += "\\n"
-    case "\r": out += "\\r"
-    case "\t": out += "\\t"
-    default:
-      if u.value < 0x20 {
-        out += String(format: "\\u%04x", u.value)
-      } else {
-        out.unicodeScalars.append(u)
-      }
-    }
-  }
-  return out + "\""
-}

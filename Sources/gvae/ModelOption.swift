@@ -2,6 +2,7 @@ import ArgumentParser
 import CFG
 import Foundation
 import GrammarVAE
+import NN
 
 /// `--model zinc|equation|zinc-char|equation-char|PATH`, shared by the model commands.
 struct ModelOption: ParsableArguments {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CFG
 import Foundation
+import NN
 
 struct ParseCommand: ParsableCommand {
   static let configuration = CommandConfiguration(

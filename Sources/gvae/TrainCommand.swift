@@ -3,6 +3,7 @@ import CFG
 import Engine
 import Foundation
 import GrammarVAE
+import NN
 
 #if canImport(Glibc)
   import Glibc

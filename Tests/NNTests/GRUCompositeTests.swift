@@ -24,6 +24,37 @@ func compositeGRU(_ x: Var, _ wih: Var, _ whh: Var, _ bih: Var, _ bhh: Var) -> V
   return stack(outputs, axis: 1)
 }
 
+/// `f`'s value and the gradient of every input, on a fresh tape, backpropagating `seed`.
+func valueAndGradients(_ inputs: [Tensor], seed: Tensor, _ f: ([Var]) -> Var) -> (
+  Tensor, [Tensor]
+) {
+  let tape = Tape()
+  let vars = inputs.map { tape.variable($0) }
+  let y = f(vars)
+  tape.backward(y, seed: seed)
+  return (y.value, vars.map { tape.gradient(of: $0)! })
+}
+
+/// Values of the same shape within `valueTolerance`; gradients of the same shapes within
+/// `gradientTolerance` relative to `max(1, |expected|)`.
+func expectAgree(
+  _ got: (Tensor, [Tensor]), _ expected: (Tensor, [Tensor]), valueTolerance: Float = 1e-5,
+  gradientTolerance: Float, sourceLocation: SourceLocation = #_sourceLocation
+) {
+  #expect(got.0.shape == expected.0.shape, sourceLocation: sourceLocation)
+  #expect(
+    zip(got.0.storage, expected.0.storage).allSatisfy { abs($0 - $1) < valueTolerance },
+    sourceLocation: sourceLocation)
+  #expect(got.1.count == expected.1.count, sourceLocation: sourceLocation)
+  for (a, b) in zip(got.1, expected.1) {
+    #expect(a.shape == b.shape, sourceLocation: sourceLocation)
+    let worst = zip(a.storage, b.storage).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+    #expect(
+      worst < gradientTolerance, "gradient \(a.shape): worst \(worst)",
+      sourceLocation: sourceLocation)
+  }
+}
+
 @Suite struct GRUCompositeTests {
   @Test func fusedGRUMatchesCompositeInValueAndGradient() {
     let (B, T, I, H) = (3, 4, 2, 5)
@@ -34,22 +65,13 @@ func compositeGRU(_ x: Var, _ wih: Var, _ whh: Var, _ bih: Var, _ bhh: Var) -> V
     ]
     var rng = SeededRandom(seed: 6)
     let seed = Tensor(randomNormal: [B, T, H], rng: &rng)
-    func run(_ f: ([Var]) -> Var) -> (Tensor, [Tensor]) {
-      let tape = Tape()
-      let vars = inputs.map { tape.variable($0) }
-      let y = f(vars)
-      tape.backward(y, seed: seed)
-      return (y.value, vars.map { tape.gradient(of: $0)! })
+    let fused = valueAndGradients(inputs, seed: seed) { v in
+      gru(v[0], weightIH: v[1], weightHH: v[2], biasIH: v[3], biasHH: v[4])
     }
-    let (yf, gf) = run { v in gru(v[0], weightIH: v[1], weightHH: v[2], biasIH: v[3], biasHH: v[4])
+    let composite = valueAndGradients(inputs, seed: seed) { v in
+      compositeGRU(v[0], v[1], v[2], v[3], v[4])
     }
-    let (yc, gc) = run { v in compositeGRU(v[0], v[1], v[2], v[3], v[4]) }
-    #expect(yf.shape == yc.shape)
-    #expect(zip(yf.storage, yc.storage).allSatisfy { abs($0 - $1) < 1e-5 })
-    for (a, b) in zip(gf, gc) {
-      let worst = zip(a.storage, b.storage).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
-      #expect(worst < 1e-4, "gradient \(a.shape): worst \(worst)")
-    }
+    expectAgree(fused, composite, gradientTolerance: 1e-4)
   }
 }
 
@@ -65,30 +87,18 @@ func compositeGRU(_ x: Var, _ wih: Var, _ whh: Var, _ bih: Var, _ bhh: Var) -> V
     ]
     var rng = SeededRandom(seed: 17)
     let seed = Tensor(randomNormal: [B, T, H], rng: &rng)
-    func run(_ f: ([Var]) -> Var) -> (Tensor, [Tensor]) {
-      let tape = Tape()
-      let vars = inputs.map { tape.variable($0) }
-      let y = f(vars)
-      tape.backward(y, seed: seed)
-      return (y.value, vars.map { tape.gradient(of: $0)! })
-    }
-    let (yr, gr) = run { v in
+    let repeating = valueAndGradients(inputs, seed: seed) { v in
       gru(
         repeating: v[0], steps: T, weightIH: v[1], weightHH: v[2], biasIH: v[3], biasHH: v[4],
         initialState: v[5])
     }
-    let (ye, ge) = run { v in
+    let explicit = valueAndGradients(inputs, seed: seed) { v in
       let repeated = v[0].reshaped([B, 1, I]) + v[0].tape.constant(Tensor(zeros: [1, T, 1]))
       return gru(
         repeated, weightIH: v[1], weightHH: v[2], biasIH: v[3], biasHH: v[4], initialState: v[5])
     }
-    #expect(yr.shape == [B, T, H])
-    #expect(zip(yr.storage, ye.storage).allSatisfy { abs($0 - $1) < 1e-5 })
-    for (a, b) in zip(gr, ge) {
-      #expect(a.shape == b.shape)
-      let worst = zip(a.storage, b.storage).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
-      #expect(worst < 1e-4, "gradient \(a.shape): worst \(worst)")
-    }
+    #expect(repeating.0.shape == [B, T, H])
+    expectAgree(repeating, explicit, gradientTolerance: 1e-4)
   }
 
   @Test func repeatedInputGradients() {
@@ -114,22 +124,13 @@ func compositeGRU(_ x: Var, _ wih: Var, _ whh: Var, _ bih: Var, _ bhh: Var) -> V
     ]
     var rng = SeededRandom(seed: 36)
     let seed = Tensor(randomNormal: [B, T, H], rng: &rng)
-    func run(_ f: ([Var]) -> Var) -> (Tensor, [Tensor]) {
-      let tape = Tape()
-      let vars = inputs.map { tape.variable($0) }
-      let y = f(vars)
-      tape.backward(y, seed: seed)
-      return (y.value, vars.map { tape.gradient(of: $0)! })
-    }
-    let (yf, gf) = run { v in
+    let fused = valueAndGradients(inputs, seed: seed) { v in
       gru(v[0], weightIH: v[1], weightHH: v[2], biasIH: v[3], biasHH: v[4])
     }
-    let (yc, gc) = run { v in compositeGRU(v[0], v[1], v[2], v[3], v[4]) }
-    #expect(zip(yf.storage, yc.storage).allSatisfy { abs($0 - $1) < 1e-5 })
-    for (a, b) in zip(gf, gc) {
-      let worst = zip(a.storage, b.storage).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
-      #expect(worst < 1e-3, "gradient \(a.shape): worst \(worst)")
+    let composite = valueAndGradients(inputs, seed: seed) { v in
+      compositeGRU(v[0], v[1], v[2], v[3], v[4])
     }
+    expectAgree(fused, composite, gradientTolerance: 1e-3)
   }
 
   /// The layer's `callAsFunction(repeating:steps:tape:)` equals the layer on the repeat.
@@ -148,13 +149,7 @@ func compositeGRU(_ x: Var, _ wih: Var, _ whh: Var, _ bih: Var, _ bhh: Var) -> V
       tape.backward(sum(y * y))
       return (y.value, [tape.gradient(of: v)!] + g.parameters.map(\.gradient))
     }
-    let (ya, ga) = run(true)
-    let (yb, gb) = run(false)
-    #expect(zip(ya.storage, yb.storage).allSatisfy { abs($0 - $1) < 1e-5 })
-    for (a, b) in zip(ga, gb) {
-      let worst = zip(a.storage, b.storage).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
-      #expect(worst < 1e-4, "gradient \(a.shape): worst \(worst)")
-    }
+    expectAgree(run(true), run(false), gradientTolerance: 1e-4)
   }
 
   /// Saved gates come from a pool: a second step on a fresh tape (recycled buffers) gives

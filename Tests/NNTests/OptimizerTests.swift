@@ -2,6 +2,12 @@ import Engine
 import NN
 import Testing
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 @Suite struct OptimizerTests {
   @Test func adamMatchesHandComputedSteps() {
     let h = Adam.Hyperparameters(learningRate: 0.1)
@@ -15,6 +21,26 @@ import Testing
     #expect(abs(p.storage[0] - 0.9) < 1e-6)
     (p, s) = Adam.update(parameter: p, gradient: g, state: s, step: 2, hyperparameters: h)
     #expect(abs(p.storage[0] - 0.8) < 1e-5)
+  }
+
+  @Test func adamCorrectedMomentsIsAlgorithm1InFloat() {
+    let h = Adam.Hyperparameters(
+      learningRate: 0.01, epsilon: 1e-7, biasCorrection: .correctedMoments)
+    var p = Tensor(shape: [3], storage: [0.3, -1.7, 2.5])
+    var s = Adam.State(zerosLike: [3])
+    var (w, m, v) = (p.storage, [Float](repeating: 0, count: 3), [Float](repeating: 0, count: 3))
+    for t in 1...5 {
+      let g = Tensor(shape: [3], storage: [0.25 * Float(t), -0.75, 1e-3 / Float(t)])
+      (p, s) = Adam.update(parameter: p, gradient: g, state: s, step: t, hyperparameters: h)
+      let c1 = 1 - powf(0.9, Float(t))
+      let c2 = 1 - powf(0.999, Float(t))
+      for k in 0..<3 {
+        m[k] = 0.9 * m[k] + (1 - 0.9) * g.storage[k]
+        v[k] = 0.999 * v[k] + (1 - 0.999) * g.storage[k] * g.storage[k]
+        w[k] -= 0.01 * (m[k] / c1) / ((v[k] / c2).squareRoot() + 1e-7)
+      }
+      #expect(p.storage == w && s.m.storage == m && s.v.storage == v, "step \(t)")
+    }
   }
 
   @Test func adamWeightDecay() {
