@@ -36,6 +36,8 @@ struct TrainCommand: ParsableCommand {
   @Option(help: "Epochs.") var epochs: Int?
   @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int?
   @Option(help: "Adam learning rate.") var lr: Float?
+  @Option(help: "Epochs without validation improvement before the learning rate drops ×0.2.")
+  var patience: Int?
   @Option(help: "Random seed (initialisation, shuffling, noise).") var seed: UInt64 = 0
   @Option(name: .customLong("validation-fraction"), help: "Fraction held out for validation.")
   var validationFraction: Double = 0.1
@@ -86,6 +88,7 @@ struct TrainCommand: ParsableCommand {
       throw ValidationError(
         "--max-minutes, --kl-anneal, --clip and --hold-out must be non-negative")
     }
+    if let patience, patience < 0 { throw ValidationError("--patience must be non-negative") }
     for (n, v) in [
       ("--steps", steps), ("--latent", latent), ("--gru-hidden", gruHidden),
       ("--gru-layers", gruLayers), ("--encoder-hidden", encoderHidden), ("--limit", limit),
@@ -181,6 +184,7 @@ struct TrainCommand: ParsableCommand {
     if let epochs { settings.epochs = epochs }
     if let batchSize { settings.batchSize = batchSize }
     if let lr { settings.learningRate = lr }
+    if let patience { settings.plateauPatience = patience }
     settings.seed = seed
     settings.validationFraction = validationFraction
     settings.maxMinutes = maxMinutes
