@@ -14,10 +14,7 @@ struct DecodeCommand: ParsableCommand {
       """)
 
   @OptionGroup var modelOption: ModelOption
-  @Flag(
-    inversion: .prefixedNo,
-    help: "Mask productions that could no longer finish within the length limit (grammar models).")
-  var lengthBudget = true
+  @OptionGroup var budget: LengthBudgetOption
   @Option(help: "Output: text or json.") var format: OutputFormat = .text
   @Option(help: "Sample at this temperature instead of greedy decoding.") var temperature: Float?
   @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
@@ -38,7 +35,7 @@ struct DecodeCommand: ParsableCommand {
     var rng = SplitMix64(seed: seed)
     let outputs = model.decode(
       latents: z, strategy: temperature.map { .sample(temperature: $0) } ?? .greedy, rng: &rng,
-      lengthBudget: lengthBudget)
+      lengthBudget: budget.lengthBudget)
     let out = OutputBuffer()
     printDecoded(outputs, format: format, out: out)
     out.flush()

@@ -9,10 +9,7 @@ struct InterpolateCommand: ParsableCommand {
     abstract: "Decode points on the line between the latent means of two strings.")
 
   @OptionGroup var modelOption: ModelOption
-  @Flag(
-    inversion: .prefixedNo,
-    help: "Mask productions that could no longer finish within the length limit (grammar models).")
-  var lengthBudget = true
+  @OptionGroup var budget: LengthBudgetOption
   @Option(help: "Number of points, both ends included.") var steps: Int = 5
   @Option(help: "Sample at this temperature instead of greedy decoding.") var temperature: Float?
   @Option(help: "Random seed.") var seed: UInt64 = 0
@@ -42,7 +39,7 @@ struct InterpolateCommand: ParsableCommand {
     }
     let outputs = model.decode(
       latents: z, strategy: temperature.map { .sample(temperature: $0) } ?? .greedy, rng: &rng,
-      lengthBudget: lengthBudget)
+      lengthBudget: budget.lengthBudget)
     let out = OutputBuffer()
     printDecoded(outputs, format: format, out: out) { k in
       "\"t\":\(Float(k) / Float(steps - 1))"

@@ -53,6 +53,14 @@ struct ModelOption: ParsableArguments {
   }
 }
 
+/// `--[no-]length-budget`, shared by the commands that decode.
+struct LengthBudgetOption: ParsableArguments {
+  @Flag(
+    inversion: .prefixedNo,
+    help: "Mask productions that could no longer finish within the length limit (grammar models).")
+  var lengthBudget = true
+}
+
 /// Finds shipped model files: `$GVAE_MODELS`, a `Models/` directory next to or above the
 /// executable, then the source tree (`#filePath`).
 enum ModelLocator {

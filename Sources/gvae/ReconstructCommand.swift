@@ -9,10 +9,7 @@ struct ReconstructCommand: ParsableCommand {
     abstract: "Encode strings and decode them again (means and greedy decoding by default).")
 
   @OptionGroup var modelOption: ModelOption
-  @Flag(
-    inversion: .prefixedNo,
-    help: "Mask productions that could no longer finish within the length limit (grammar models).")
-  var lengthBudget = true
+  @OptionGroup var budget: LengthBudgetOption
   @Flag(help: "Sample z ~ q(z|x) instead of the mean.") var stochastic = false
   @Option(help: "Sample at this temperature instead of greedy decoding.") var temperature: Float?
   @Option(help: "Random seed.") var seed: UInt64 = 0
@@ -37,7 +34,7 @@ struct ReconstructCommand: ParsableCommand {
     }
     let outputs = model.decode(
       latents: z, strategy: temperature.map { .sample(temperature: $0) } ?? .greedy, rng: &rng,
-      lengthBudget: lengthBudget)
+      lengthBudget: budget.lengthBudget)
     let out = OutputBuffer()
     let canon = lines.map { model.codec.canonical($0) }
     printDecoded(outputs, inputs: lines, format: format, out: out) { i in

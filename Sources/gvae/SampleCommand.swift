@@ -15,10 +15,7 @@ struct SampleCommand: ParsableCommand {
       """)
 
   @OptionGroup var modelOption: ModelOption
-  @Flag(
-    inversion: .prefixedNo,
-    help: "Mask productions that could no longer finish within the length limit (grammar models).")
-  var lengthBudget = true
+  @OptionGroup var budget: LengthBudgetOption
   @Option(name: [.customShort("n"), .customLong("count")], help: "Number of strings.") var count:
     Int = 10
   @Option(help: "Random seed.") var seed: UInt64 = 0
@@ -53,7 +50,7 @@ struct SampleCommand: ParsableCommand {
       let z = (0..<need).map { _ in (0..<Z).map { _ in standardNormal(&rng) } }
       let out = model.decode(
         latents: z, strategy: strategy(greedy: greedy, temperature: temperature), rng: &rng,
-        lengthBudget: lengthBudget)
+        lengthBudget: budget.lengthBudget)
       for o in out {
         if o.string == nil {
           incomplete += 1
