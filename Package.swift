@@ -45,12 +45,13 @@ let package = Package(
     .target(name: "TestSupport", dependencies: ["Engine"]),
 
     .testTarget(
-      name: "CFGTests", dependencies: ["CFG", "TestSupport"],
+      name: "CFGTests", dependencies: ["CFG", "Engine", "TestSupport"],
       exclude: ["Golden"]),  // golden corpora, read through #filePath
     .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"]),
     .testTarget(name: "NNTests", dependencies: ["NN", "Engine", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(
-      name: "GrammarVAETests", dependencies: ["GrammarVAE", "CFG", "NN", "Engine", "TestSupport"]),
+      name: "GrammarVAETests", dependencies: ["GrammarVAE", "CFG", "NN", "Engine", "TestSupport"],
+      exclude: ["Fixtures"]),
     .testTarget(name: "GVAEToolTests", dependencies: ["CFG"]),
   ]
 )

@@ -1,74 +1,53 @@
 #!/usr/bin/env python3
 """PyTorch reference for gvae-bench's training-step benchmarks (REFERENCE.md §3).
 
-The same two Grammar VAE networks as Sources/gvae-bench/TrainStepBenchmarks.swift, one full
-training step (forward, backward, Adam) on random one-hot inputs with random valid masks,
+The same Grammar VAE networks as Sources/gvae-bench/TrainStepBenchmarks.swift, built by
+tools/torch_gvae.py from the presets' configurations (the layout gvae's model files use), one
+full training step (forward, backward, Adam) on random one-hot inputs with random valid masks,
 2 CPU threads. Prints one JSON line per network with the fields gvae-bench prints:
 
   python3 tools/torch_train_step.py [--runs N] [--only zinc|equation] [--threads N]
                                     [--zinc-batch N] [--equation-batch N]
+                                    [--decoder repeated|autoregressive] [--embedding N]
 
 Besides the median wall time it reports min_seconds and cpu_seconds (median process CPU
-time per step, all threads), which are less sensitive to a loaded machine. The decoder keeps
-the explicit repeat over steps (the reference network); gvae-bench's Swift network projects
-the repeated code once per row instead (gru(repeating:)), which computes the same function.
+time per step, all threads), which are less sensitive to a loaded machine. The repeated
+decoder keeps the explicit repeat over steps (the reference network). --decoder
+autoregressive adds an N-wide embedding of the previous target to every GRU input (teacher
+forcing); its lines are named like gvae-bench's -ar presets (zinc-ar-train-step).
 """
 import os
 import argparse
 import json
 import statistics
+import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_gvae import GrammarVAE  # noqa: E402
+
+
+def conv(*specs):
+    return [{"filters": f, "kernel": k} for f, k in specs]
+
+
+# The paper presets' configurations (gvae's model files store the same dicts), plus the batch.
+# epsilonStd 1: the benchmark has always drawn z = mu + N(0, 1)·sigma (the cost is the same).
 SPECS = {
-    "equation": dict(steps=15, vocab=12, convs=[(2, 2), (3, 3), (4, 4)], conv_bn=True,
-                     hidden=100, latent=25, latent_bn=True, gru=100, batch=600),
-    "zinc": dict(steps=277, vocab=76, convs=[(9, 9), (9, 9), (10, 11)], conv_bn=False,
-                 hidden=435, latent=56, latent_bn=False, gru=501, batch=100),
+    "equation": dict(config=dict(kind="grammar", steps=15, vocabularySize=12,
+                                 convolutions=conv((2, 2), (3, 3), (4, 4)), convolutionBatchNorm=True,
+                                 encoderHidden=100, latentSize=25, latentBatchNorm=True,
+                                 decoderHidden=25, gruHidden=100, gruLayers=3, epsilonStd=1.0),
+                     batch=600),
+    "zinc": dict(config=dict(kind="grammar", steps=277, vocabularySize=76,
+                             convolutions=conv((9, 9), (9, 9), (10, 11)), convolutionBatchNorm=False,
+                             encoderHidden=435, latentSize=56, latentBatchNorm=False,
+                             decoderHidden=56, gruHidden=501, gruLayers=3, epsilonStd=1.0),
+                 batch=100),
 }
-
-
-class GrammarVAE(nn.Module):
-    def __init__(self, s):
-        super().__init__()
-        self.s = s
-        convs, norms, ch, length = [], [], s["vocab"], s["steps"]
-        for filters, kernel in s["convs"]:
-            convs.append(nn.Conv1d(ch, filters, kernel))
-            if s["conv_bn"]:
-                norms.append(nn.BatchNorm1d(filters))
-            ch, length = filters, length - kernel + 1
-        self.convs, self.norms = nn.ModuleList(convs), nn.ModuleList(norms)
-        self.dense = nn.Linear(ch * length, s["hidden"])
-        self.mean = nn.Linear(s["hidden"], s["latent"])
-        self.log_var = nn.Linear(s["hidden"], s["latent"])
-        self.latent_norm = nn.BatchNorm1d(s["latent"]) if s["latent_bn"] else None
-        self.dec = nn.Linear(s["latent"], s["latent"])
-        self.gru = nn.GRU(s["latent"], s["gru"], num_layers=3, batch_first=True)
-        self.out = nn.Linear(s["gru"], s["vocab"])
-
-    def loss(self, x, targets, mask):
-        b = x.shape[0]
-        h = x.transpose(1, 2)  # [B, C, L] for Conv1d
-        for i, conv in enumerate(self.convs):
-            h = F.relu(conv(h))
-            if self.s["conv_bn"]:
-                h = self.norms[i](h)
-        h = F.relu(self.dense(h.reshape(b, -1)))
-        mu, log_var = self.mean(h), self.log_var(h)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * log_var)
-        if self.latent_norm is not None:
-            z = self.latent_norm(z)
-        d = F.relu(self.dec(z)).unsqueeze(1).expand(b, self.s["steps"], self.s["latent"])
-        logits, _ = self.gru(d)
-        logits = self.out(logits)
-        logits = logits.masked_fill(mask == 0, float("-inf"))
-        ce = F.cross_entropy(logits.reshape(-1, self.s["vocab"]), targets.reshape(-1), reduction="sum") / b
-        kl = -0.5 * torch.sum(1 + log_var - mu * mu - torch.exp(log_var)) / b
-        return ce + kl
 
 
 def peak_rss_bytes():
@@ -87,15 +66,17 @@ def reset_peak_rss():
         pass
 
 
-def bench(name, runs, batch=None):
-    s = dict(SPECS[name], batch=batch or SPECS[name]["batch"])
+def bench(name, runs, batch=None, decoder="repeated", embedding=32):
+    s = SPECS[name]
+    config = dict(s["config"], decoder=decoder, embeddingSize=embedding if decoder == "autoregressive" else 0)
     reset_peak_rss()
     torch.manual_seed(2017)
-    model = GrammarVAE(s)
+    b, t, c = batch or s["batch"], config["steps"], config["vocabularySize"]
+    # Both grammars put the padding production last: the autoregressive decoder's first input.
+    model = GrammarVAE(config, padding=c - 1)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    b, t, c = s["batch"], s["steps"], s["vocab"]
     targets = torch.randint(0, c, (b, t))
-    x = F.one_hot(targets, c).float()
+    x = F.one_hot(targets, c).float().transpose(1, 2)  # [B, P, T], the encoder's layout
     mask = (torch.rand(b, t, c) < 0.3).float()
     mask.scatter_(2, targets.unsqueeze(2), 1.0)
 
@@ -115,12 +96,14 @@ def bench(name, runs, batch=None):
         times.append(time.perf_counter() - start)
         cpu.append(sum(os.times()[:2]) - c0)
     median = statistics.median(times)
+    suffix = "-ar" if decoder == "autoregressive" else ""
     print(json.dumps({
-        "name": f"{name}-train-step", "median_seconds": median, "batch": b, "runs": runs,
+        "name": f"{name}{suffix}-train-step", "median_seconds": median, "batch": b, "runs": runs,
         "min_seconds": min(times), "cpu_seconds": statistics.median(cpu),
         "molecules_per_second": b / median, "peak_rss_bytes": peak_rss_bytes(), "loss": loss,
         "parameters": sum(p.numel() for p in model.parameters()),
         "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "decoder": decoder, "embedding": config["embeddingSize"],
     }, sort_keys=True), flush=True)
 
 
@@ -131,11 +114,13 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--zinc-batch", type=int, default=SPECS["zinc"]["batch"])
     p.add_argument("--equation-batch", type=int, default=SPECS["equation"]["batch"])
+    p.add_argument("--decoder", choices=["repeated", "autoregressive"], default="repeated")
+    p.add_argument("--embedding", type=int, default=32, help="embedding width (autoregressive)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     for name, batch in (("equation", a.equation_batch), ("zinc", a.zinc_batch)):
         if a.only in (None, name):
-            bench(name, a.runs, batch)
+            bench(name, a.runs, batch, a.decoder, a.embedding)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 /// SplitMix64-seeded xoshiro256**: the same seed gives the same bits on every platform.
-public struct SeededRandom: RandomNumberGenerator, Sendable {
+/// Codable, so a training checkpoint can store the stream position.
+public struct SeededRandom: RandomNumberGenerator, Sendable, Codable, Equatable {
   private var s0, s1, s2, s3: UInt64
 
   public init(seed: UInt64) {

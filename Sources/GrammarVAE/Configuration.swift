@@ -7,6 +7,15 @@ public enum ModelKind: String, Codable, Sendable, CaseIterable {
   case character
 }
 
+/// What the decoder's GRU reads at each step.
+public enum DecoderKind: String, Codable, Sendable, CaseIterable {
+  /// The paper's: the same projection of z at every step; logits never see earlier choices.
+  case repeated
+  /// Teacher-forced in training, fed its own choices in decoding: the projection of z beside
+  /// an embedding of the previous production (or character); the padding index at step 0.
+  case autoregressive
+}
+
 /// One encoder convolution: `filters` output channels, `kernel` width, valid padding, ReLU.
 public struct ConvSpec: Codable, Sendable, Equatable {
   public var filters: Int
@@ -22,7 +31,8 @@ public struct ConvSpec: Codable, Sendable, Equatable {
 /// ```
 /// x [B, T, V] one-hot → Conv1D ×3 (ReLU, optional batch norm) → flatten → Dense(ReLU)
 ///   → μ, log σ² [B, Z]      z = μ + ε·σ,  ε ~ N(0, εstd²)
-/// z → (batch norm) → Dense(ReLU) → repeat T → GRU ×L → Dense → logits [B, T, V]
+/// z → (batch norm) → Dense(ReLU) = d → GRU ×L → Dense → logits [B, T, V]
+///   GRU input at step t: d (repeated), or [d, embedding(x_{t−1})] (autoregressive)
 /// ```
 public struct ModelConfiguration: Codable, Sendable, Equatable {
   public var kind: ModelKind
@@ -49,12 +59,17 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
   public var characters: [String]
   /// Character models: strip whitespace from inputs (expression data is written with spaces).
   public var stripWhitespace: Bool
+  /// The decoder's input (files without the key: `.repeated`).
+  public var decoder: DecoderKind
+  /// Width of the previous-choice embedding (autoregressive decoder; 0 otherwise).
+  public var embeddingSize: Int
 
   public init(
     kind: ModelKind, steps: Int, vocabularySize: Int, convolutions: [ConvSpec],
     convolutionBatchNorm: Bool, encoderHidden: Int, latentSize: Int, latentBatchNorm: Bool,
     decoderHidden: Int, gruHidden: Int, gruLayers: Int, epsilonStd: Float = 1,
-    klAveraged: Bool = false, characters: [String] = [], stripWhitespace: Bool = false
+    klAveraged: Bool = false, characters: [String] = [], stripWhitespace: Bool = false,
+    decoder: DecoderKind = .repeated, embeddingSize: Int = 0
   ) {
     self.kind = kind
     self.steps = steps
@@ -71,7 +86,39 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     self.klAveraged = klAveraged
     self.characters = characters
     self.stripWhitespace = stripWhitespace
+    self.decoder = decoder
+    self.embeddingSize = embeddingSize
   }
+
+  enum CodingKeys: String, CodingKey {
+    case kind, steps, vocabularySize, convolutions, convolutionBatchNorm, encoderHidden
+    case latentSize, latentBatchNorm, decoderHidden, gruHidden, gruLayers, epsilonStd
+    case klAveraged, characters, stripWhitespace, decoder, embeddingSize
+  }
+
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    kind = try c.decode(ModelKind.self, forKey: .kind)
+    steps = try c.decode(Int.self, forKey: .steps)
+    vocabularySize = try c.decode(Int.self, forKey: .vocabularySize)
+    convolutions = try c.decode([ConvSpec].self, forKey: .convolutions)
+    convolutionBatchNorm = try c.decode(Bool.self, forKey: .convolutionBatchNorm)
+    encoderHidden = try c.decode(Int.self, forKey: .encoderHidden)
+    latentSize = try c.decode(Int.self, forKey: .latentSize)
+    latentBatchNorm = try c.decode(Bool.self, forKey: .latentBatchNorm)
+    decoderHidden = try c.decode(Int.self, forKey: .decoderHidden)
+    gruHidden = try c.decode(Int.self, forKey: .gruHidden)
+    gruLayers = try c.decode(Int.self, forKey: .gruLayers)
+    epsilonStd = try c.decode(Float.self, forKey: .epsilonStd)
+    klAveraged = try c.decode(Bool.self, forKey: .klAveraged)
+    characters = try c.decode([String].self, forKey: .characters)
+    stripWhitespace = try c.decode(Bool.self, forKey: .stripWhitespace)
+    self.decoder = try c.decodeIfPresent(DecoderKind.self, forKey: .decoder) ?? .repeated
+    embeddingSize = try c.decodeIfPresent(Int.self, forKey: .embeddingSize) ?? 0
+  }
+
+  /// Width of the GRU's input at each step.
+  public var gruInputSize: Int { decoderHidden + (decoder == .autoregressive ? embeddingSize : 0) }
 
   /// Length of the encoder's flattened convolution output.
   public var convolutionOutputLength: Int {
@@ -98,6 +145,9 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
       throw bad("\(n) must be positive, got \(v)")
     }
     guard epsilonStd >= 0 && epsilonStd.isFinite else { throw bad("epsilon std must be ≥ 0") }
+    if decoder == .autoregressive && embeddingSize <= 0 {
+      throw bad("the autoregressive decoder needs a positive embedding size, got \(embeddingSize)")
+    }
     if kind == .character && characters.count != vocabularySize {
       throw bad(
         "character model has \(characters.count) characters for vocabulary \(vocabularySize)")
@@ -111,10 +161,47 @@ public enum Preset: String, Codable, Sendable, CaseIterable {
   case equation
   /// A very small network for tests and smoke runs.
   case tiny
+  /// Autoregressive (teacher-forced) decoders: the previous choice and z at every step.
+  case zincAR = "zinc-ar"
+  case equationAR = "equation-ar"
+  case tinyAR = "tiny-ar"
+
+  /// The paper preset an autoregressive one derives from (itself for the paper's).
+  public var base: Preset {
+    switch self {
+    case .zincAR: return .zinc
+    case .equationAR: return .equation
+    case .tinyAR: return .tiny
+    default: return self
+    }
+  }
 
   /// Architecture for this preset; `steps` and `vocabularySize` come from the data.
   public func configuration(kind: ModelKind, steps: Int, vocabularySize: Int) -> ModelConfiguration
   {
+    var c = base.paperConfiguration(kind: kind, steps: steps, vocabularySize: vocabularySize)
+    switch self {
+    case .zincAR:
+      // Sizes chosen from the learning curves in Models/README.md: one wide GRU layer is a
+      // third of the paper's recurrent cost, and wider convolutions give z more to carry.
+      c.convolutions = [.init(filters: 32, kernel: 9), .init(filters: 32, kernel: 9), .init(filters: 32, kernel: 11)]
+      c.decoderHidden = 128
+      c.gruHidden = 512
+      c.gruLayers = 1
+      c.decoder = .autoregressive
+      c.embeddingSize = 32
+    case .equationAR:
+      c.decoder = .autoregressive
+      c.embeddingSize = 16
+    case .tinyAR:
+      c.decoder = .autoregressive
+      c.embeddingSize = 6
+    default: break
+    }
+    return c
+  }
+
+  func paperConfiguration(kind: ModelKind, steps: Int, vocabularySize: Int) -> ModelConfiguration {
     switch self {
     case .zinc:
       return ModelConfiguration(
@@ -140,28 +227,30 @@ public enum Preset: String, Codable, Sendable, CaseIterable {
         convolutions: [.init(filters: 4, kernel: 2), .init(filters: 4, kernel: 2)],
         convolutionBatchNorm: false, encoderHidden: 32, latentSize: 8, latentBatchNorm: false,
         decoderHidden: 16, gruHidden: 32, gruLayers: 1)
+    default:
+      return base.paperConfiguration(kind: kind, steps: steps, vocabularySize: vocabularySize)
     }
   }
 
   /// The paper's sequence length for each kind (grammar MAX_LEN or character length).
   public func defaultSteps(kind: ModelKind) -> Int? {
-    switch (self, kind) {
+    switch (base, kind) {
     case (.zinc, .grammar): return 277
     case (.zinc, .character): return 120
     case (.equation, .grammar): return 15
     case (.equation, .character): return 19
-    case (.tiny, _): return nil
+    default: return nil
     }
   }
 
   /// The paper's training settings for this preset.
   public var training: TrainingSettings {
-    switch self {
+    switch base {
     case .zinc:
       return TrainingSettings(batchSize: 500, epochs: 100, plateauPatience: 3)
     case .equation:
       return TrainingSettings(batchSize: 600, epochs: 50, plateauPatience: 1)
-    case .tiny:
+    default:
       return TrainingSettings(batchSize: 8, epochs: 20, plateauPatience: 5)
     }
   }

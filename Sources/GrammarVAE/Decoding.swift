@@ -28,96 +28,9 @@ public enum DecodedString: Sendable, Equatable {
   }
 }
 
-/// The decoder's logits one step at a time for a batch of latents.
-///
-/// The GRU's input is the same repeated projection of z at every step, so the logits don't
-/// depend on earlier choices; stepping (rather than one full pass) lets decoding stop as soon
-/// as every derivation is complete.
-final class LogitStream {
-  let net: VAENetwork
-  let B: Int
-  var h: [[Float]]  // per layer [B, H]
-  let xp0: [Float]  // [B, 3H]
-  var hproj: [Float]
-  var xp: [Float]
-  var next: [Float]
-
-  init(network: VAENetwork, latents z: [Float], rows: Int) {
-    net = network
-    B = rows
-    let c = network.configuration
-    let H = c.gruHidden
-    var none: VAENetwork.DecoderTape? = nil
-    let d = network.decoderInput(z, rows: rows, training: false, tape: &none)
-    var x = [Float](zeros: rows * 3 * H)
-    d.withCPtr { dp in
-      x.withPtr { xpp in
-        network.gruInputWeights[0].withValue {
-          gemm(dp, $0, xpp, m: rows, n: 3 * H, k: c.decoderHidden)
-        }
-        network.gruInputBiases[0].withValue { addBias(xpp, $0, rows: rows, n: 3 * H) }
-      }
-    }
-    xp0 = x
-    h = Array(repeating: [Float](zeros: rows * H), count: c.gruLayers)
-    hproj = [Float](zeros: rows * 3 * H)
-    xp = [Float](zeros: rows * 3 * H)
-    next = [Float](zeros: rows * H)
-  }
-
-  /// Logits of the next step, `[B, V]`.
-  func step() -> [Float] {
-    let c = net.configuration
-    let H = c.gruHidden
-    let V = c.vocabularySize
-    for l in 0..<c.gruLayers {
-      if l == 0 {
-        xp0.withCPtr { x in
-          h[0].withCPtr { hp in
-            next.withPtr { np in
-              hproj.withPtr { pp in
-                net.gruStep(
-                  layer: 0, B: B, xp: x, xpStride: 3 * H, hPrev: hp, hOut: np, hproj: pp, gates: nil
-                )
-              }
-            }
-          }
-        }
-      } else {
-        h[l - 1].withCPtr { below in
-          xp.withPtr { x in
-            net.gruInputWeights[l].withValue { gemm(below, $0, x, m: B, n: 3 * H, k: H) }
-            net.gruInputBiases[l].withValue { addBias(x, $0, rows: B, n: 3 * H) }
-          }
-        }
-        xp.withCPtr { x in
-          h[l].withCPtr { hp in
-            next.withPtr { np in
-              hproj.withPtr { pp in
-                net.gruStep(
-                  layer: l, B: B, xp: x, xpStride: 3 * H, hPrev: hp, hOut: np, hproj: pp, gates: nil
-                )
-              }
-            }
-          }
-        }
-      }
-      swap(&h[l], &next)
-    }
-    var logits = [Float](zeros: B * V)
-    h[c.gruLayers - 1].withCPtr { hp in
-      logits.withPtr { lp in
-        net.outputWeight.withValue { gemm(hp, $0, lp, m: B, n: V, k: H) }
-        net.outputBias.withValue { addBias(lp, $0, rows: B, n: V) }
-      }
-    }
-    return logits
-  }
-}
-
 extension VAEModel {
   /// Encoded one-hot inputs of strings; throws for the first string that has no encoding.
-  func oneHot(_ strings: [String]) throws(ModelError) -> [Float] {
+  func oneHot(_ strings: [String]) throws(ModelError) -> Tensor {
     var seq: [Int32] = []
     for (i, s) in strings.enumerated() {
       do {
@@ -139,19 +52,17 @@ extension VAEModel {
     var k = 0
     while k < strings.count {
       let part = Array(strings[k..<min(strings.count, k + chunk)])
-      let x = try oneHot(part)
-      var none: VAENetwork.EncoderTape? = nil
-      let (m, v) = network.encode(oneHot: x, rows: part.count, training: false, tape: &none)
-      mu += m
-      lv += v
+      let (m, v) = network.posterior(oneHot: try oneHot(part))
+      mu += m.storage
+      lv += v.storage
       k += chunk
     }
     return (mu, lv)
   }
 
   /// Latent vectors of strings: means, or draws z = μ + ε·σ (ε ~ N(0, εstd²)) when stochastic.
-  public func encode<R: RandomNumberGenerator>(
-    _ strings: [String], stochastic: Bool, rng: inout R
+  public func encode(
+    _ strings: [String], stochastic: Bool, rng: inout SeededRandom
   ) throws(ModelError) -> [[Float]] {
     let (mu, lv) = try posterior(strings)
     let Z = configuration.latentSize
@@ -159,9 +70,7 @@ extension VAEModel {
       (0..<Z).map { j in
         let k = i * Z + j
         guard stochastic else { return mu[k] }
-        var e: Float = 0
-        NormalSampler.fill(&e, count: 1, rng: &rng)
-        return mu[k] + configuration.epsilonStd * e * expf(0.5 * lv[k])
+        return mu[k] + configuration.epsilonStd * rng.nextNormal() * expf(0.5 * lv[k])
       }
     }
   }
@@ -177,8 +86,8 @@ extension VAEModel {
   /// could no longer finish within `steps` after choosing it (counting the fewest steps every
   /// pending symbol needs), so no output is ever incomplete; the cheapest production of the
   /// top symbol always fits, so the mask is never empty.
-  public func decode<R: RandomNumberGenerator>(
-    latents: [[Float]], decodings: Int = 1, strategy: DecodingStrategy, rng: inout R,
+  public func decode(
+    latents: [[Float]], decodings: Int = 1, strategy: DecodingStrategy, rng: inout SeededRandom,
     lengthBudget: Bool = false, chunk: Int = 512
   ) -> [DecodedString] {
     var out: [DecodedString] = []
@@ -194,16 +103,22 @@ extension VAEModel {
     return out
   }
 
-  func decodeChunk<R: RandomNumberGenerator>(
+  func decodeChunk(
     _ latents: [[Float]], decodings K: Int, strategy: DecodingStrategy, lengthBudget: Bool,
-    rng: inout R
+    rng: inout SeededRandom
   ) -> [DecodedString] {
     let c = configuration
     let B = latents.count
     let N = B * K
     let V = c.vocabularySize
     let T = c.steps
-    let stream = LogitStream(network: network, latents: latents.flatMap { $0 }, rows: B)
+    // The paper's decoder never sees its choices: one stream row serves all K decodings of
+    // a latent. The autoregressive one needs a row (a GRU state) per output.
+    let shared = c.decoder == .repeated
+    let z = latents.flatMap { v in shared ? v : Array([[Float]](repeating: v, count: K).joined()) }
+    let stream = DecoderStream(
+      network: network, latents: Tensor(shape: [shared ? B : N, c.latentSize], storage: z))
+    var previous = [Int](repeating: network.startIndex, count: shared ? 0 : N)
     var choices = [[Int]](repeating: [], count: N)
     var done = [Bool](repeating: false, count: N)
     var stacks = StackBatch(grammar: grammar, batchSize: c.kind == .grammar ? N : 1)
@@ -224,9 +139,9 @@ extension VAEModel {
     var remaining = N
     var t = 0
     while t < T && remaining > 0 {
-      let logits = stream.step()
+      let logits = stream.step(previous: shared || t == 0 ? nil : previous).storage
       for i in 0..<N where !done[i] {
-        let row = (i / K) * V
+        let row = (shared ? i / K : i) * V
         let candidates = c.kind == .grammar ? allowedByLHS[stacks.currentLHS(i)] : everything
         var best = candidates.first ?? 0
         var bestScore = -Float.infinity
@@ -235,7 +150,7 @@ extension VAEModel {
           if budgeted && t + pending[i] - fewest[lhs] + commits[p] > T { continue }
           var s = logits[row + p]
           if case .sample(let temperature) = strategy {
-            var u = Float(rng.next() >> 40) * 0x1p-24
+            var u = rng.nextUniform()
             if u < 1e-20 { u = 1e-20 }
             s = s / max(temperature, 1e-6) - logf(-logf(u))
           }
@@ -253,6 +168,7 @@ extension VAEModel {
             continue
           }
           choices[i].append(best)
+          if !shared { previous[i] = best }
           if budgeted { pending[i] += commits[best] - 1 - fewest[lhs] }
           if stacks.isComplete(i) {
             done[i] = true
@@ -265,6 +181,7 @@ extension VAEModel {
           } else {
             choices[i].append(best)
           }
+          if !shared { previous[i] = best }
         }
       }
       t += 1

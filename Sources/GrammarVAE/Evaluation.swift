@@ -1,6 +1,7 @@
 // Metrics by the paper's protocols (REFERENCE.md §5): reconstruction accuracy and prior
 // validity, uniqueness and novelty.
 import CFG
+import Engine
 import Foundation
 
 /// Results of `evaluate`.
@@ -41,7 +42,7 @@ public enum Evaluation {
     model: VAEModel, strings: [String], encodings: Int, decodings: Int, seed: UInt64,
     lengthBudget: Bool = false, progress: (Int) -> Void = { _ in }
   ) throws -> (accuracy: Double, sdvae: Double, meanGreedy: Double) {
-    var rng = SplitMix64(seed: seed)
+    var rng = SeededRandom(seed: seed)
     var hits = 0
     var total = 0
     var hits5 = 0
@@ -87,14 +88,10 @@ public enum Evaluation {
   public static func priorDecodings(
     model: VAEModel, samples: Int, decodings: Int, seed: UInt64, lengthBudget: Bool = false
   ) -> [DecodedString] {
-    var rng = SplitMix64(seed: seed)
+    var rng = SeededRandom(seed: seed)
     let Z = model.configuration.latentSize
     let z = (0..<samples).map { _ in
-      (0..<Z).map { _ -> Float in
-        var e: Float = 0
-        NormalSampler.fill(&e, count: 1, rng: &rng)
-        return e
-      }
+      (0..<Z).map { _ in rng.nextNormal() }
     }
     return model.decode(
       latents: z, decodings: decodings, strategy: .sample(temperature: 1), rng: &rng,

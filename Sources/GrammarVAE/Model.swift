@@ -29,8 +29,9 @@ public final class VAEModel: @unchecked Sendable {
     self.configuration = configuration
     self.grammar = grammar
     self.grammarText = grammarText
-    self.network = VAENetwork(configuration: configuration, seed: seed)
     self.codec = SequenceCodec(configuration: configuration, grammar: grammar)
+    self.network = VAENetwork(
+      configuration: configuration, startIndex: Int(codec.paddingIndex), seed: seed)
     self.trainingSummary = trainingSummary
   }
 
@@ -41,7 +42,9 @@ public final class VAEModel: @unchecked Sendable {
 
   // MARK: Files
 
-  static let formatVersion = "1"
+  /// "2": tensors in the PyTorch module's state_dict layout (Models/README.md). "1" was the
+  /// first layout ([in, out] weights, `encoder.conv0.weight`, …); `upgrade` converts it.
+  static let formatVersion = "2"
 
   /// Metadata and weights as a safetensors container, every tensor stored as `dtype`.
   public func container(dtype: SafeTensorsDType = .F32) -> SafeTensorsFile {
@@ -97,8 +100,23 @@ public final class VAEModel: @unchecked Sendable {
   public static func load(_ st: SafeTensorsFile, name: String, expectedGrammar: Grammar? = nil)
     throws(ModelError) -> VAEModel
   {
+    if st.metadata["gvae.format"] == "1" {
+      throw .file(
+        "\(name) is in gvae's first model layout (format 1); convert it once with "
+          + "`gvae upgrade-model \(name) --output NEW.safetensors`")
+    }
+    let model = try untrained(st, name: name, format: formatVersion, expectedGrammar: expectedGrammar)
+    try model.assign(st.entries, name: name)
+    return model
+  }
+
+  /// A freshly initialised model with the configuration, grammar and summary of a file's
+  /// metadata (of layout `format`), its weights not read yet.
+  static func untrained(
+    _ st: SafeTensorsFile, name: String, format: String, expectedGrammar: Grammar?
+  ) throws(ModelError) -> VAEModel {
     func bad(_ m: String) -> ModelError { .file("\(name): not a valid model file (\(m))") }
-    guard st.metadata["gvae.format"] == formatVersion else { throw bad("missing gvae metadata") }
+    guard st.metadata["gvae.format"] == format else { throw bad("missing gvae metadata") }
     guard let cjson = st.metadata["gvae.configuration"],
       let config = decodeJSON(ModelConfiguration.self, cjson)
     else { throw bad("bad configuration") }
@@ -122,11 +140,16 @@ public final class VAEModel: @unchecked Sendable {
           + "hash \(hash)); grammar '\(expected.name)' has a different production order "
           + "(\(expected.productions.count) productions, hash \(productionHash(expected)))")
     }
-    let model = try VAEModel(
+    return try VAEModel(
       configuration: config, grammar: grammar, grammarText: text, seed: 0,
       trainingSummary: st.metadata["gvae.training"] ?? "{}")
-    for p in model.network.allTensors {
-      guard let e = st.entries[p.name] else { throw bad("tensor '\(p.name)' is missing") }
+  }
+
+  /// Replaces every weight and buffer with the tensor of the same name, checked first.
+  func assign(_ entries: [String: SafeTensorsEntry], name: String) throws(ModelError) {
+    func bad(_ m: String) -> ModelError { .file("\(name): not a valid model file (\(m))") }
+    for p in network.allTensors {
+      guard let e = entries[p.name] else { throw bad("tensor '\(p.name)' is missing") }
       guard e.dtype.isFloatingPoint else {
         throw bad("tensor '\(p.name)' has dtype \(e.dtype.rawValue)")
       }
@@ -139,7 +162,6 @@ public final class VAEModel: @unchecked Sendable {
       }
       p.value = t
     }
-    return model
   }
 
   static func decodeJSON<T: Decodable>(_ type: T.Type, _ s: String) -> T? {

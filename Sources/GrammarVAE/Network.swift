@@ -1,140 +1,26 @@
-// The VAE network (Kusner et al. 2017, §3 and REFERENCE.md §3) with a fused, hand-written
-// forward and backward pass over raw buffers. Matrix products use Engine's BLAS seam;
-// parameters are Engine `Parameter`s so optimisers and checkpoints see them by name.
-//
-// Layouts: encoder activations [batch, length, channels]; decoder sequences time-major
-// [steps, batch, features] so each GRU step reads one contiguous block.
+// The VAE network (Kusner et al. 2017, §3; REFERENCE.md §3) composed of NN layers on the
+// Engine tape. Names and layouts are those of the PyTorch module in Models/README.md
+// (`tools/torch_gvae.py`), so a model file's tensors are that module's state_dict.
 import CFG
 import Engine
-
-#if canImport(Glibc)
-  import Glibc
-#elseif canImport(Darwin)
-  import Darwin
-#endif
-
-/// Batch normalisation parameters and running statistics over the last axis.
-final class BatchNormState {
-  let gamma: Parameter
-  let beta: Parameter
-  let runningMean: Parameter
-  let runningVariance: Parameter
-  let features: Int
-  static let momentum: Float = 0.01  // weight of the batch statistics (Keras momentum 0.99)
-  static let epsilon: Float = 1e-3
-
-  init(name: String, features: Int) {
-    self.features = features
-    gamma = Parameter(name + ".gamma", Tensor(repeating: 1, shape: [features]))
-    beta = Parameter(name + ".beta", Tensor(zeros: [features]))
-    runningMean = Parameter(name + ".running_mean", Tensor(zeros: [features]))
-    runningVariance = Parameter(name + ".running_var", Tensor(repeating: 1, shape: [features]))
-  }
-
-  /// Training forward in place over `x[rows, features]`: saves x̂ into `xhat` and 1/σ into
-  /// `invStd`, and updates the running statistics.
-  func forwardTraining(_ x: FPtr, rows: Int, xhat: FPtr, invStd: FPtr, updateRunning: Bool) {
-    let C = features
-    var mean = [Float](zeros: C)
-    var variance = [Float](zeros: C)
-    for r in 0..<rows { for c in 0..<C { mean[c] += x[r * C + c] } }
-    for c in 0..<C { mean[c] /= Float(max(rows, 1)) }
-    for r in 0..<rows {
-      for c in 0..<C {
-        let d = x[r * C + c] - mean[c]
-        variance[c] += d * d
-      }
-    }
-    for c in 0..<C { variance[c] /= Float(max(rows, 1)) }
-    gamma.withValue { g in
-      beta.withValue { b in
-        for c in 0..<C { invStd[c] = 1 / (variance[c] + Self.epsilon).squareRoot() }
-        for r in 0..<rows {
-          for c in 0..<C {
-            let h = (x[r * C + c] - mean[c]) * invStd[c]
-            xhat[r * C + c] = h
-            x[r * C + c] = g[c] * h + b[c]
-          }
-        }
-      }
-    }
-    if updateRunning {
-      let m = Self.momentum
-      runningMean.value.storage.withPtr { rm in
-        runningVariance.value.storage.withPtr { rv in
-          for c in 0..<C {
-            rm[c] = (1 - m) * rm[c] + m * mean[c]
-            rv[c] = (1 - m) * rv[c] + m * variance[c]
-          }
-        }
-      }
-    }
-  }
-
-  /// Inference forward in place with the running statistics.
-  func forwardInference(_ x: FPtr, rows: Int) {
-    let C = features
-    gamma.withValue { g in
-      beta.withValue { b in
-        runningMean.withValue { rm in
-          runningVariance.withValue { rv in
-            for c in 0..<C {
-              let s = g[c] / (rv[c] + Self.epsilon).squareRoot()
-              for r in 0..<rows { x[r * C + c] = (x[r * C + c] - rm[c]) * s + b[c] }
-            }
-          }
-        }
-      }
-    }
-  }
-
-  /// Backward in place: `dy[rows, features]` becomes dx; accumulates dγ, dβ.
-  func backward(_ dy: FPtr, rows: Int, xhat: CFPtr, invStd: CFPtr) {
-    let C = features
-    var sumDy = [Float](zeros: C)
-    var sumDyX = [Float](zeros: C)
-    for r in 0..<rows {
-      for c in 0..<C {
-        sumDy[c] += dy[r * C + c]
-        sumDyX[c] += dy[r * C + c] * xhat[r * C + c]
-      }
-    }
-    gamma.withGradient { dg in
-      beta.withGradient { db in
-        for c in 0..<C {
-          dg[c] += sumDyX[c]
-          db[c] += sumDy[c]
-        }
-      }
-    }
-    let n = Float(max(rows, 1))
-    gamma.withValue { g in
-      for r in 0..<rows {
-        for c in 0..<C {
-          let i = r * C + c
-          dy[i] = g[c] * invStd[c] / n * (n * dy[i] - sumDy[c] - xhat[i] * sumDyX[c])
-        }
-      }
-    }
-  }
-}
+import NN
 
 /// How the reconstruction loss masks the softmax at each step.
 public enum LossMask: Sendable {
   /// Plain softmax over the whole vocabulary (character VAE).
   case none
-  /// Grammar masks, teacher-forced: for target production y, the allowed set is every usable
-  /// production with y's left-hand side (`allowed[y]`).
-  case grammar(allowed: [[Int32]])
+  /// Grammar masks, teacher-forced: row y of `table` [P, P] allows every usable production
+  /// with the left-hand side of target y.
+  case grammar(table: Tensor)
 
   public init(grammar g: Grammar) {
     let lhs = g.lhsIndexOfProduction
     let P = g.productions.count
-    var allowed: [[Int32]] = []
+    var table = Tensor(zeros: [P, P])
     for y in 0..<P {
-      allowed.append((0..<P).filter { lhs[$0] == lhs[y] && g.isUsable($0) }.map { Int32($0) })
+      for p in 0..<P where lhs[p] == lhs[y] && g.isUsable(p) { table.storage[y * P + p] = 1 }
     }
-    self = .grammar(allowed: allowed)
+    self = .grammar(table: table)
   }
 }
 
@@ -145,6 +31,12 @@ public struct TrainingBatch {
   public var rows: Int
   /// Decoder steps to run: the longest true length in the batch (grammar) or all steps.
   public var decoderSteps: Int
+
+  public init(sequences: [Int32], rows: Int, decoderSteps: Int) {
+    self.sequences = sequences
+    self.rows = rows
+    self.decoderSteps = decoderSteps
+  }
 }
 
 /// Loss terms of one step, summed over the batch rows (divide by rows for means).
@@ -154,115 +46,95 @@ public struct LossTerms: Sendable, Equatable {
   public var rows: Int = 0
 }
 
-/// The VAE: encoder q(z|x) and decoder p(x|z), parameters and fused passes.
+/// The VAE: encoder q(z|x) and decoder p(x|z) as NN layers.
+///
+/// ```
+/// encoder.conv.{i}  Conv1D (ReLU)      encoder.norm.{i}  BatchNorm (after the ReLU)
+/// encoder.dense     Dense (ReLU) on the flattened [filters, length] output
+/// encoder.mean, encoder.logvar  Dense
+/// decoder.norm      BatchNorm on z     decoder.latent    Dense (ReLU)
+/// decoder.embedding Embedding (autoregressive)
+/// decoder.gru       GRU ×L             decoder.output    Dense
+/// ```
 public final class VAENetwork: @unchecked Sendable {
   public let configuration: ModelConfiguration
-  let convWeights: [Parameter]  // [kernel·inChannels, filters]
-  let convBiases: [Parameter]
-  let convNorms: [BatchNormState]
-  let encoderWeight: Parameter  // [convOut·filters, encoderHidden]
-  let encoderBias: Parameter
-  let meanWeight: Parameter  // [encoderHidden, latent]
-  let meanBias: Parameter
-  let logVarWeight: Parameter
-  let logVarBias: Parameter
-  let latentNorm: BatchNormState?
-  let decoderWeight: Parameter  // [latent, decoderHidden]
-  let decoderBias: Parameter
-  let gruInputWeights: [Parameter]  // [in, 3H], gates r z n
-  let gruHiddenWeights: [Parameter]  // [H, 3H]
-  let gruInputBiases: [Parameter]
-  let gruHiddenBiases: [Parameter]
-  let outputWeight: Parameter  // [H, vocabulary]
-  let outputBias: Parameter
+  /// The autoregressive decoder's input at step 0 (the padding production or character).
+  public let startIndex: Int
+  let convolutions: [Conv1D]
+  let convolutionNorms: [BatchNorm]
+  let encoderDense: Dense
+  let mean: Dense
+  let logVariance: Dense
+  let latentNorm: BatchNorm?
+  let latent: Dense
+  let embedding: Embedding?
+  let gru: GRU
+  let output: Dense
 
   /// Trainable parameters in a fixed order (optimiser state follows it).
   public let parameters: [Parameter]
   /// Non-trainable state saved with the model (batch-norm running statistics).
   public let buffers: [Parameter]
 
-  /// A freshly initialised network (Glorot-uniform weights, zero biases).
-  public init(configuration c: ModelConfiguration, seed: UInt64) {
+  /// Keras' batch-norm settings, as in the paper's code (momentum 0.99 = our 0.01).
+  static let normMomentum: Float = 0.01
+  static let normEpsilon: Float = 1e-3
+
+  /// A freshly initialised network (each layer's NN initialiser, seeded).
+  public init(configuration c: ModelConfiguration, startIndex: Int, seed: UInt64) {
     configuration = c
-    var rng = SplitMix64(seed: seed)
-    func glorot(_ name: String, _ fanIn: Int, _ fanOut: Int, shape: [Int]? = nil) -> Parameter {
-      let limit = (6 / Float(fanIn + fanOut)).squareRoot()
-      let n = fanIn * fanOut
-      var v = [Float](zeros: n)
-      for i in 0..<n { v[i] = (Float(rng.next() >> 40) * 0x1p-24 * 2 - 1) * limit }
-      return Parameter(name, Tensor(shape: shape ?? [fanIn, fanOut], storage: v))
-    }
-    func uniform(_ name: String, _ rows: Int, _ cols: Int, limit: Float) -> Parameter {
-      var v = [Float](zeros: rows * cols)
-      for i in v.indices { v[i] = (Float(rng.next() >> 40) * 0x1p-24 * 2 - 1) * limit }
-      return Parameter(name, Tensor(shape: [rows, cols], storage: v))
-    }
-    func zeros(_ name: String, _ n: Int) -> Parameter { Parameter(name, Tensor(zeros: [n])) }
-    var cw: [Parameter] = []
-    var cb: [Parameter] = []
-    var cn: [BatchNormState] = []
+    self.startIndex = startIndex
+    var rng = SeededRandom(seed: seed)
+    var convs: [Conv1D] = []
+    var norms: [BatchNorm] = []
     var channels = c.vocabularySize
     for (i, spec) in c.convolutions.enumerated() {
-      cw.append(glorot("encoder.conv\(i).weight", spec.kernel * channels, spec.filters))
-      cb.append(zeros("encoder.conv\(i).bias", spec.filters))
+      convs.append(
+        Conv1D(
+          inputChannels: channels, outputChannels: spec.filters, kernelSize: spec.kernel,
+          activation: .relu, name: "encoder.conv.\(i)", rng: &rng))
       if c.convolutionBatchNorm {
-        cn.append(BatchNormState(name: "encoder.conv\(i).norm", features: spec.filters))
+        norms.append(
+          BatchNorm(
+            featureCount: spec.filters, momentum: Self.normMomentum, epsilon: Self.normEpsilon,
+            name: "encoder.norm.\(i)"))
       }
       channels = spec.filters
     }
-    convWeights = cw
-    convBiases = cb
-    convNorms = cn
-    let flat = c.convolutionOutputLength * channels
-    encoderWeight = glorot("encoder.dense.weight", flat, c.encoderHidden)
-    encoderBias = zeros("encoder.dense.bias", c.encoderHidden)
-    meanWeight = glorot("encoder.mean.weight", c.encoderHidden, c.latentSize)
-    meanBias = zeros("encoder.mean.bias", c.latentSize)
-    logVarWeight = glorot("encoder.log_var.weight", c.encoderHidden, c.latentSize)
-    logVarBias = zeros("encoder.log_var.bias", c.latentSize)
+    convolutions = convs
+    convolutionNorms = norms
+    encoderDense = Dense(
+      inputSize: c.convolutionOutputLength * channels, outputSize: c.encoderHidden,
+      activation: .relu, name: "encoder.dense", rng: &rng)
+    mean = Dense(
+      inputSize: c.encoderHidden, outputSize: c.latentSize, name: "encoder.mean", rng: &rng)
+    logVariance = Dense(
+      inputSize: c.encoderHidden, outputSize: c.latentSize, name: "encoder.logvar", rng: &rng)
     latentNorm =
-      c.latentBatchNorm ? BatchNormState(name: "decoder.latent_norm", features: c.latentSize) : nil
-    decoderWeight = glorot("decoder.dense.weight", c.latentSize, c.decoderHidden)
-    decoderBias = zeros("decoder.dense.bias", c.decoderHidden)
-    var wi: [Parameter] = []
-    var wh: [Parameter] = []
-    var bi: [Parameter] = []
-    var bh: [Parameter] = []
-    let H = c.gruHidden
-    let limit = 1 / Float(H).squareRoot()
-    for l in 0..<c.gruLayers {
-      let input = l == 0 ? c.decoderHidden : H
-      wi.append(uniform("decoder.gru\(l).weight_ih", input, 3 * H, limit: limit))
-      wh.append(uniform("decoder.gru\(l).weight_hh", H, 3 * H, limit: limit))
-      bi.append(zeros("decoder.gru\(l).bias_ih", 3 * H))
-      bh.append(zeros("decoder.gru\(l).bias_hh", 3 * H))
-    }
-    gruInputWeights = wi
-    gruHiddenWeights = wh
-    gruInputBiases = bi
-    gruHiddenBiases = bh
-    outputWeight = glorot("decoder.output.weight", H, c.vocabularySize)
-    outputBias = zeros("decoder.output.bias", c.vocabularySize)
+      c.latentBatchNorm
+      ? BatchNorm(
+        featureCount: c.latentSize, momentum: Self.normMomentum, epsilon: Self.normEpsilon,
+        name: "decoder.norm") : nil
+    latent = Dense(
+      inputSize: c.latentSize, outputSize: c.decoderHidden, activation: .relu,
+      name: "decoder.latent", rng: &rng)
+    embedding =
+      c.decoder == .autoregressive
+      ? Embedding(
+        count: c.vocabularySize, size: c.embeddingSize, name: "decoder.embedding", rng: &rng)
+      : nil
+    gru = GRU(
+      inputSize: c.gruInputSize, hiddenSize: c.gruHidden, layerCount: c.gruLayers,
+      name: "decoder.gru", rng: &rng)
+    output = Dense(
+      inputSize: c.gruHidden, outputSize: c.vocabularySize, name: "decoder.output", rng: &rng)
 
-    var ps: [Parameter] = []
-    var bs: [Parameter] = []
-    for i in cw.indices {
-      ps += [cw[i], cb[i]]
-      if c.convolutionBatchNorm {
-        ps += [cn[i].gamma, cn[i].beta]
-        bs += [cn[i].runningMean, cn[i].runningVariance]
-      }
-    }
-    ps += [encoderWeight, encoderBias, meanWeight, meanBias, logVarWeight, logVarBias]
-    if let n = latentNorm {
-      ps += [n.gamma, n.beta]
-      bs += [n.runningMean, n.runningVariance]
-    }
-    ps += [decoderWeight, decoderBias]
-    for l in 0..<c.gruLayers { ps += [wi[l], wh[l], bi[l], bh[l]] }
-    ps += [outputWeight, outputBias]
+    var ps = convs.flatMap(\.parameters) + norms.flatMap(\.parameters)
+    ps += encoderDense.parameters + mean.parameters + logVariance.parameters
+    ps += (latentNorm?.parameters ?? []) + latent.parameters + (embedding?.parameters ?? [])
+    ps += gru.parameters + output.parameters
     parameters = ps
-    buffers = bs
+    buffers = norms.flatMap(\.buffers) + (latentNorm?.buffers ?? [])
   }
 
   /// Every saved tensor (parameters, then buffers).
@@ -272,606 +144,163 @@ public final class VAENetwork: @unchecked Sendable {
 
   public func zeroGradients() { for p in parameters { p.zeroGradient() } }
 
-  // MARK: Encoder
+  // MARK: Forward pieces
 
-  /// Encoder activations kept for the backward pass.
-  struct EncoderTape {
-    var inputs: [[Float]] = []  // per conv: its input as im2col rows [B·Lo, K·C]
-    var outputs: [[Float]] = []  // per conv: post-ReLU output [B, Lo, F] (before norm)
-    var xhat: [[Float]] = []
-    var invStd: [[Float]] = []
-    var flat: [Float] = []  // [B, flat]
-    var hidden: [Float] = []  // [B, encoderHidden]
-    var mean: [Float] = []  // [B, Z]
-    var logVar: [Float] = []  // [B, Z]
-  }
-
-  /// Sliding windows of `x[rows, length, channels]` as rows `[rows·Lo, kernel·channels]`
-  /// (each window is contiguous in this layout, so a row is one copy).
-  func im2col(_ x: [Float], rows B: Int, length L: Int, channels C: Int, kernel K: Int) -> [Float] {
-    let Lo = L - K + 1
-    let w = K * C
-    var cols = [Float](zeros: B * Lo * w)
-    x.withCPtr { xp in
-      cols.withPtr { cp in
-        for b in 0..<B {
-          for t in 0..<Lo { (cp + (b * Lo + t) * w).update(from: xp + (b * L + t) * C, count: w) }
-        }
-      }
-    }
-    return cols
-  }
-
-  /// One-hot `[rows, steps, vocabulary]` of index sequences.
-  func oneHot(_ sequences: [Int32], rows: Int) -> [Float] {
-    let T = configuration.steps
-    let V = configuration.vocabularySize
-    var x = [Float](zeros: rows * T * V)
-    x.withPtr { p in
-      sequences.withUnsafeBufferPointer { s in
-        for i in 0..<(rows * T) { p[i * V + Int(s[i])] = 1 }
-      }
-    }
-    return x
-  }
-
-  /// Encoder forward: μ and log σ² for `rows` sequences; `training` uses batch statistics.
-  func encode(
-    oneHot x0: [Float], rows B: Int, training: Bool, tape: inout EncoderTape?,
-    updateRunning: Bool = true
-  ) -> (mean: [Float], logVar: [Float]) {
+  /// One-hot `[rows, steps, vocabulary]` of padded index sequences.
+  func oneHot(_ sequences: [Int32], rows: Int) -> Tensor {
     let c = configuration
-    var x = x0
-    var L = c.steps
-    var C = c.vocabularySize
-    for (i, spec) in c.convolutions.enumerated() {
-      let K = spec.kernel
-      let F = spec.filters
-      let Lo = L - K + 1
-      var y = [Float](zeros: B * Lo * F)
-      let cols = im2col(x, rows: B, length: L, channels: C, kernel: K)  // [B·Lo, K·C]
-      cols.withCPtr { cp in
-        y.withPtr { yp in
-          convWeights[i].withValue { w in gemm(cp, w, yp, m: B * Lo, n: F, k: K * C) }
-          convBiases[i].withValue { bias in addBias(yp, bias, rows: B * Lo, n: F) }
-          reluInPlace(yp, count: B * Lo * F)
-        }
-      }
-      if tape != nil {
-        tape!.inputs.append(cols)
-        tape!.outputs.append(y)
-      }
-      if c.convolutionBatchNorm {
-        if training {
-          var xhat = [Float](zeros: B * Lo * F)
-          var inv = [Float](zeros: F)
-          y.withPtr { yp in
-            xhat.withPtr { xh in
-              inv.withPtr { ip in
-                convNorms[i].forwardTraining(
-                  yp, rows: B * Lo, xhat: xh, invStd: ip, updateRunning: updateRunning)
-              }
-            }
-          }
-          if tape != nil {
-            tape!.xhat.append(xhat)
-            tape!.invStd.append(inv)
-          }
-        } else {
-          y.withPtr { convNorms[i].forwardInference($0, rows: B * Lo) }
-        }
-      }
-      x = y
-      L = Lo
-      C = F
-    }
-    let flatN = L * C
-    let Hd = c.encoderHidden
-    let Z = c.latentSize
-    var h = [Float](zeros: B * Hd)
-    var mu = [Float](zeros: B * Z)
-    var lv = [Float](zeros: B * Z)
-    x.withCPtr { xp in
-      h.withPtr { hp in
-        encoderWeight.withValue { w in gemm(xp, w, hp, m: B, n: Hd, k: flatN) }
-        encoderBias.withValue { addBias(hp, $0, rows: B, n: Hd) }
-        reluInPlace(hp, count: B * Hd)
-        mu.withPtr { mp in
-          meanWeight.withValue { gemm(hp, $0, mp, m: B, n: Z, k: Hd) }
-          meanBias.withValue { addBias(mp, $0, rows: B, n: Z) }
-        }
-        lv.withPtr { lp in
-          logVarWeight.withValue { gemm(hp, $0, lp, m: B, n: Z, k: Hd) }
-          logVarBias.withValue { addBias(lp, $0, rows: B, n: Z) }
-        }
-      }
-    }
-    if tape != nil {
-      tape!.flat = x
-      tape!.hidden = h
-      tape!.mean = mu
-      tape!.logVar = lv
-    }
-    return (mu, lv)
+    return Engine.oneHot(sequences.map { Int($0) }, depth: c.vocabularySize)
+      .reshaped([rows, c.steps, c.vocabularySize])
   }
 
-  // MARK: Decoder
-
-  /// Decoder activations kept for the backward pass.
-  struct DecoderTape {
-    var zIn: [Float] = []  // decoder dense input [B, Z] (after latent norm)
-    var zXhat: [Float] = []
-    var zInvStd: [Float] = []
-    var dense: [Float] = []  // [B, D] post-ReLU
-    var hs: [[Float]] = []  // per layer [(T+1), B, H], row 0 = initial zeros
-    var gates: [[Float]] = []  // per layer [T, B, 4H]: r, z, n, hn
+  /// μ and log σ² [B, Z] of a one-hot batch [B, T, V]; `training` uses batch statistics.
+  func encode(_ x: Var, training: Bool) -> (mean: Var, logVariance: Var) {
+    let tape = x.tape
+    var h = x
+    for (i, conv) in convolutions.enumerated() {
+      h = conv(h, tape: tape)
+      if !convolutionNorms.isEmpty { h = convolutionNorms[i](h, tape: tape, training: training) }
+    }
+    // PyTorch's x.flatten(1) of [B, filters, length]: channels outermost.
+    h = permute(h, [0, 2, 1]).reshaped([h.shape[0], -1])
+    h = encoderDense(h, tape: tape)
+    return (mean(h, tape: tape), logVariance(h, tape: tape))
   }
 
-  /// The decoder's first layers: latent (normed) → dense ReLU. `z` is modified by the norm.
-  func decoderInput(
-    _ z: [Float], rows B: Int, training: Bool, tape: inout DecoderTape?, updateRunning: Bool = true
-  ) -> [Float] {
-    let c = configuration
-    var zz = z
-    if let norm = latentNorm {
-      if training {
-        var xhat = [Float](zeros: B * c.latentSize)
-        var inv = [Float](zeros: c.latentSize)
-        zz.withPtr { zp in
-          xhat.withPtr { xh in
-            inv.withPtr { ip in
-              norm.forwardTraining(zp, rows: B, xhat: xh, invStd: ip, updateRunning: updateRunning)
-            }
-          }
-        }
-        if tape != nil {
-          tape!.zXhat = xhat
-          tape!.zInvStd = inv
-        }
-      } else {
-        zz.withPtr { norm.forwardInference($0, rows: B) }
-      }
-    }
-    let D = c.decoderHidden
-    var d = [Float](zeros: B * D)
-    zz.withCPtr { zp in
-      d.withPtr { dp in
-        decoderWeight.withValue { gemm(zp, $0, dp, m: B, n: D, k: c.latentSize) }
-        decoderBias.withValue { addBias(dp, $0, rows: B, n: D) }
-        reluInPlace(dp, count: B * D)
-      }
-    }
-    if tape != nil {
-      tape!.zIn = zz
-      tape!.dense = d
-    }
-    return d
+  /// relu(decoder.latent(norm(z))): the decoder's view of z, [B, D].
+  func decoderInput(_ z: Var, training: Bool) -> Var {
+    var h = z
+    if let latentNorm { h = latentNorm(h, tape: z.tape, training: training) }
+    return latent(h, tape: z.tape)
   }
 
-  /// Runs one GRU step for `B` rows: `xp[B, 3H]` input projection (bias included),
-  /// `hPrev[B, H]` → `hOut[B, H]`; `hproj[B, 3H]` scratch; `gates[B, 4H]` saves r, z, n, hn.
-  @inline(__always)
-  func gruStep(
-    layer l: Int, B: Int, xp: CFPtr, xpStride: Int, hPrev: CFPtr, hOut: FPtr, hproj: FPtr,
-    gates: FPtr?
-  ) {
-    let H = configuration.gruHidden
-    gruHiddenWeights[l].withValue { gemm(hPrev, $0, hproj, m: B, n: 3 * H, k: H) }
-    gruHiddenBiases[l].withValue { bh in
-      for b in 0..<B {
-        let x = xp + b * xpStride
-        let hp = hproj + b * 3 * H
-        let prev = hPrev + b * H
-        let out = hOut + b * H
-        for j in 0..<H {
-          let r = sigmoid(x[j] + hp[j] + bh[j])
-          let u = sigmoid(x[H + j] + hp[H + j] + bh[H + j])
-          let hn = hp[2 * H + j] + bh[2 * H + j]
-          let n = fastTanh(x[2 * H + j] + r * hn)
-          out[j] = (1 - u) * n + u * prev[j]
-          if let g = gates {
-            let gb = g + b * 4 * H
-            gb[j] = r
-            gb[H + j] = u
-            gb[2 * H + j] = n
-            gb[3 * H + j] = hn
-          }
-        }
-      }
+  /// Teacher-forced logits [B, steps, V]; `previous` [B·steps] holds each step's previous
+  /// target (autoregressive decoder only).
+  func decoderLogits(_ d: Var, previous: [Int], steps: Int) -> Var {
+    let tape = d.tape
+    let states: Var
+    if let embedding {
+      let e = embedding(previous, shape: [d.shape[0], steps], tape: tape)
+      states = gru(concat([repeatSteps(d, steps: steps), e], axis: 2), tape: tape)
+    } else {
+      states = gru(repeating: d, steps: steps, tape: tape)
     }
+    return output(states, tape: tape)
   }
 
-  /// Decoder forward over `T` steps for training: logits `[T, B, V]`.
-  func decodeTraining(dense d: [Float], rows B: Int, steps T: Int, tape: inout DecoderTape)
-    -> [Float]
-  {
-    let c = configuration
-    let H = c.gruHidden
-    let V = c.vocabularySize
-    var input = d  // layer 0: [B, D] constant over steps; later layers: [T, B, H]
-    var inputWidth = c.decoderHidden
-    for l in 0..<c.gruLayers {
-      var hs = [Float](zeros: (T + 1) * B * H)
-      var gates = [Float](zeros: T * B * 4 * H)
-      let constantInput = l == 0
-      let projRows = constantInput ? B : T * B
-      var xp = [Float](zeros: projRows * 3 * H)
-      input.withCPtr { ip in
-        xp.withPtr { xpp in
-          gruInputWeights[l].withValue { gemm(ip, $0, xpp, m: projRows, n: 3 * H, k: inputWidth) }
-          gruInputBiases[l].withValue { addBias(xpp, $0, rows: projRows, n: 3 * H) }
-        }
-      }
-      var hproj = [Float](zeros: B * 3 * H)
-      xp.withCPtr { xpp in
-        hs.withPtr { hp in
-          gates.withPtr { gp in
-            hproj.withPtr { pp in
-              for t in 0..<T {
-                gruStep(
-                  layer: l, B: B, xp: constantInput ? xpp : xpp + t * B * 3 * H, xpStride: 3 * H,
-                  hPrev: hp + t * B * H, hOut: hp + (t + 1) * B * H, hproj: pp,
-                  gates: gp + t * B * 4 * H)
-              }
-            }
-          }
-        }
-      }
-      tape.hs.append(hs)
-      tape.gates.append(gates)
-      input = Array(hs[(B * H)...])
-      inputWidth = H
-    }
-    var logits = [Float](zeros: T * B * V)
-    input.withCPtr { ip in
-      logits.withPtr { lp in
-        outputWeight.withValue { gemm(ip, $0, lp, m: T * B, n: V, k: H) }
-        outputBias.withValue { addBias(lp, $0, rows: T * B, n: V) }
-      }
-    }
-    return logits
-  }
+  // MARK: Loss
 
-  // MARK: Training step
-
-  /// Forward and backward for one micro-batch; gradients are accumulated scaled by
-  /// `1 / batchRows` (the full batch the micro-batch belongs to).
+  /// The training objective of one micro-batch on `tape`, scaled by `1 / batchRows` (the
+  /// full batch it belongs to), and its unscaled terms:
   ///
   /// ```
-  /// loss = mean_b [ Σ_t −log softmax_masked(logits_bt)[y_bt] + klWeight · KL_b ]
+  /// loss = Σ_b [ Σ_t −log softmax_masked(logits_bt)[y_bt] + klWeight · KL_b ] / batchRows
   /// KL_b = −½ Σ_j (1 + log σ²_j − μ_j² − σ²_j)     (÷ Z when klAveraged)
   /// ```
-  /// Steps past `decoderSteps` are not run: for grammar models every such step has the forced
-  /// padding production (one allowed entry), whose masked cross-entropy and gradient are 0.
-  public func trainStep<R: RandomNumberGenerator>(
-    _ batch: TrainingBatch, batchRows: Int, mask: LossMask, klWeight: Float, rng: inout R,
-    updateRunning: Bool = true, computeGradients: Bool = true
-  ) -> LossTerms {
+  /// Only the first `decoderSteps` steps are decoded: for grammar models every later step
+  /// has the forced padding production (one allowed entry), whose masked cross-entropy and
+  /// gradient are 0, and a causal decoder's earlier steps never see later ones.
+  public func loss(
+    _ batch: TrainingBatch, batchRows: Int, mask: LossMask, klWeight: Float,
+    rng: inout SeededRandom, training: Bool, tape: Tape
+  ) -> (loss: Var, terms: LossTerms) {
     let c = configuration
     let B = batch.rows
     let T = batch.decoderSteps
-    let Z = c.latentSize
-    let V = c.vocabularySize
-    let H = c.gruHidden
-    let scale = 1 / Float(batchRows)
+    let full = c.steps
+    precondition(T >= 1 && T <= full, "decoder steps \(T) outside 1...\(full)")
+    let x = tape.constant(oneHot(batch.sequences, rows: B))
+    let (mu, logVar) = encode(x, training: training)
+    let epsilon = Tensor(randomNormal: [B, c.latentSize], std: c.epsilonStd, rng: &rng)
+    let z = mu + tape.constant(epsilon) * exp(logVar * 0.5)
 
-    // Encoder.
-    var etape: EncoderTape? = EncoderTape()
-    let x0 = oneHot(batch.sequences, rows: B)
-    let (mu, lv) = encode(
-      oneHot: x0, rows: B, training: true, tape: &etape, updateRunning: updateRunning)
-    var eps = [Float](zeros: B * Z)
-    eps.withPtr { NormalSampler.fill($0, count: B * Z, rng: &rng) }
-    var z = [Float](zeros: B * Z)
-    for i in 0..<(B * Z) { z[i] = mu[i] + c.epsilonStd * eps[i] * expf(0.5 * lv[i]) }
-
-    // KL.
-    var terms = LossTerms()
-    terms.rows = B
-    let klDiv: Float = c.klAveraged ? Float(Z) : 1
-    var klSum: Double = 0
-    for i in 0..<(B * Z) { klSum += Double(-0.5 * (1 + lv[i] - mu[i] * mu[i] - expf(lv[i]))) }
-    terms.kl = klSum / Double(klDiv)
-
-    // Decoder.
-    var dtapeOpt: DecoderTape? = DecoderTape()
-    let d = decoderInput(z, rows: B, training: true, tape: &dtapeOpt, updateRunning: updateRunning)
-    var dtape = dtapeOpt!
-    var logits = decodeTraining(dense: d, rows: B, steps: T, tape: &dtape)
-
-    // Masked cross-entropy; logits become dlogits.
-    var recon: Double = 0
-    let seqT = c.steps
-    var scratchArray = [Float](zeros: V)
-    scratchArray.withPtr { scratch in
-      logits.withPtr { lp in
-        batch.sequences.withUnsafeBufferPointer { seq in
-          for t in 0..<T {
-            for b in 0..<B {
-              let y = Int(seq[b * seqT + t])
-              let row = lp + (t * B + b) * V
-              switch mask {
-              case .none:
-                var m = -Float.infinity
-                for p in 0..<V { m = max(m, row[p]) }
-                var s: Float = 0
-                for p in 0..<V {
-                  let e = expf(row[p] - m)
-                  row[p] = e
-                  s += e
-                }
-                recon -= Double(logf(row[y] / s))
-                let inv = 1 / s
-                for p in 0..<V { row[p] = row[p] * inv * scale }
-                row[y] -= scale
-              case .grammar(let allowed):
-                let a = allowed[y]
-                if a.count <= 1 {
-                  for p in 0..<V { row[p] = 0 }
-                  continue
-                }
-                var m = -Float.infinity
-                for p in a { m = max(m, row[Int(p)]) }
-                var s: Float = 0
-                for p in a { s += expf(row[Int(p)] - m) }
-                recon -= Double(row[y] - m - logf(s))
-                // Gradient: softmax over the allowed set minus the target, zero elsewhere.
-                let inv = 1 / s
-                for (k, p) in a.enumerated() { scratch[k] = expf(row[Int(p)] - m) * inv * scale }
-                for p in 0..<V { row[p] = 0 }
-                for (k, p) in a.enumerated() { row[Int(p)] = scratch[k] }
-                row[y] -= scale
-              }
-            }
-          }
-        }
+    var targets = [Int](repeating: 0, count: B * T)
+    var previous = [Int](repeating: startIndex, count: embedding == nil ? 0 : B * T)
+    for b in 0..<B {
+      for t in 0..<T {
+        targets[b * T + t] = Int(batch.sequences[b * full + t])
+        if embedding != nil && t > 0 { previous[b * T + t] = Int(batch.sequences[b * full + t - 1]) }
       }
     }
-    terms.reconstruction = recon
-    if !computeGradients { return terms }
+    let logits = decoderLogits(decoderInput(z, training: training), previous: previous, steps: T)
+    let reconstruction: Var
+    switch mask {
+    case .none:
+      reconstruction = softmaxCrossEntropy(logits: logits, targets: targets, reduction: .sum)
+    case .grammar(let table):
+      reconstruction = softmaxCrossEntropy(
+        logits: logits, targets: targets, maskTable: table, maskRows: targets, reduction: .sum)
+    }
+    // NN's KL is a batch mean; the terms here are batch sums.
+    let kl = gaussianKLDivergence(
+      mean: mu, logVariance: logVar,
+      reduction: c.klAveraged ? .meanOverDimensions : .sumOverDimensions)
+    let total = (reconstruction + kl * (klWeight * Float(B))) / Float(batchRows)
+    let terms = LossTerms(
+      reconstruction: Double(reconstruction.value.scalar), kl: Double(kl.value.scalar) * Double(B),
+      rows: B)
+    return (total, terms)
+  }
 
-    // Output layer backward.
-    let top = dtape.hs[c.gruLayers - 1]
-    var dH = [Float](zeros: T * B * H)  // gradient w.r.t. the top layer's outputs [T, B, H]
-    top.withCPtr { hp in
-      logits.withCPtr { gl in
-        let hout = hp + B * H
-        outputWeight.withGradient {
-          gemm(hout, gl, $0, m: H, n: V, k: T * B, transposeA: true, beta: 1)
-        }
-        outputBias.withGradient { addColumnSums(gl, into: $0, rows: T * B, n: V) }
-        dH.withPtr { dp in
-          outputWeight.withValue { gemm(gl, $0, dp, m: T * B, n: H, k: V, transposeB: true) }
-        }
-      }
-    }
-
-    // GRU layers, top down (backpropagation through time).
-    var dDense = [Float](zeros: B * c.decoderHidden)
-    for l in stride(from: c.gruLayers - 1, through: 0, by: -1) {
-      let hs = dtape.hs[l]
-      let gates = dtape.gates[l]
-      var dXproj = [Float](zeros: T * B * 3 * H)  // [T, B, 3H]
-      var dHproj = [Float](zeros: B * 3 * H)
-      var dh = [Float](zeros: B * H)  // carried gradient w.r.t. h_t
-      hs.withCPtr { hp in
-        gates.withCPtr { gp in
-          dXproj.withPtr { dxp in
-            dHproj.withPtr { dhp in
-              dh.withPtr { dhc in
-                dH.withCPtr { dHin in
-                  gruHiddenWeights[l].withValue { whh in
-                    gruHiddenWeights[l].withGradient { dwhh in
-                      gruHiddenBiases[l].withGradient { dbhh in
-                        for t in stride(from: T - 1, through: 0, by: -1) {
-                          let g = gp + t * B * 4 * H
-                          let hPrev = hp + t * B * H
-                          let dx = dxp + t * B * 3 * H
-                          for b in 0..<B {
-                            let gb = g + b * 4 * H
-                            let hb = hPrev + b * H
-                            let dhb = dhc + b * H
-                            let din = dHin + (t * B + b) * H
-                            let dxb = dx + b * 3 * H
-                            let dpb = dhp + b * 3 * H
-                            for j in 0..<H {
-                              let dht = dhb[j] + din[j]
-                              let r = gb[j]
-                              let u = gb[H + j]
-                              let n = gb[2 * H + j]
-                              let hn = gb[3 * H + j]
-                              let dn = dht * (1 - u)
-                              let du = dht * (hb[j] - n)
-                              let dan = dn * (1 - n * n)
-                              let dr = dan * hn
-                              let dar = dr * r * (1 - r)
-                              let dau = du * u * (1 - u)
-                              dxb[j] = dar
-                              dxb[H + j] = dau
-                              dxb[2 * H + j] = dan
-                              dpb[j] = dar
-                              dpb[H + j] = dau
-                              dpb[2 * H + j] = dan * r
-                              dhb[j] = dht * u
-                            }
-                          }
-                          // dh_{t-1} += dHproj · Whhᵀ; dWhh += h_{t-1}ᵀ · dHproj.
-                          gemm(dhp, whh, dhc, m: B, n: H, k: 3 * H, transposeB: true, beta: 1)
-                          gemm(hPrev, dhp, dwhh, m: H, n: 3 * H, k: B, transposeA: true, beta: 1)
-                          addColumnSums(dhp, into: dbhh, rows: B, n: 3 * H)
-                        }
-                      }
-                    }
-                  }
-                }
-              }
-            }
-          }
-        }
-      }
-      gruInputBiases[l].withGradient { db in
-        dXproj.withCPtr { addColumnSums($0, into: db, rows: T * B, n: 3 * H) }
-      }
-      if l == 0 {
-        // Constant input over steps: sum the projections' gradients over time.
-        var dSum = [Float](zeros: B * 3 * H)
-        for t in 0..<T {
-          let o = t * B * 3 * H
-          for i in 0..<(B * 3 * H) { dSum[i] += dXproj[o + i] }
-        }
-        let D = c.decoderHidden
-        dtape.dense.withCPtr { dp in
-          dSum.withCPtr { sp in
-            gruInputWeights[0].withGradient {
-              gemm(dp, sp, $0, m: D, n: 3 * H, k: B, transposeA: true, beta: 1)
-            }
-            dDense.withPtr { dd in
-              gruInputWeights[0].withValue {
-                gemm(sp, $0, dd, m: B, n: D, k: 3 * H, transposeB: true)
-              }
-            }
-          }
-        }
-      } else {
-        let below = dtape.hs[l - 1]
-        var dBelow = [Float](zeros: T * B * H)
-        below.withCPtr { bp in
-          dXproj.withCPtr { xp in
-            gruInputWeights[l].withGradient {
-              gemm(bp + B * H, xp, $0, m: H, n: 3 * H, k: T * B, transposeA: true, beta: 1)
-            }
-            dBelow.withPtr { dbp in
-              gruInputWeights[l].withValue {
-                gemm(xp, $0, dbp, m: T * B, n: H, k: 3 * H, transposeB: true)
-              }
-            }
-          }
-        }
-        dH = dBelow
-      }
-    }
-
-    // Decoder dense and latent norm.
-    let D = c.decoderHidden
-    var dz = [Float](zeros: B * Z)
-    dDense.withPtr { dd in
-      dtape.dense.withCPtr { reluBackward(dd, output: $0, count: B * D) }
-      dtape.zIn.withCPtr { zp in
-        decoderWeight.withGradient { gemm(zp, dd, $0, m: Z, n: D, k: B, transposeA: true, beta: 1) }
-      }
-      decoderBias.withGradient { addColumnSums(dd, into: $0, rows: B, n: D) }
-      dz.withPtr { dzp in
-        decoderWeight.withValue { gemm(dd, $0, dzp, m: B, n: Z, k: D, transposeB: true) }
-      }
-    }
-    if let norm = latentNorm {
-      dz.withPtr { dzp in
-        dtape.zXhat.withCPtr { xh in
-          dtape.zInvStd.withCPtr { iv in
-            norm.backward(dzp, rows: B, xhat: xh, invStd: iv)
-          }
-        }
-      }
-    }
-
-    // Reparameterisation and KL.
-    var dmu = [Float](zeros: B * Z)
-    var dlv = [Float](zeros: B * Z)
-    let klScale = klWeight * scale / klDiv
-    for i in 0..<(B * Z) {
-      let s = expf(0.5 * lv[i])
-      // dz already carries the 1/batchRows scale from the logits' gradient.
-      dmu[i] = dz[i] + klScale * mu[i]
-      dlv[i] = dz[i] * c.epsilonStd * eps[i] * s * 0.5 + klScale * 0.5 * (expf(lv[i]) - 1)
-    }
-
-    // Encoder dense layers.
-    let et = etape!
-    let Hd = c.encoderHidden
-    var dh = [Float](zeros: B * Hd)
-    et.hidden.withCPtr { hp in
-      dh.withPtr { dhp in
-        dmu.withCPtr { dm in
-          meanWeight.withGradient { gemm(hp, dm, $0, m: Hd, n: Z, k: B, transposeA: true, beta: 1) }
-          meanBias.withGradient { addColumnSums(dm, into: $0, rows: B, n: Z) }
-          meanWeight.withValue { gemm(dm, $0, dhp, m: B, n: Hd, k: Z, transposeB: true) }
-        }
-        dlv.withCPtr { dl in
-          logVarWeight.withGradient {
-            gemm(hp, dl, $0, m: Hd, n: Z, k: B, transposeA: true, beta: 1)
-          }
-          logVarBias.withGradient { addColumnSums(dl, into: $0, rows: B, n: Z) }
-          logVarWeight.withValue { gemm(dl, $0, dhp, m: B, n: Hd, k: Z, transposeB: true, beta: 1) }
-        }
-        reluBackward(dhp, output: hp, count: B * Hd)
-      }
-    }
-    let flatN = et.flat.count / max(B, 1)
-    var dflat = [Float](zeros: B * flatN)
-    et.flat.withCPtr { fp in
-      dh.withCPtr { dhp in
-        encoderWeight.withGradient {
-          gemm(fp, dhp, $0, m: flatN, n: Hd, k: B, transposeA: true, beta: 1)
-        }
-        encoderBias.withGradient { addColumnSums(dhp, into: $0, rows: B, n: Hd) }
-        dflat.withPtr { dfp in
-          encoderWeight.withValue { gemm(dhp, $0, dfp, m: B, n: flatN, k: Hd, transposeB: true) }
-        }
-      }
-    }
-
-    // Convolutions, last to first.
-    var dy = dflat
-    for i in stride(from: c.convolutions.count - 1, through: 0, by: -1) {
-      let spec = c.convolutions[i]
-      let K = spec.kernel
-      let F = spec.filters
-      let cols = et.inputs[i]
-      let C = i == 0 ? V : c.convolutions[i - 1].filters
-      let Lo = cols.count / max(B * K * C, 1)
-      let L = Lo + K - 1
-      if c.convolutionBatchNorm {
-        dy.withPtr { dyp in
-          et.xhat[i].withCPtr { xh in
-            et.invStd[i].withCPtr { iv in
-              convNorms[i].backward(dyp, rows: B * Lo, xhat: xh, invStd: iv)
-            }
-          }
-        }
-      }
-      dy.withPtr { dyp in
-        et.outputs[i].withCPtr { reluBackward(dyp, output: $0, count: B * Lo * F) }
-      }
-      var dx = i > 0 ? [Float](zeros: B * L * C) : []
-      cols.withCPtr { cp in
-        dy.withCPtr { dyp in
-          convWeights[i].withGradient {
-            gemm(cp, dyp, $0, m: K * C, n: F, k: B * Lo, transposeA: true, beta: 1)
-          }
-          convBiases[i].withGradient { addColumnSums(dyp, into: $0, rows: B * Lo, n: F) }
-          if i > 0 {
-            var dcols = [Float](zeros: B * Lo * K * C)
-            dx.withPtr { dxp in
-              dcols.withPtr { dc in
-                convWeights[i].withValue { w in
-                  gemm(dyp, w, dc, m: B * Lo, n: K * C, k: F, transposeB: true)
-                  // col2im: overlapping windows add up.
-                  for b in 0..<B {
-                    let base = dxp + b * L * C
-                    for t in 0..<Lo {
-                      let src = dc + (b * Lo + t) * K * C
-                      let dst = base + t * C
-                      for j in 0..<(K * C) { dst[j] += src[j] }
-                    }
-                  }
-                }
-              }
-            }
-          }
-        }
-      }
-      dy = dx
-    }
+  /// Forward (and, with `computeGradients`, backward) for one micro-batch: gradients are
+  /// accumulated into the parameters scaled by `1 / batchRows`. `training: false` runs batch
+  /// norm on its running statistics (validation) and leaves them unchanged.
+  public func trainStep(
+    _ batch: TrainingBatch, batchRows: Int, mask: LossMask, klWeight: Float,
+    rng: inout SeededRandom, training: Bool = true, computeGradients: Bool = true
+  ) -> LossTerms {
+    let tape = Tape(recording: computeGradients)
+    let (total, terms) = loss(
+      batch, batchRows: batchRows, mask: mask, klWeight: klWeight, rng: &rng,
+      training: training, tape: tape)
+    if computeGradients { tape.backward(total) }
     return terms
+  }
+
+  // MARK: Inference
+
+  /// Posterior means and log-variances [rows, Z] of a one-hot batch (running statistics).
+  func posterior(oneHot x: Tensor) -> (mean: Tensor, logVariance: Tensor) {
+    let tape = Tape(recording: false)
+    let (m, v) = encode(tape.constant(x), training: false)
+    return (m.value, v.value)
+  }
+}
+
+/// The decoder run one step at a time for a batch of latents, in inference mode; the
+/// autoregressive decoder is fed each row's previous choice.
+final class DecoderStream {
+  let net: VAENetwork
+  let rows: Int
+  let d: Tensor  // [rows, D]
+  var states: [Tensor]?  // per GRU layer [rows, H]; nil before the first step
+
+  init(network: VAENetwork, latents z: Tensor) {
+    net = network
+    rows = z.shape[0]
+    let tape = Tape(recording: false)
+    d = network.decoderInput(tape.constant(z), training: false).value
+  }
+
+  /// Logits of the next step [rows, V]; `previous` (autoregressive) holds each row's last
+  /// choice (nil at the first step: the start index).
+  func step(previous: [Int]?) -> Tensor {
+    let tape = Tape(recording: false)
+    let input: Var
+    let repeating: Bool
+    if let embedding = net.embedding {
+      let prev = previous ?? [Int](repeating: net.startIndex, count: rows)
+      let e = embedding(prev, shape: [rows, 1], tape: tape)
+      input = concat([tape.constant(d).reshaped([rows, 1, d.shape[1]]), e], axis: 2)
+      repeating = false
+    } else {
+      input = tape.constant(d)
+      repeating = true
+    }
+    let (out, last) = net.gru(
+      input, repeating: repeating, steps: 1, initialStates: states.map { $0.map(tape.constant) },
+      tape: tape)
+    states = last.map(\.value)
+    return net.output(out.reshaped([rows, net.configuration.gruHidden]), tape: tape).value
   }
 }

@@ -15,8 +15,10 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
   public var plateauFactor: Float = 0.2
   public var plateauPatience: Int
   public var minimumLearningRate: Float = 1e-4
-  /// Epochs over which the KL weight rises linearly from 0 to 1 (0: no annealing).
+  /// Epochs over which the KL weight rises linearly from 0 to `klWeight` (0: no annealing).
   public var klAnnealEpochs: Double = 0
+  /// The KL term's weight after annealing (β; 1 is the ELBO).
+  public var klWeight: Float = 1
   /// Global gradient-norm clip (0: off).
   public var gradientClip: Float = 0
   /// Wall-clock limit; the run checkpoints and stops when it is reached (0: none).
@@ -46,6 +48,8 @@ public struct EpochRecord: Codable, Sendable, Equatable {
   public var trainKL: Double
   public var validationLoss: Double?
   public var validationReconstruction: Double?
+  /// Mean KL of the validation rows (nats; a collapsed posterior shows as ~0).
+  public var validationKL: Double? = nil
   public var learningRate: Float
   public var seconds: Double
   public var rowsPerSecond: Double
@@ -56,7 +60,8 @@ public struct TrainerState: Codable, Sendable, Equatable {
   public var epoch: Int = 0  // epochs completed
   public var batchInEpoch: Int = 0  // batches of the current epoch completed
   public var step: Int = 0
-  public var noiseState: UInt64
+  /// The reparameterisation noise stream.
+  public var noise: SeededRandom
   public var learningRate: Float
   @PlateauCheckpointCoding public var schedule: ReduceLROnPlateau
   public var bestValidation: Double = .infinity
@@ -65,8 +70,11 @@ public struct TrainerState: Codable, Sendable, Equatable {
   public var epochReconstruction: Double = 0
   public var epochKL: Double = 0
   public var epochRows: Int = 0
+  /// Training seconds (wall clock less the monitor's).
   public var elapsed: Double = 0
   public var adamStep: Int = 0
+  /// Training rows seen over every sitting (molecules for ZINC).
+  public var rowsSeen: Int = 0
 }
 
 /// Stores the plateau schedule under the keys checkpoints have always used (`factor`,
@@ -156,6 +164,11 @@ public final class Trainer {
   public var injectNonFiniteAtStep: Int? = nil
   /// Extra training-summary fields (data path and so on).
   public var summaryExtras: [String: String] = [:]
+  /// Called at the start, then whenever `monitorMinutes` of training have passed and after
+  /// each epoch (a learning curve: reconstruction on a fixed subset); its time is not
+  /// counted as training time.
+  public var monitor: (() -> Void)? = nil
+  public var monitorMinutes: Double = 5
 
   public init(
     model: VAEModel, settings: TrainingSettings, train: EncodedDataset, validation: EncodedDataset,
@@ -174,8 +187,8 @@ public final class Trainer {
       factor: settings.plateauFactor, patience: settings.plateauPatience,
       minLearningRate: settings.minimumLearningRate, minDelta: 0)
     self.state = TrainerState(
-      noiseState: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 7, learningRate: settings.learningRate,
-      schedule: schedule)
+      noise: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 7),
+      learningRate: settings.learningRate, schedule: schedule)
   }
 
   /// Adam as in the paper's Keras code (ε 1e-7), with the rounding every model and checkpoint
@@ -190,7 +203,7 @@ public final class Trainer {
   /// The batches of an epoch: a seeded shuffle, then pools sorted by length and cut into
   /// batches whose order is shuffled again. Depends only on the seed and the epoch.
   public func batches(epoch: Int) -> [[Int]] {
-    var rng = SplitMix64(seed: settings.seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1))
+    var rng = SeededRandom(seed: settings.seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1))
     var order = Array(0..<train.count)
     order.shuffle(using: &rng)
     let bs = max(1, settings.batchSize)
@@ -229,8 +242,8 @@ public final class Trainer {
     var size = settings.microBatch
     if size <= 0 {
       let perRow =
-        steps * (c.gruLayers * 5 * c.gruHidden + 2 * c.vocabularySize)
-        + c.steps * c.vocabularySize * 3
+        steps * (c.gruLayers * 5 * c.gruHidden + 3 * c.vocabularySize + 2 * c.gruInputSize)
+        + c.steps * c.vocabularySize * 3 + c.convolutions.reduce(0) { $0 + 3 * c.steps * $1.filters }
       size = max(8, 120_000_000 / max(perRow, 1))
     }
     if c.convolutionBatchNorm || c.latentBatchNorm { size = max(size, rows.count) }  // batch statistics need the whole batch
@@ -252,9 +265,43 @@ public final class Trainer {
   }
 
   func klWeight(epoch: Int, batch: Int, batches: Int) -> Float {
-    guard settings.klAnnealEpochs > 0 else { return 1 }
+    guard settings.klAnnealEpochs > 0 else { return settings.klWeight }
     let progress = Double(epoch) + Double(batch) / Double(max(batches, 1))
-    return Float(min(1, progress / settings.klAnnealEpochs))
+    return settings.klWeight * Float(min(1, progress / settings.klAnnealEpochs))
+  }
+
+  /// One optimisation step on training rows: gradients of every micro-batch, the clip, Adam.
+  /// Returns the batch's mean loss and its summed terms; throws on a non-finite loss or
+  /// gradient (nothing is updated then).
+  public func trainBatch(_ rows: [Int], klWeight kw: Float) throws -> (loss: Double, terms: LossTerms) {
+    let net = model.network
+    let steps = decoderSteps(rows, in: train)
+    net.zeroGradients()
+    var noise = state.noise
+    var terms = LossTerms()
+    for micro in microBatches(rows, steps: steps) {
+      let t = net.trainStep(
+        makeBatch(micro, from: train, steps: steps), batchRows: rows.count, mask: mask,
+        klWeight: kw, rng: &noise)
+      terms.reconstruction += t.reconstruction
+      terms.kl += t.kl
+      terms.rows += t.rows
+    }
+    var loss = (terms.reconstruction + Double(kw) * terms.kl) / Double(max(terms.rows, 1))
+    if injectNonFiniteAtStep == state.step { loss = .nan }
+    // ε 0: the scale is exactly clip/norm.
+    let clip = settings.gradientClip
+    let norm =
+      clip > 0
+      ? clipGradientsByGlobalNorm(net.parameters, maxNorm: clip, epsilon: 0)
+      : globalGradientNorm(net.parameters)
+    guard loss.isFinite && norm.isFinite else {
+      throw TrainingError.nonFinite(epoch: state.epoch, step: state.step, checkpoint: checkpointPath)
+    }
+    adam.learningRate = state.learningRate
+    adam.step()
+    state.noise = noise
+    return (loss, terms)
   }
 
   // MARK: Loop
@@ -262,10 +309,20 @@ public final class Trainer {
   /// Runs until the epochs are done, the time limit, an interruption or a non-finite loss.
   public func run() throws -> TrainingOutcome {
     guard train.count > 0 else { throw TrainingError.noData("no training rows") }
-    let net = model.network
     let startTime = Date()
     let elapsedBefore = state.elapsed
     var lastCheckpoint = Date()
+    var monitorTime = 0.0
+    var lastMonitor = Date()
+    func runMonitor() {
+      guard let monitor else { return }
+      let t = Date()
+      monitor()
+      monitorTime += Date().timeIntervalSince(t)
+      lastMonitor = Date()
+    }
+    func trainingSeconds() -> Double { elapsedBefore + Date().timeIntervalSince(startTime) - monitorTime }
+    if state.step == 0 || state.batchInEpoch == 0 { runMonitor() }
     while state.epoch < settings.epochs {
       let epoch = state.epoch
       let batches = batches(epoch: epoch)
@@ -273,40 +330,15 @@ public final class Trainer {
       var rowsThisSession = 0
       while state.batchInEpoch < batches.count {
         let rows = batches[state.batchInEpoch]
-        let steps = decoderSteps(rows, in: train)
         let kw = klWeight(epoch: epoch, batch: state.batchInEpoch, batches: batches.count)
-        net.zeroGradients()
-        var noise = SplitMix64(seed: 0)
-        noise.state = state.noiseState
-        var terms = LossTerms()
-        for micro in microBatches(rows, steps: steps) {
-          let t = net.trainStep(
-            makeBatch(micro, from: train, steps: steps), batchRows: rows.count, mask: mask,
-            klWeight: kw, rng: &noise)
-          terms.reconstruction += t.reconstruction
-          terms.kl += t.kl
-          terms.rows += t.rows
-        }
-        var loss = (terms.reconstruction + Double(kw) * terms.kl) / Double(max(terms.rows, 1))
-        if injectNonFiniteAtStep == state.step { loss = .nan }
-        // ε 0: the scale is exactly clip/norm, as before the clip moved to NN.
-        let clip = settings.gradientClip
-        let norm =
-          clip > 0
-          ? clipGradientsByGlobalNorm(net.parameters, maxNorm: clip, epsilon: 0)
-          : globalGradientNorm(net.parameters)
-        guard loss.isFinite && norm.isFinite else {
-          throw TrainingError.nonFinite(epoch: epoch, step: state.step, checkpoint: checkpointPath)
-        }
-        adam.learningRate = state.learningRate
-        adam.step()
-        state.noiseState = noise.state
+        let (loss, terms) = try trainBatch(rows, klWeight: kw)
         state.step += 1
         state.batchInEpoch += 1
         state.epochLoss += loss * Double(terms.rows)
         state.epochReconstruction += terms.reconstruction
         state.epochKL += terms.kl
         state.epochRows += terms.rows
+        state.rowsSeen += terms.rows
         rowsThisSession += terms.rows
         let secs = Date().timeIntervalSince(epochStart)
         onEvent(
@@ -314,7 +346,10 @@ public final class Trainer {
             epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
             loss: state.epochLoss / Double(max(state.epochRows, 1)),
             rowsPerSecond: Double(rowsThisSession) / max(secs, 1e-9)))
-        state.elapsed = elapsedBefore + Date().timeIntervalSince(startTime)
+        state.elapsed = trainingSeconds()
+        if monitor != nil && Date().timeIntervalSince(lastMonitor) > monitorMinutes * 60 {
+          runMonitor()
+        }
         if shouldStop() {
           try saveCheckpoint()
           return .interrupted
@@ -337,7 +372,7 @@ public final class Trainer {
         epoch: epoch + 1, step: state.step, trainLoss: state.epochLoss / n,
         trainReconstruction: state.epochReconstruction / n, trainKL: state.epochKL / n,
         validationLoss: val?.loss, validationReconstruction: val?.reconstruction,
-        learningRate: state.learningRate, seconds: seconds,
+        validationKL: val?.kl, learningRate: state.learningRate, seconds: seconds,
         rowsPerSecond: Double(rowsThisSession) / max(seconds, 1e-9))
       state.history.append(record)
       let monitored = val?.loss ?? record.trainLoss
@@ -354,8 +389,9 @@ public final class Trainer {
         try model.save(to: outputPath, half: halfPrecisionOutput)
         onEvent(.bestModel(path: outputPath, validationLoss: monitored))
       }
-      state.elapsed = elapsedBefore + Date().timeIntervalSince(startTime)
+      state.elapsed = trainingSeconds()
       onEvent(.epoch(record))
+      runMonitor()
       try saveCheckpoint()
       lastCheckpoint = Date()
       epochStart = Date()
@@ -371,9 +407,12 @@ public final class Trainer {
 
   /// Mean validation loss with noise seeded by the epoch (does not touch the training stream).
   /// - Parameter limit: use only the first `limit` validation rows (a quick estimate).
-  public func validationLoss(epoch: Int, limit: Int? = nil) -> (loss: Double, reconstruction: Double)? {
+  /// Batch norm runs on its running statistics, as the model does in use.
+  public func validationLoss(epoch: Int, limit: Int? = nil) -> (
+    loss: Double, reconstruction: Double, kl: Double
+  )? {
     guard validation.count > 0 else { return nil }
-    var rng = SplitMix64(seed: settings.seed ^ 0x5EED_0000 &+ UInt64(epoch))
+    var rng = SeededRandom(seed: settings.seed ^ 0x5EED_0000 &+ UInt64(epoch))
     var rows = Array(0..<min(validation.count, limit ?? validation.count))
     rows.sort { validation.lengths[$0] < validation.lengths[$1] }
     var recon = 0.0
@@ -386,14 +425,14 @@ public final class Trainer {
       for micro in microBatches(chunk, steps: steps) {
         let t = model.network.trainStep(
           makeBatch(micro, from: validation, steps: steps), batchRows: chunk.count, mask: mask,
-          klWeight: 1, rng: &rng, updateRunning: false, computeGradients: false)
+          klWeight: 1, rng: &rng, training: false, computeGradients: false)
         recon += t.reconstruction
         kl += t.kl
       }
       k += bs
     }
     let n = Double(rows.count)
-    return ((recon + kl) / n, recon / n)
+    return ((recon + kl) / n, recon / n, kl / n)
   }
 
   // MARK: Checkpoints

@@ -407,6 +407,36 @@ public struct GRU: Layer {
     return h
   }
 
+  /// Runs all layers for `steps` steps from `initialStates` ([B, H] per layer; zeros when
+  /// nil) and returns the top layer's states [B, steps, H] with every layer's last state:
+  /// what a decoder that feeds back its own choices calls one step at a time. With
+  /// `repeating`, `x` is [B, in] and fed at every step (`gru(repeating:steps:...)`);
+  /// otherwise `x` is [B, steps, in].
+  public func callAsFunction(
+    _ x: Var, repeating: Bool, steps: Int, initialStates: [Var]?, tape: Tape
+  ) -> (output: Var, finalStates: [Var]) {
+    precondition(!layers.isEmpty, "GRU without layers")
+    precondition(initialStates == nil || initialStates!.count == layers.count, "GRU: one initial state per layer")
+    var h = x
+    var last: [Var] = []
+    for (k, l) in layers.enumerated() {
+      let (wih, whh, bih, bhh) = (
+        tape.parameter(l.weightIH), tape.parameter(l.weightHH), tape.parameter(l.biasIH),
+        tape.parameter(l.biasHH)
+      )
+      let h0 = initialStates?[k]
+      h =
+        k == 0 && repeating
+        ? gru(
+          repeating: h, steps: steps, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh,
+          initialState: h0)
+        : gru(h, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh, initialState: h0)
+      let B = h.shape[0]
+      last.append(slice(h, axis: 1, range: (steps - 1)..<steps).reshaped([B, hiddenSize]))
+    }
+    return (h, last)
+  }
+
   /// Runs all layers from zero initial states on the same input `x` [B, in] at each of
   /// `steps` steps; returns the last layer's states [B, steps, H]. Equivalent to calling the
   /// layer on `x` repeated to [B, steps, in], but the first layer projects `x` once per row

@@ -33,10 +33,13 @@ public enum LossReduction: Sendable, Equatable {
 ///   - targets: class index per row, `logits.count / C` entries in row order ([B, T]).
 ///   - mask: 1 = allowed, same shape as `logits`; nil allows every class.
 ///   - weights: per-row weights, shape `logits.shape.dropLast()` ([B, T]); nil = 1.
+///   - maskTable, maskRows: a mask given by reference instead of `mask`: row `r` of the
+///     logits uses row `maskRows[r]` of `maskTable` [K, C]. A grammar's masks come from a
+///     small table (one row per left-hand side), so no [B, T, C] mask is built.
 ///   - reduction: default `.batchMean` (sum over steps, mean over the batch).
 public func softmaxCrossEntropy(
   logits: Var, targets: [Int], mask: Tensor? = nil, weights: Tensor? = nil,
-  reduction: LossReduction = .batchMean
+  maskTable: Tensor? = nil, maskRows: [Int]? = nil, reduction: LossReduction = .batchMean
 ) -> Var {
   let shape = logits.shape
   let C = shape.last ?? 1
@@ -49,17 +52,29 @@ public func softmaxCrossEntropy(
   if let weights {
     precondition(weights.count == rows, "cross-entropy weights \(weights.shape) vs logits \(shape)")
   }
+  precondition(mask == nil || maskTable == nil, "cross-entropy: give mask or maskTable, not both")
+  if let maskTable {
+    precondition(
+      maskTable.rank == 2 && maskTable.shape[1] == C && maskRows?.count == rows,
+      "cross-entropy mask table \(maskTable.shape), \(maskRows?.count ?? 0) rows for \(shape)")
+  }
   var probabilities = Tensor(zeros: shape)
   var total = 0.0
-  let maskStorage = mask?.storage ?? []
+  let maskStorage = mask?.storage ?? maskTable?.storage ?? []
+  let tableRows = maskTable?.shape[0] ?? 0
   logits.value.withPointer { pl in
     probabilities.withMutablePointer { pp in
       maskStorage.withUnsafeBufferPointer { maskBuf in
-        let hasMask = mask != nil
+        let hasMask = mask != nil || maskTable != nil
         for r in 0..<rows {
           let l = pl + r * C
           let p = pp + r * C
-          let m = hasMask ? maskBuf.baseAddress! + r * C : nil
+          var maskRow = r
+          if let maskRows {
+            maskRow = maskRows[r]
+            precondition(maskRow >= 0 && maskRow < tableRows, "mask row \(maskRow) outside 0..<\(tableRows)")
+          }
+          let m = hasMask ? maskBuf.baseAddress! + maskRow * C : nil
           var maxLogit = -Float.infinity
           for c in 0..<C where m == nil || m![c] != 0 { maxLogit = Swift.max(maxLogit, l[c]) }
           if maxLogit == -.infinity { continue }  // nothing allowed: no term

@@ -1,141 +1,38 @@
-// Training-step benchmarks: one full step (forward, backward, Adam) of the paper's Grammar
-// VAE networks (REFERENCE.md §3) on random one-hot inputs with random valid masks.
-// The network definitions live here until the GrammarVAE module has its own.
+// Training-step benchmarks: one step of the product's own trainer (`Trainer.trainBatch`:
+// forward, backward, clip, Adam) for the Grammar VAE presets (REFERENCE.md §3), on random
+// grammar derivations. Every row is marked full length so the decoder runs all MAX_LEN steps,
+// as the PyTorch peer (tools/torch_train_step.py) does.
+import CFG
 import Engine
 import Foundation
+import GrammarVAE
 import NN
 
-/// Encoder convolution spec: (filters, kernel).
-struct TrainStepNetworkSpec {
-  var name: String
-  var steps: Int
-  var vocabulary: Int
-  var convolutions: [(filters: Int, kernel: Int)]
-  var batchNormAfterConvolutions: Bool
-  var encoderHidden: Int
-  var latent: Int
-  var batchNormLatent: Bool
-  var gruHidden: Int
-  var gruLayers: Int
-
-  static let zinc = TrainStepNetworkSpec(
-    name: "zinc", steps: 277, vocabulary: 76, convolutions: [(9, 9), (9, 9), (10, 11)],
-    batchNormAfterConvolutions: false, encoderHidden: 435, latent: 56, batchNormLatent: false,
-    gruHidden: 501, gruLayers: 3)
-  static let equation = TrainStepNetworkSpec(
-    name: "equation", steps: 15, vocabulary: 12, convolutions: [(2, 2), (3, 3), (4, 4)],
-    batchNormAfterConvolutions: true, encoderHidden: 100, latent: 25, batchNormLatent: true,
-    gruHidden: 100, gruLayers: 3)
-}
-
-/// The Grammar VAE: Conv1D encoder → (μ, log σ²) → z → dense → repeat → GRU stack →
-/// time-distributed dense logits; loss = masked cross-entropy (sum over steps, mean over
-/// batch) + KL (summed over latent dimensions).
-struct BenchGrammarVAE {
-  let spec: TrainStepNetworkSpec
-  let convolutions: [Conv1D]
-  let convolutionNorms: [BatchNorm]
-  let encoderDense: Dense
-  let mean: Dense
-  let logVariance: Dense
-  let latentNorm: BatchNorm?
-  let decoderDense: Dense
-  let gru: GRU
-  let output: Dense
-  /// Materialise the repeat over steps and run the plain GRU (for comparison).
-  var explicitRepeat = false
-
-  init(_ spec: TrainStepNetworkSpec, rng: inout SeededRandom) {
-    self.spec = spec
-    var channels = spec.vocabulary
-    var length = spec.steps
-    var convs: [Conv1D] = []
-    var norms: [BatchNorm] = []
-    for (i, c) in spec.convolutions.enumerated() {
-      convs.append(
-        Conv1D(
-          inputChannels: channels, outputChannels: c.filters, kernelSize: c.kernel,
-          activation: .relu, name: "encoder.conv\(i + 1)", rng: &rng))
-      if spec.batchNormAfterConvolutions {
-        norms.append(BatchNorm(featureCount: c.filters, name: "encoder.norm\(i + 1)"))
-      }
-      channels = c.filters
-      length -= c.kernel - 1
-    }
-    convolutions = convs
-    convolutionNorms = norms
-    encoderDense = Dense(
-      inputSize: channels * length, outputSize: spec.encoderHidden, activation: .relu,
-      name: "encoder.dense", rng: &rng)
-    mean = Dense(
-      inputSize: spec.encoderHidden, outputSize: spec.latent, name: "encoder.mean", rng: &rng)
-    logVariance = Dense(
-      inputSize: spec.encoderHidden, outputSize: spec.latent, name: "encoder.log_var", rng: &rng)
-    latentNorm =
-      spec.batchNormLatent ? BatchNorm(featureCount: spec.latent, name: "decoder.norm") : nil
-    decoderDense = Dense(
-      inputSize: spec.latent, outputSize: spec.latent, activation: .relu, name: "decoder.dense",
-      rng: &rng)
-    gru = GRU(
-      inputSize: spec.latent, hiddenSize: spec.gruHidden, layerCount: spec.gruLayers,
-      name: "decoder.gru", rng: &rng)
-    output = Dense(
-      inputSize: spec.gruHidden, outputSize: spec.vocabulary, name: "decoder.output", rng: &rng)
+/// A trainer for `preset` over `rows` random derivations of its grammar.
+func benchmarkTrainer(_ preset: Preset, rows: Int, seed: UInt64) throws -> Trainer {
+  let grammarName = preset.base == .equation ? "equation" : "zinc"
+  let shipped = ShippedGrammar.all.first { $0.name == grammarName }!
+  let g = try Grammar.named(grammarName)
+  let steps = preset.defaultSteps(kind: .grammar)!
+  let config = preset.configuration(kind: .grammar, steps: steps, vocabularySize: g.productions.count)
+  let model = try VAEModel(configuration: config, grammar: g, grammarText: shipped.text, seed: seed)
+  var rng = SeededRandom(seed: seed)
+  var data = EncodedDataset(steps: steps)
+  let pad = Int32(g.paddingProduction)
+  while data.count < rows {
+    guard let d = try? g.randomDerivation(maxLength: steps, terminationBias: 0.3, using: &rng) else { continue }
+    data.strings.append("")
+    data.sequences += d.map { Int32($0) } + [Int32](repeating: pad, count: steps - d.count)
+    data.lengths.append(Int32(steps))  // run every step, like the peer
+    data.lineNumbers.append(data.count)
   }
-
-  var parameters: [Parameter] {
-    convolutions.flatMap(\.parameters) + convolutionNorms.flatMap(\.parameters)
-      + encoderDense.parameters + mean.parameters + logVariance.parameters
-      + (latentNorm?.parameters ?? []) + decoderDense.parameters + gru.parameters
-      + output.parameters
-  }
-
-  /// The training loss for one batch.
-  func loss(
-    x: Tensor, targets: [Int], mask: Tensor, epsilon: Tensor, tape: Tape
-  ) -> Var {
-    let B = x.shape[0]
-    var h = tape.constant(x)
-    for (i, conv) in convolutions.enumerated() {
-      h = conv(h, tape: tape)
-      if spec.batchNormAfterConvolutions { h = convolutionNorms[i](h, tape: tape, training: true) }
-    }
-    h = encoderDense(h.reshaped([B, -1]), tape: tape)
-    let mu = mean(h, tape: tape)
-    let logVar = logVariance(h, tape: tape)
-    var z = mu + tape.constant(epsilon) * exp(logVar * 0.5)
-    if let latentNorm { z = latentNorm(z, tape: tape, training: true) }
-    let d = decoderDense(z, tape: tape)
-    let states: Var
-    if explicitRepeat {
-      // Repeat over steps by broadcasting against zeros [1, T, 1] (the reference network).
-      let repeated =
-        d.reshaped([B, 1, spec.latent]) + tape.constant(Tensor(zeros: [1, spec.steps, 1]))
-      states = gru(repeated, tape: tape)
-    } else {
-      // Same network: the first GRU layer projects the repeated code once per row.
-      states = gru(repeating: d, steps: spec.steps, tape: tape)
-    }
-    let logits = output(states, tape: tape)
-    return softmaxCrossEntropy(logits: logits, targets: targets, mask: mask)
-      + gaussianKLDivergence(mean: mu, logVariance: logVar)
-  }
-}
-
-/// Random one-hot inputs, their targets and random masks that allow each target.
-func randomBatch(
-  _ spec: TrainStepNetworkSpec, batch B: Int, rng: inout SeededRandom
-) -> (x: Tensor, targets: [Int], mask: Tensor) {
-  let T = spec.steps
-  let C = spec.vocabulary
-  var targets: [Int] = []
-  var mask = Tensor(zeros: [B, T, C])
-  for r in 0..<(B * T) {
-    let t = Int(rng.next() % UInt64(C))
-    targets.append(t)
-    for c in 0..<C { mask.storage[r * C + c] = (c == t || rng.nextUniform() < 0.3) ? 1 : 0 }
-  }
-  return (oneHot(targets, depth: C).reshaped([B, T, C]), targets, mask)
+  var settings = preset.training
+  settings.batchSize = rows
+  settings.seed = seed
+  settings.microBatch = rows
+  return Trainer(
+    model: model, settings: settings, train: data, validation: EncodedDataset(steps: steps),
+    outputPath: "/dev/null")
 }
 
 /// Peak resident set size of this process in bytes (VmHWM), or 0 where unavailable.
@@ -159,36 +56,28 @@ func resetPeakResident() {
   }
 }
 
-func runTrainStepBenchmark(
-  _ spec: TrainStepNetworkSpec, batch: Int, runs: Int, explicitRepeat: Bool = false
-) {
+func runTrainStepBenchmark(_ preset: Preset, batch: Int, runs: Int) {
   resetPeakResident()
-  var rng = SeededRandom(seed: 2017)
-  var model = BenchGrammarVAE(spec, rng: &rng)
-  model.explicitRepeat = explicitRepeat
-  let parameters = model.parameters
-  let adam = Adam(parameters: parameters, learningRate: 1e-3)
-  let data = randomBatch(spec, batch: batch, rng: &rng)
-  var lastLoss: Float = 0
-  let timing = timedSteps(runs: runs) {
-    let epsilon = Tensor(randomNormal: [batch, spec.latent], rng: &rng)
-    let tape = Tape()
-    let loss = model.loss(
-      x: data.x, targets: data.targets, mask: data.mask, epsilon: epsilon, tape: tape)
-    zeroGradients(parameters)
-    tape.backward(loss)
-    adam.step()
-    lastLoss = loss.value.scalar
+  let trainer: Trainer
+  do { trainer = try benchmarkTrainer(preset, rows: batch, seed: 2017) } catch {
+    FileHandle.standardError.write(Data("gvae-bench: \(error)\n".utf8))
+    exit(1)
   }
+  let rows = Array(0..<batch)
+  var lastLoss = 0.0
+  let timing = timedSteps(runs: runs) {
+    lastLoss = (try? trainer.trainBatch(rows, klWeight: 1).loss) ?? .nan
+  }
+  let name = preset.base == .equation ? "equation" : "zinc"
   report(
-    "\(spec.name)-train-step", medianSeconds: timing.median,
+    "\(name)\(preset.base == preset ? "" : "-ar")-train-step", medianSeconds: timing.median,
     [
       "batch": batch, "runs": runs, "molecules_per_second": Double(batch) / timing.median,
       "min_seconds": timing.min, "cpu_seconds": timing.cpu,
-      "peak_rss_bytes": peakResidentBytes(), "loss": Double(lastLoss),
-      "parameters": parameters.reduce(0) { $0 + $1.value.count },
+      "peak_rss_bytes": peakResidentBytes(), "loss": lastLoss,
+      "parameters": trainer.model.network.parameterCount, "preset": preset.rawValue,
       "blas": BLAS.backendDescription, "blas_threads": BLAS.threadCount,
-      "kernels": Kernels.instructionSet, "explicit_repeat": explicitRepeat,
+      "kernels": Kernels.instructionSet,
     ])
 }
 
@@ -216,25 +105,20 @@ func timedSteps(runs: Int, _ body: () -> Void) -> (median: Double, min: Double, 
   return (wall[wall.count / 2], wall[0], cpu[cpu.count / 2])
 }
 
-/// `--runs N` (default 5), `--only zinc|equation`, `--zinc-batch N` (100),
-/// `--equation-batch N` (600), `--threads N` (BLAS threads; default: online cores),
-/// `--explicit-repeat` (materialise the decoder's repeat instead of `gru(repeating:)`).
+/// `--runs N` (default 5), `--only zinc|equation|zinc-ar|equation-ar`, `--zinc-batch N`
+/// (100), `--equation-batch N` (600), `--threads N` (BLAS threads; default: online cores).
+/// Without `--only`: the paper's two presets.
 func runTrainStepBenchmarks(_ arguments: [String]) {
   func value(_ flag: String) -> String? {
     arguments.firstIndex(of: flag).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
   }
   let runs = value("--runs").flatMap(Int.init) ?? 5
-  let only = value("--only")
-  let explicitRepeat = arguments.contains("--explicit-repeat")
   if let threads = value("--threads").flatMap(Int.init) { BLAS.setThreadCount(threads) }
-  if only == nil || only == "equation" {
-    runTrainStepBenchmark(
-      .equation, batch: value("--equation-batch").flatMap(Int.init) ?? 600, runs: runs,
-      explicitRepeat: explicitRepeat)
-  }
-  if only == nil || only == "zinc" {
-    runTrainStepBenchmark(
-      .zinc, batch: value("--zinc-batch").flatMap(Int.init) ?? 100, runs: runs,
-      explicitRepeat: explicitRepeat)
+  let presets: [Preset] = value("--only").map { Preset(rawValue: $0).map { [$0] } ?? [] } ?? [.equation, .zinc]
+  for p in presets {
+    let batch =
+      p.base == .equation
+      ? value("--equation-batch").flatMap(Int.init) ?? 600 : value("--zinc-batch").flatMap(Int.init) ?? 100
+    runTrainStepBenchmark(p, batch: batch, runs: runs)
   }
 }

@@ -1,3 +1,4 @@
+import Engine
 import ArgumentParser
 import CFG
 import Foundation
@@ -22,7 +23,7 @@ struct DatasetCommand: ParsableCommand {
       help: "Most derivation steps per string (default: the grammar's).")
     var maxLength: Int?
 
-    @Option(help: "Random seed (SplitMix64).")
+    @Option(help: "Random seed.")
     var seed: UInt64 = 0
 
     @Option(
@@ -43,7 +44,7 @@ struct DatasetCommand: ParsableCommand {
 
     func run() throws {
       let grammar = try grammarOption.load()
-      var rng = SplitMix64(seed: seed)
+      var rng = SeededRandom(seed: seed)
       let strings: [String]
       do {
         strings = try grammar.randomStrings(

@@ -1,3 +1,4 @@
+import Engine
 import ArgumentParser
 import CFG
 import Foundation
@@ -32,7 +33,7 @@ struct DecodeCommand: ParsableCommand {
     let Z = model.configuration.latentSize
     var z: [[Float]] = []
     for (i, l) in lines.enumerated() { z.append(try parseVector(l, size: Z, lineNumber: i + 1)) }
-    var rng = SplitMix64(seed: seed)
+    var rng = SeededRandom(seed: seed)
     let outputs = model.decode(
       latents: z, strategy: temperature.map { .sample(temperature: $0) } ?? .greedy, rng: &rng,
       lengthBudget: budget.lengthBudget)

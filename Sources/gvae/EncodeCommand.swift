@@ -1,3 +1,4 @@
+import Engine
 import ArgumentParser
 import CFG
 import Foundation
@@ -20,7 +21,7 @@ struct EncodeCommand: ParsableCommand {
   func run() throws {
     let model = try modelOption.load()
     let lines = inputLines(strings)
-    var rng = SplitMix64(seed: seed)
+    var rng = SeededRandom(seed: seed)
     let out = OutputBuffer()
     let block = 1024
     var start = 0

@@ -8,6 +8,6 @@ struct GVAE: ParsableCommand {
     subcommands: [
       ParseCommand.self, DeriveCommand.self, GrammarCommand.self, DatasetCommand.self,
       EncodeCommand.self, DecodeCommand.self, SampleCommand.self, ReconstructCommand.self,
-      InterpolateCommand.self, TrainCommand.self, EvaluateCommand.self,
+      InterpolateCommand.self, TrainCommand.self, EvaluateCommand.self, UpgradeModelCommand.self,
     ])
 }

@@ -1,3 +1,4 @@
+import Engine
 import ArgumentParser
 import CFG
 import Foundation
@@ -26,7 +27,7 @@ struct InterpolateCommand: ParsableCommand {
 
   func run() throws {
     let model = try modelOption.load()
-    var rng = SplitMix64(seed: seed)
+    var rng = SeededRandom(seed: seed)
     let ends: [[Float]]
     do {
       ends = try model.encode([start, end], stochastic: false, rng: &rng)

@@ -1,3 +1,4 @@
+import Engine
 import ArgumentParser
 import CFG
 import Foundation
@@ -25,7 +26,7 @@ struct ReconstructCommand: ParsableCommand {
   func run() throws {
     let model = try modelOption.load()
     let lines = inputLines(strings)
-    var rng = SplitMix64(seed: seed)
+    var rng = SeededRandom(seed: seed)
     let z: [[Float]]
     do {
       z = try model.encode(lines, stochastic: stochastic, rng: &rng)

@@ -1,3 +1,4 @@
+import Engine
 import ArgumentParser
 import CFG
 import Foundation
@@ -36,7 +37,7 @@ struct SampleCommand: ParsableCommand {
 
   func run() throws {
     let model = try modelOption.load()
-    var rng = SplitMix64(seed: seed)
+    var rng = SeededRandom(seed: seed)
     let Z = model.configuration.latentSize
     var results: [DecodedString] = []
     var incomplete = 0
@@ -47,7 +48,7 @@ struct SampleCommand: ParsableCommand {
       if attempts > 100 * max(count, 1) + 1000 {
         throw fail("gave up: \(incomplete) of \(attempts) draws were incomplete")
       }
-      let z = (0..<need).map { _ in (0..<Z).map { _ in standardNormal(&rng) } }
+      let z = (0..<need).map { _ in (0..<Z).map { _ in rng.nextNormal() } }
       let out = model.decode(
         latents: z, strategy: strategy(greedy: greedy, temperature: temperature), rng: &rng,
         lengthBudget: budget.lengthBudget)
@@ -68,11 +69,4 @@ struct SampleCommand: ParsableCommand {
     printDecoded(results, format: format, out: out)
     out.flush()
   }
-}
-
-func standardNormal(_ rng: inout SplitMix64) -> Float {
-  var u1 = Float(rng.next() >> 40) * 0x1p-24
-  if u1 < 1e-30 { u1 = 1e-30 }
-  let u2 = Float(rng.next() >> 40) * 0x1p-24
-  return (-2 * logf(u1)).squareRoot() * cosf(2 * Float.pi * u2)
 }

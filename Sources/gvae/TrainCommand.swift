@@ -31,7 +31,7 @@ struct TrainCommand: ParsableCommand {
   @Option(help: "Where to write the best model (safetensors).") var output: String
   @Option(help: "grammar (productions) or character.") var kind: ModelKind = .grammar
   @Option(
-    help: "Architecture and training defaults: zinc, equation or tiny (default: from the grammar).")
+    help: "Architecture and training defaults: zinc, equation, tiny (the paper's decoder) or zinc-ar, equation-ar, tiny-ar (autoregressive) (default: from the grammar).")
   var preset: Preset?
   @Option(help: "Epochs.") var epochs: Int?
   @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int?
@@ -54,6 +54,13 @@ struct TrainCommand: ParsableCommand {
   @Option(
     name: .customLong("kl-anneal"), help: "Epochs over which the KL weight rises from 0 to 1.")
   var klAnneal: Double = 0
+  @Option(
+    name: .customLong("kl-weight"), help: "Weight of the KL term after annealing (β; 1: the ELBO).")
+  var klWeight: Float = 1
+  @Option(
+    name: .customLong("init-from"),
+    help: "Start from this model file's weights (same configuration; fresh optimiser state).")
+  var initFrom: String?
   @Option(help: "Clip the global gradient norm (0: off).") var clip: Float = 0
   @Flag(help: "Store the model with 16-bit floats.") var half = false
   @Option(name: .customLong("hold-out"), help: "Skip the first N lines (the test set; ZINC: 5000).")
@@ -64,6 +71,10 @@ struct TrainCommand: ParsableCommand {
   @Option(name: .customLong("gru-hidden"), help: "GRU width.") var gruHidden: Int?
   @Option(name: .customLong("gru-layers"), help: "GRU layers.") var gruLayers: Int?
   @Option(name: .customLong("encoder-hidden"), help: "Encoder dense width.") var encoderHidden: Int?
+  @Option(name: .customLong("decoder-hidden"), help: "Width of the decoder's view of z.")
+  var decoderHidden: Int?
+  @Option(help: "Filters of every encoder convolution.") var filters: Int?
+  @Option(help: "Previous-choice embedding width (autoregressive presets).") var embedding: Int?
   @Option(name: .customLong("bucket-batches"), help: "Batches per length bucket (1: no bucketing).")
   var bucketBatches: Int = 32
   @Option(name: .customLong("micro-batch"), help: "Rows per forward pass (0: automatic).")
@@ -72,6 +83,12 @@ struct TrainCommand: ParsableCommand {
     name: .customLong("blas-threads"),
     help: "OpenBLAS threads (default: OPENBLAS_NUM_THREADS, else one per CPU).") var blasThreads:
     Int?
+  @Option(
+    name: .customLong("monitor-count"),
+    help: "Every --monitor-minutes, greedy reconstruction of this many validation strings (0: off).")
+  var monitorCount: Int = 0
+  @Option(name: .customLong("monitor-minutes"), help: "Minutes of training between monitor points.")
+  var monitorMinutes: Double = 5
   @Option(
     name: .customLong("export-validation"),
     help: "Write the validation split's strings to this file and exit (to evaluate on them).")
@@ -88,12 +105,19 @@ struct TrainCommand: ParsableCommand {
       throw ValidationError(
         "--max-minutes, --kl-anneal, --clip and --hold-out must be non-negative")
     }
+    guard klWeight >= 0 && klWeight.isFinite else {
+      throw ValidationError("--kl-weight must be a non-negative number")
+    }
     if let patience, patience < 0 { throw ValidationError("--patience must be non-negative") }
     for (n, v) in [
       ("--steps", steps), ("--latent", latent), ("--gru-hidden", gruHidden),
       ("--gru-layers", gruLayers), ("--encoder-hidden", encoderHidden), ("--limit", limit),
+      ("--decoder-hidden", decoderHidden), ("--filters", filters), ("--embedding", embedding),
     ] {
       if let v, v < 1 { throw ValidationError("\(n) must be at least 1") }
+    }
+    guard monitorCount >= 0, monitorMinutes > 0 else {
+      throw ValidationError("--monitor-count must be ≥ 0 and --monitor-minutes positive")
     }
     guard bucketBatches >= 1, microBatch >= 0 else {
       throw ValidationError("--bucket-batches must be ≥ 1")
@@ -103,7 +127,7 @@ struct TrainCommand: ParsableCommand {
   func run() throws {
     if let blasThreads { BLAS.setThreadCount(blasThreads) }
     let preset = self.preset ?? (grammar == "equation" ? .equation : .zinc)
-    let grammarName = grammar ?? (preset == .equation ? "equation" : "zinc")
+    let grammarName = grammar ?? (preset.base == .equation ? "equation" : "zinc")
     let g: Grammar
     do { g = try Grammar.named(grammarName) } catch { throw fail(error.summary) }
     let grammarText: String
@@ -140,8 +164,11 @@ struct TrainCommand: ParsableCommand {
     }
     if let latent {
       config.latentSize = latent
-      if preset != .tiny { config.decoderHidden = latent }
+      if preset == .zinc || preset == .equation { config.decoderHidden = latent }
     }
+    if let decoderHidden { config.decoderHidden = decoderHidden }
+    if let filters { for i in config.convolutions.indices { config.convolutions[i].filters = filters } }
+    if let embedding { config.embeddingSize = embedding }
     if let gruHidden { config.gruHidden = gruHidden }
     if let gruLayers { config.gruLayers = gruLayers }
     if let encoderHidden { config.encoderHidden = encoderHidden }
@@ -149,6 +176,16 @@ struct TrainCommand: ParsableCommand {
     do {
       model = try VAEModel(configuration: config, grammar: g, grammarText: grammarText, seed: seed)
     } catch { throw fail(error.description) }
+    if let initFrom {
+      let start: VAEModel
+      do { start = try VAEModel.load(path: initFrom, expectedGrammar: g) } catch {
+        throw fail(error.description)
+      }
+      guard start.configuration == config else {
+        throw fail("--init-from \(initFrom): its configuration differs from this run's")
+      }
+      for (dst, src) in zip(model.network.allTensors, start.network.allTensors) { dst.value = src.value }
+    }
 
     // Parse once.
     let t0 = Date()
@@ -165,7 +202,7 @@ struct TrainCommand: ParsableCommand {
     guard encoded.count > 0 else { throw fail("no line of \(data) could be encoded") }
 
     // Seeded split.
-    var rng = SplitMix64(seed: seed ^ 0xDA7A)
+    var rng = SeededRandom(seed: seed ^ 0xDA7A)
     var order = Array(0..<encoded.count)
     order.shuffle(using: &rng)
     let nVal = Int(Double(encoded.count) * validationFraction)
@@ -190,6 +227,7 @@ struct TrainCommand: ParsableCommand {
     settings.maxMinutes = maxMinutes
     settings.checkpointMinutes = checkpointMinutes
     settings.klAnnealEpochs = klAnneal
+    settings.klWeight = klWeight
     settings.gradientClip = clip
     settings.bucketBatches = bucketBatches
     settings.microBatch = microBatch
@@ -201,6 +239,7 @@ struct TrainCommand: ParsableCommand {
       "data": data, "hold_out": String(holdOut), "kind": kind.rawValue, "preset": preset.rawValue,
       "grammar": grammarName, "paper_loss": String(paperLoss),
     ]
+    if let initFrom { trainer.summaryExtras["init_from"] = initFrom }
     if resume {
       guard FileManager.default.fileExists(atPath: trainer.checkpointPath) else {
         throw fail("--resume: no checkpoint at \(trainer.checkpointPath)")
@@ -214,6 +253,33 @@ struct TrainCommand: ParsableCommand {
       "gvae: \(kind.rawValue) VAE, preset \(preset.rawValue): \(model.network.parameterCount) parameters, "
         + "\(train.count) training / \(validation.count) validation strings, batch \(settings.batchSize)"
     )
+
+    if monitorCount > 0 {
+      // A learning curve: greedy reconstruction of the posterior means of a fixed validation
+      // subset, against training time and rows seen.
+      let subset = Array(validation.strings.prefix(monitorCount))
+      let canonical = subset.map { model.codec.canonical($0) }
+      trainer.monitorMinutes = monitorMinutes
+      trainer.monitor = {
+        var rng = SeededRandom(seed: 0)
+        guard let z = try? model.encode(subset, stochastic: false, rng: &rng) else { return }
+        let out = model.decode(latents: z, strategy: .greedy, rng: &rng, lengthBudget: true)
+        let hits = zip(out, canonical).filter { $0.0.string == $0.1 }.count
+        let s = trainer.state
+        let line = String(
+          format:
+            "{\"event\":\"monitor\",\"seconds\":%.1f,\"rows_seen\":%d,\"step\":%d,\"epochs\":%.4f,"
+            + "\"reconstruction_greedy\":%.4f,\"strings\":%d,\"train_kl\":%.4f,\"train_reconstruction\":%.4f}",
+          s.elapsed, s.rowsSeen, s.step, Double(s.rowsSeen) / Double(max(train.count, 1)),
+          Double(hits) / Double(max(subset.count, 1)), subset.count,
+          s.epochKL / Double(max(s.epochRows, 1)), s.epochReconstruction / Double(max(s.epochRows, 1)))
+        TrainingLog.append(line, to: output + ".log.jsonl")
+        printError(
+          String(
+            format: "gvae: monitor at %.0f s, %d rows: greedy reconstruction %.1f%% of %d", s.elapsed,
+            s.rowsSeen, 100 * Double(hits) / Double(max(subset.count, 1)), subset.count))
+      }
+    }
 
     signal(SIGINT) { _ in interruptRequested = 1 }
     trainer.shouldStop = { interruptRequested != 0 }
@@ -241,9 +307,10 @@ struct TrainCommand: ParsableCommand {
         printError(
           String(
             format:
-              "epoch %d: loss %.4f (recon %.4f, KL %.4f), validation %@, lr %.2g, %.0f rows/s",
+              "epoch %d: loss %.4f (recon %.4f, KL %.4f), validation %@ (KL %@), lr %.2g, %.0f rows/s",
             r.epoch, r.trainLoss, r.trainReconstruction, r.trainKL,
-            r.validationLoss.map { String(format: "%.4f", $0) } ?? "-", r.learningRate,
+            r.validationLoss.map { String(format: "%.4f", $0) } ?? "-",
+            r.validationKL.map { String(format: "%.4f", $0) } ?? "-", r.learningRate,
             r.rowsPerSecond))
       case .checkpoint(let path):
         TrainingLog.append(

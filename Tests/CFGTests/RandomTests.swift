@@ -1,3 +1,4 @@
+import Engine
 import Testing
 
 @testable import CFG
@@ -9,7 +10,7 @@ import Testing
   func randomDerivationsReparse(_ name: String, _ maxLength: Int, _ seed: UInt64) throws {
     let g = try Grammar.named(name)
     let parser = Parser(grammar: g)
-    var rng = SplitMix64(seed: seed)
+    var rng = SeededRandom(seed: seed)
     for _ in 0..<300 {
       let d = try g.randomDerivation(maxLength: maxLength, terminationBias: 0.2, using: &rng)
       #expect(d.count <= maxLength, "seed \(seed)")
@@ -23,8 +24,8 @@ import Testing
 
   @Test func distinctStringsAreSeeded() throws {
     let g = try Grammar.named("equation")
-    var a = SplitMix64(seed: 7)
-    var b = SplitMix64(seed: 7)
+    var a = SeededRandom(seed: 7)
+    var b = SeededRandom(seed: 7)
     let x = try g.randomStrings(count: 200, maxLength: 15, using: &a)
     let y = try g.randomStrings(count: 200, maxLength: 15, using: &b)
     #expect(x == y)
@@ -33,7 +34,7 @@ import Testing
 
   @Test func impossibleRequestsThrow() throws {
     let g = try Grammar.named("equation")
-    var rng = SplitMix64(seed: 1)
+    var rng = SeededRandom(seed: 1)
     #expect(throws: GenerationError.maxLengthTooSmall(maxLength: 1, shortest: 2)) {
       try g.randomStrings(count: 1, maxLength: 1, using: &rng)
     }

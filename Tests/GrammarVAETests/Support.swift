@@ -13,7 +13,7 @@ func equationGrammar() throws -> Grammar { try Grammar.named("equation") }
 
 func tinyModel(
   kind: ModelKind = .grammar, batchNorm: Bool = false, seed: UInt64 = 1, steps: Int? = nil,
-  paperLoss: Bool = false
+  paperLoss: Bool = false, decoder: DecoderKind = .repeated, gruLayers: Int? = nil
 ) throws -> VAEModel {
   let g = try equationGrammar()
   var c: ModelConfiguration
@@ -30,6 +30,9 @@ func tinyModel(
     c.epsilonStd = 0.01
     c.klAveraged = true
   }
+  c.decoder = decoder
+  if decoder == .autoregressive { c.embeddingSize = 5 }
+  if let gruLayers { c.gruLayers = gruLayers }
   c.convolutionBatchNorm = batchNorm
   c.latentBatchNorm = batchNorm
   return try VAEModel(
