@@ -65,6 +65,13 @@ struct TrainCommand: ParsableCommand {
   @Flag(help: "Store the model with 16-bit floats.") var half = false
   @Option(name: .customLong("hold-out"), help: "Skip the first N lines (the test set; ZINC: 5000).")
   var holdOut: Int = 0
+  @Option(
+    name: .customLong("test-sample"),
+    help: "Hold out N lines drawn at random (seed --test-seed) as a test set: never trained on, never used for validation.")
+  var testSample: Int = 0
+  @Option(name: .customLong("test-seed"), help: "Seed of the --test-sample draw.") var testSeed: UInt64 = 0
+  @Option(name: .customLong("export-test"), help: "Write the --test-sample strings to this file and exit.")
+  var exportTest: String?
   @Option(help: "Use at most N lines after the hold-out.") var limit: Int?
   @Option(help: "Sequence length (default: the preset's).") var steps: Int?
   @Option(help: "Latent size.") var latent: Int?
@@ -116,6 +123,7 @@ struct TrainCommand: ParsableCommand {
     ] {
       if let v, v < 1 { throw ValidationError("\(n) must be at least 1") }
     }
+    guard testSample >= 0 else { throw ValidationError("--test-sample must be non-negative") }
     guard monitorCount >= 0, monitorMinutes > 0 else {
       throw ValidationError("--monitor-count must be ≥ 0 and --monitor-minutes positive")
     }
@@ -143,6 +151,24 @@ struct TrainCommand: ParsableCommand {
       throw fail(error.description)
     }
     lines = Array(lines.dropFirst(holdOut))
+    if testSample > 0 {
+      // Drawn from the whole file, so a sorted file still gives a representative test set.
+      var rng = SeededRandom(seed: testSeed ^ 0x7E57)
+      var order = Array(lines.indices)
+      order.shuffle(using: &rng)
+      let test = Set(order.prefix(testSample))
+      if let exportTest {
+        let text = lines.indices.filter { test.contains($0) }.map { lines[$0].text + "\n" }.joined()
+        do { try text.write(toFile: exportTest, atomically: true, encoding: .utf8) } catch {
+          throw fail("cannot write \(exportTest): \(error.localizedDescription)")
+        }
+        printError("gvae: wrote \(test.count) test strings to \(exportTest)")
+        return
+      }
+      lines = lines.indices.filter { !test.contains($0) }.map { lines[$0] }
+    } else if exportTest != nil {
+      throw fail("--export-test needs --test-sample N")
+    }
     if let limit { lines = Array(lines.prefix(limit)) }
     guard !lines.isEmpty else { throw fail("\(data): no strings to train on") }
 
@@ -236,7 +262,8 @@ struct TrainCommand: ParsableCommand {
       model: model, settings: settings, train: train, validation: validation, outputPath: output)
     trainer.halfPrecisionOutput = half
     trainer.summaryExtras = [
-      "data": data, "hold_out": String(holdOut), "kind": kind.rawValue, "preset": preset.rawValue,
+      "data": data, "hold_out": String(holdOut), "test_sample": String(testSample),
+      "test_seed": String(testSeed), "kind": kind.rawValue, "preset": preset.rawValue,
       "grammar": grammarName, "paper_loss": String(paperLoss),
     ]
     if let initFrom { trainer.summaryExtras["init_from"] = initFrom }
