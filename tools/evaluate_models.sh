@@ -7,15 +7,10 @@ G=.build/release/gvae
 EQ=${EQ:-../shared/data/equations/equation2_15_dataset.txt.gz}
 ZINC=${ZINC:-../shared/data/zinc250k/250k_rndm_zinc_drugs_clean.smi.gz}
 mkdir -p runs
-# Expression test set: 1,000 strings drawn from the validation split of the training run
-# (the data file is sorted, so its first lines are not a fair test set).
-$G train --preset equation --data $EQ --output runs/unused.safetensors --hold-out 1000 --seed 1 \
-  --export-validation runs/equation-validation.txt
-python3 -c "
-import random
-l = open('runs/equation-validation.txt').read().split('\n')[:-1]
-random.Random(0).shuffle(l)
-open('runs/equation-test.txt', 'w').write('\n'.join(l[:1000]) + '\n')"
+# Expression test set: the 1,000 lines that `gvae train --test-sample 1000` (seed 0) holds
+# out of the whole file: never trained on, never used for validation or model selection.
+$G train --preset equation --data $EQ --output runs/unused.safetensors --test-sample 1000 \
+  --export-test runs/equation-test.txt
 for m in equation equation-char; do
   $G evaluate --model $m --data $EQ --test-file runs/equation-test.txt --test-count 1000 \
     --encodings 10 --decodings 100 --prior-samples 1000 --prior-decodings 10 --format json \

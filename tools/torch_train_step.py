@@ -6,7 +6,7 @@ tools/torch_gvae.py from the presets' configurations (the layout gvae's model fi
 full training step (forward, backward, Adam) on random one-hot inputs with random valid masks,
 2 CPU threads. Prints one JSON line per network with the fields gvae-bench prints:
 
-  python3 tools/torch_train_step.py [--runs N] [--only zinc|equation] [--threads N]
+  python3 tools/torch_train_step.py [--runs N] [--only zinc|equation|zinc-ar] [--threads N]
                                     [--zinc-batch N] [--equation-batch N]
                                     [--decoder repeated|autoregressive] [--embedding N]
 
@@ -47,6 +47,13 @@ SPECS = {
                              encoderHidden=435, latentSize=56, latentBatchNorm=False,
                              decoderHidden=56, gruHidden=501, gruLayers=3, epsilonStd=1.0),
                  batch=100),
+    # gvae's zinc-ar preset (Sources/GrammarVAE/Configuration.swift).
+    "zinc-ar": dict(config=dict(kind="grammar", steps=277, vocabularySize=76,
+                                convolutions=conv((32, 9), (32, 9), (32, 11)), convolutionBatchNorm=False,
+                                encoderHidden=435, latentSize=56, latentBatchNorm=False,
+                                decoderHidden=128, gruHidden=512, gruLayers=1, epsilonStd=1.0,
+                                decoder="autoregressive", embeddingSize=32),
+                    batch=100),
 }
 
 
@@ -68,7 +75,10 @@ def reset_peak_rss():
 
 def bench(name, runs, batch=None, decoder="repeated", embedding=32):
     s = SPECS[name]
-    config = dict(s["config"], decoder=decoder, embeddingSize=embedding if decoder == "autoregressive" else 0)
+    config = dict(s["config"])
+    if "decoder" not in config:
+        config.update(decoder=decoder, embeddingSize=embedding if decoder == "autoregressive" else 0)
+    decoder = config["decoder"]
     reset_peak_rss()
     torch.manual_seed(2017)
     b, t, c = batch or s["batch"], config["steps"], config["vocabularySize"]
@@ -96,7 +106,7 @@ def bench(name, runs, batch=None, decoder="repeated", embedding=32):
         times.append(time.perf_counter() - start)
         cpu.append(sum(os.times()[:2]) - c0)
     median = statistics.median(times)
-    suffix = "-ar" if decoder == "autoregressive" else ""
+    suffix = "-ar" if decoder == "autoregressive" and not name.endswith("-ar") else ""
     print(json.dumps({
         "name": f"{name}{suffix}-train-step", "median_seconds": median, "batch": b, "runs": runs,
         "min_seconds": min(times), "cpu_seconds": statistics.median(cpu),
@@ -118,8 +128,8 @@ def main():
     p.add_argument("--embedding", type=int, default=32, help="embedding width (autoregressive)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    for name, batch in (("equation", a.equation_batch), ("zinc", a.zinc_batch)):
-        if a.only in (None, name):
+    for name, batch in (("equation", a.equation_batch), ("zinc", a.zinc_batch), ("zinc-ar", a.zinc_batch)):
+        if a.only == name or (a.only is None and name != "zinc-ar"):
             bench(name, a.runs, batch, a.decoder, a.embedding)
 
 

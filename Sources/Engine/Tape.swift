@@ -42,7 +42,10 @@ public final class Tape {
   /// Set by `backward`: gradient of the loss for every value that needed one.
   @usableFromInline var gradients: [Tensor?] = []
 
-  public init(recording: Bool = true) { self.isRecording = recording }
+  public init(recording: Bool = true) {
+    self.isRecording = recording
+    _ = MemoryPolicy.configured
+  }
 
   /// Number of recorded nodes (always 0 for a tape that is not recording).
   public var nodeCount: Int { nodes.count }

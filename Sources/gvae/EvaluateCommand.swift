@@ -44,6 +44,9 @@ struct EvaluateCommand: ParsableCommand {
     else {
       throw ValidationError("counts must be positive (--test-count and --prior-samples may be 0)")
     }
+    if testFile != nil && data == nil {
+      throw ValidationError("--test-file needs --data (the training data, for novelty)")
+    }
   }
 
   func run() throws {

@@ -357,6 +357,24 @@ struct TrainCommand: ParsableCommand {
       throw fail("\(error)")
     }
     reporter.finishLine()
+    if outcome == .interrupted || outcome == .timeLimit {
+      // A sitting that stops mid-epoch: its latest weights, measured, beside the best model.
+      let latest = output.hasSuffix(".safetensors")
+        ? String(output.dropLast(".safetensors".count)) + ".latest.safetensors" : output + ".latest"
+      trainer.monitor?()
+      if let v = trainer.validationLoss(epoch: trainer.state.epoch, limit: 1000) {
+        TrainingLog.append(
+          String(
+            format: "{\"event\":\"latest\",\"path\":%@,\"seconds\":%.1f,\"rows_seen\":%d,\"step\":%d,"
+              + "\"validation_loss_1000\":%.4f,\"validation_reconstruction_1000\":%.4f,\"validation_kl_1000\":%.4f}",
+            jsonString(latest), trainer.state.elapsed, trainer.state.rowsSeen, trainer.state.step,
+            v.loss, v.reconstruction, v.kl), to: logPath)
+        trainer.summaryExtras["latest_validation_loss_1000"] = String(format: "%.4f", v.loss)
+      }
+      model.trainingSummary = trainer.summaryForModel()
+      do { try model.save(to: latest, half: half) } catch { throw fail(error.description) }
+      printError("gvae: latest weights saved to \(latest)")
+    }
     switch outcome {
     case .finished:
       printError(

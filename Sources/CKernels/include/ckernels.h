@@ -13,6 +13,9 @@ int gvae_cpu_has_avx2_fma(void);
 /// The instruction set the kernels below dispatch to: "avx512f", "avx2+fma" or "baseline".
 const char *gvae_kernel_isa(void);
 
+/// Keeps large freed blocks in the heap instead of returning them to the kernel (glibc).
+void gvae_keep_large_blocks(void);
+
 // Elementwise transcendental functions, y[i] = f(x[i]) for i < n. `x` and `y` may be the
 // same buffer; otherwise they must not overlap. Cephes-style range reduction and polynomials: relative error about 1e-7
 // (exp, log, sigmoid) and 2e-7 (tanh) on normal inputs.

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One training sitting of the shipped ZINC model (issue: shipped models in resumable sittings).
+#   bash tools/sitting.sh start [MINUTES]   train in the background (one BLAS thread), resuming
+#                                           runs/zinc.checkpoint if present, else warm-starting
+#                                           from Models/zinc.safetensors (fresh Adam moments)
+#   bash tools/sitting.sh stop              Ctrl-C the run: it checkpoints, saves its latest weights
+#   bash tools/sitting.sh record            append the sitting to Models/zinc.sittings.jsonl, ship the
+#                                           latest weights when they reconstruct better, redraw
+#                                           Models/zinc.curve.svg
+# ZINC=PATH picks the data file; PRESET (zinc-ar) the architecture of a first sitting.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ZINC=${ZINC:-../shared/data/zinc250k/250k_rndm_zinc_drugs_clean.smi.gz}
+PRESET=${PRESET:-zinc-ar}
+OUT=runs/zinc.safetensors
+mkdir -p runs
+case "${1:-}" in
+start)
+  minutes=${2:-150}
+  swift build -c release --product gvae >/dev/null
+  cp .build/release/gvae runs/gvae-sitting   # a rebuild during the sitting leaves it alone
+  args=(train --preset "$PRESET" --data "$ZINC" --output "$OUT" --hold-out 5000 --paper-loss
+    --batch-size 100 --checkpoint-minutes 5 --half --seed 1 --max-minutes "$minutes"
+    --monitor-count 1000 --monitor-minutes 10)
+  if [ -f "$OUT.checkpoint" ]; then args+=(--resume); how=resume
+  elif [ -f Models/zinc.safetensors ] && [ -f Models/zinc.sittings.jsonl ]; then
+    args+=(--init-from Models/zinc.safetensors); how=warm-start
+  else how=fresh; fi
+  rm -f "$OUT.log.jsonl"
+  echo "{\"start\":\"$(date -u +%FT%TZ)\",\"how\":\"$how\",\"commit\":\"$(git rev-parse --short HEAD)\",\"command\":\"gvae ${args[*]}\"}" >runs/sitting.json
+  OPENBLAS_NUM_THREADS=1 nohup runs/gvae-sitting "${args[@]}" >runs/sitting.out 2>&1 &
+  echo $! >runs/sitting.pid
+  echo "sitting started ($how), pid $(cat runs/sitting.pid); log runs/sitting.out"
+  ;;
+stop)
+  pid=$(cat runs/sitting.pid)
+  kill -CONT "$pid" 2>/dev/null || true
+  kill -INT "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 2; done
+  tail -3 runs/sitting.out
+  ;;
+record)
+  python3 tools/record_sitting.py --log "$OUT.log.jsonl" --sitting runs/sitting.json \
+    --latest runs/zinc.latest.safetensors --best "$OUT" --shipped Models/zinc.safetensors \
+    --record Models/zinc.sittings.jsonl --svg Models/zinc.curve.svg
+  ;;
+*) sed -n '2,10p' "$0" >&2; exit 2 ;;
+esac
