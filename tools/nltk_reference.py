@@ -15,10 +15,14 @@ the output of `gvae parse --format indices`) and prints the mismatch count.
 import argparse
 import gzip
 import multiprocessing as mp
+import os
 import sys
 import time
 
 import nltk
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cfg_tokens  # noqa: E402
 
 _grammar = None
 _parser = None
@@ -46,19 +50,7 @@ def _init(grammar_path):
 
 def tokenize(s):
     """Longest match over the grammar's terminals; whitespace separates tokens."""
-    out, i = [], 0
-    while i < len(s):
-        if s[i].isspace():
-            i += 1
-            continue
-        for t in _terminals:
-            if s.startswith(t, i):
-                out.append(t)
-                i += len(t)
-                break
-        else:
-            raise ValueError(f"unknown character {s[i]!r} at column {i + 1}")
-    return out
+    return cfg_tokens.tokenize(s, _terminals)
 
 
 def derive(s):

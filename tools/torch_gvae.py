@@ -10,11 +10,15 @@ and `decode_latents(model, z)`. `GrammarVAE(config)` builds an untrained network
 Needs torch and safetensors; grammar models also need nltk (the parser).
 """
 import json
+import os
 import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cfg_tokens  # noqa: E402
 
 # Keys a configuration may omit (files written before they existed).
 DEFAULTS = {
@@ -229,19 +233,7 @@ class Grammar:
         self.skip_whitespace = not any(ch.isspace() for t in terminals for ch in t)
 
     def tokenize(self, s):
-        out, i = [], 0
-        while i < len(s):
-            if self.skip_whitespace and s[i].isspace():
-                i += 1
-                continue
-            for t in self.terminals:
-                if s.startswith(t, i):
-                    out.append(t)
-                    i += len(t)
-                    break
-            else:
-                raise ValueError(f"unknown character {s[i]!r} at column {i + 1}")
-        return out
+        return cfg_tokens.tokenize(s, self.terminals, self.skip_whitespace)
 
     def parse(self, s):
         """The leftmost derivation of `s` as production indices; ValueError when none."""
