@@ -20,14 +20,14 @@ extension VAEModel {
       }
       return e.tensor
     }
-    /// [rows, cols] → [cols, rows].
-    func transposed(_ t: Tensor) -> Tensor {
-      let (r, k) = (t.shape[0], t.shape[1])
-      var out = Tensor(zeros: [k, r])
-      for i in 0..<r { for j in 0..<k { out.storage[j * r + i] = t.storage[i * k + j] } }
-      return out
-    }
     var new: [String: Tensor] = [:]
+    func transposed(_ t: Tensor) -> Tensor { t.permuted([1, 0]) }
+    /// Old batch-norm names (gamma, beta) → PyTorch's (weight, bias), running statistics kept.
+    func norm(from: String, to: String, _ n: Int) throws(ModelError) {
+      for (o, t) in [("gamma", "weight"), ("beta", "bias"), ("running_mean", "running_mean"), ("running_var", "running_var")] {
+        new["\(to).\(t)"] = try old("\(from).\(o)", [n])
+      }
+    }
     var channels = c.vocabularySize
     var length = c.steps
     for (i, spec) in c.convolutions.enumerated() {
@@ -40,11 +40,7 @@ extension VAEModel {
       }
       new["encoder.conv.\(i).weight"] = conv
       new["encoder.conv.\(i).bias"] = try old("encoder.conv\(i).bias", [F])
-      if c.convolutionBatchNorm {
-        for (from, to) in [("gamma", "weight"), ("beta", "bias"), ("running_mean", "running_mean"), ("running_var", "running_var")] {
-          new["encoder.norm.\(i).\(to)"] = try old("encoder.conv\(i).norm.\(from)", [F])
-        }
-      }
+      if c.convolutionBatchNorm { try norm(from: "encoder.conv\(i).norm", to: "encoder.norm.\(i)", F) }
       channels = F
       length -= K - 1
     }
@@ -62,11 +58,7 @@ extension VAEModel {
       new[to + ".weight"] = transposed(try old(from + ".weight", [Hd, Z]))
       new[to + ".bias"] = try old(from + ".bias", [Z])
     }
-    if c.latentBatchNorm {
-      for (from, to) in [("gamma", "weight"), ("beta", "bias"), ("running_mean", "running_mean"), ("running_var", "running_var")] {
-        new["decoder.norm.\(to)"] = try old("decoder.latent_norm.\(from)", [Z])
-      }
-    }
+    if c.latentBatchNorm { try norm(from: "decoder.latent_norm", to: "decoder.norm", Z) }
     new["decoder.latent.weight"] = transposed(try old("decoder.dense.weight", [Z, c.decoderHidden]))
     new["decoder.latent.bias"] = try old("decoder.dense.bias", [c.decoderHidden])
     let H = c.gruHidden
