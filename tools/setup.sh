@@ -14,3 +14,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The safetensors interop test checks our files with the reference Python library.
+if ! python3 -c 'import numpy, safetensors' 2>/dev/null; then
+  echo "tools/setup.sh: installing numpy safetensors (pip)" >&2
+  python3 -m pip install -q numpy safetensors 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages numpy safetensors
+fi

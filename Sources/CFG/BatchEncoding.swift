@@ -5,7 +5,8 @@ import Dispatch
 public struct EncodedBatch: Sendable {
   public let count: Int
   public let maxLength: Int
-  /// Row-major `[count, maxLength]`; a failed row is all padding.
+  /// Row-major `[count, maxLength]`; a failed row is all padding (index 0 when the grammar
+  /// has no padding production, in which case every row shorter than `maxLength` fails).
   public var indices: [Int32]
   /// The rows that failed, in order, with their errors.
   public var failures: [(row: Int, error: ParseError)]
@@ -19,7 +20,8 @@ extension Grammar {
   {
     let L = maxLength ?? self.maxLength
     let n = inputs.count
-    var indices = [Int32](repeating: Int32(paddingProduction), count: n * L)
+    let fill = Int32(max(0, paddingProduction))
+    var indices = [Int32](repeating: fill, count: n * L)
     let chunks = (n + chunkSize - 1) / chunkSize
     let failures = FailureList(chunks: chunks)
     indices.withUnsafeMutableBufferPointer { out in
@@ -33,8 +35,7 @@ extension Grammar {
             try parser.encode(inputs[r], into: UnsafeMutableBufferPointer(start: start, count: L))
           } catch {
             // Leave the row as padding.
-            UnsafeMutableBufferPointer(start: start, count: L).update(
-              repeating: Int32(paddingProduction))
+            UnsafeMutableBufferPointer(start: start, count: L).update(repeating: fill)
             local.append((r, error))
           }
         }

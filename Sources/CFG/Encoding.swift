@@ -21,6 +21,7 @@ extension Grammar {
     guard derivation.count <= length else {
       throw .tooLong(length: derivation.count, maxLength: length)
     }
+    guard paddingProduction >= 0 || derivation.count == length else { throw .noPadding }
     var out = derivation.map { Int32($0) }
     out.append(
       contentsOf: repeatElement(Int32(paddingProduction), count: length - derivation.count))
@@ -60,7 +61,9 @@ extension Parser {
     guard s.output.count <= row.count else {
       throw .tooLong(length: s.output.count, maxLength: row.count)
     }
+    let padding = grammar.paddingProduction
+    guard padding >= 0 || s.output.count == row.count else { throw .noPadding }
     for (k, p) in s.output.enumerated() { row[k] = p }
-    for k in s.output.count..<row.count { row[k] = Int32(grammar.paddingProduction) }
+    for k in s.output.count..<row.count { row[k] = Int32(padding) }
   }
 }

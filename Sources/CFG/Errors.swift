@@ -79,11 +79,13 @@ public enum ParseError: Error, Equatable, Sendable, CustomStringConvertible {
   case unexpectedEnd(at: TextLocation, expected: [String], input: String)
   /// The derivation has more steps than the encoding allows.
   case tooLong(length: Int, maxLength: Int)
+  /// Padding was asked for, but the grammar has no empty production to pad with.
+  case noPadding
 
   /// Where the error is, when it has a position.
   public var location: TextLocation? {
     switch self {
-    case .emptyInput, .tooLong: return nil
+    case .emptyInput, .tooLong, .noPadding: return nil
     case .unexpectedCharacter(_, let at, _), .unexpectedToken(_, let at, _, _),
       .unexpectedEnd(let at, _, _):
       return at
@@ -103,6 +105,8 @@ public enum ParseError: Error, Equatable, Sendable, CustomStringConvertible {
       return "unexpected end of input; expected \(expectedList(expected))"
     case .tooLong(let length, let maxLength):
       return "derivation has \(length) steps, more than the maximum length \(maxLength)"
+    case .noPadding:
+      return "the grammar has no empty production to pad with (add a rule such as Nothing -> None)"
     }
   }
 

@@ -83,6 +83,7 @@ public struct SequenceCodec: @unchecked Sendable {
       }
       guard out.count <= steps else { throw .tooLong(length: out.count, maxLength: steps) }
       let n = out.count
+      guard paddingIndex >= 0 || n == steps else { throw .parse(.noPadding) }
       out.append(contentsOf: repeatElement(paddingIndex, count: steps - n))
       return (out, n)
     case .character:

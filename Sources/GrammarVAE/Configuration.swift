@@ -127,31 +127,103 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     return t
   }
 
-  /// Checks that the sizes make a network.
+  /// Upper bounds on every size a model file can state: far above any real network, low enough
+  /// that no product of them overflows and nothing is allocated for an absurd file.
+  public enum Limits {
+    public static let steps = 10_000
+    public static let vocabulary = 100_000
+    public static let convolutions = 16
+    public static let width = 16_384
+    public static let gruLayers = 16
+    /// Parameters in all (4 bytes each): 1 G floats.
+    public static let parameters = 1 << 30
+  }
+
+  /// Checks that the sizes make a network, before anything is allocated from them.
   public func validate() throws(ModelError) {
     func bad(_ m: String) -> ModelError { .invalidConfiguration(m) }
-    guard steps > 0 else { throw bad("steps must be positive, got \(steps)") }
-    guard vocabularySize > 1 else { throw bad("vocabulary size must exceed 1") }
+    guard (1...Limits.steps).contains(steps) else {
+      throw bad("steps must be in 1...\(Limits.steps), got \(steps)")
+    }
+    guard (2...Limits.vocabulary).contains(vocabularySize) else {
+      throw bad("vocabulary size must be in 2...\(Limits.vocabulary), got \(vocabularySize)")
+    }
+    guard (1...Limits.convolutions).contains(convolutions.count) else {
+      throw bad("the encoder needs 1...\(Limits.convolutions) convolutions, got \(convolutions.count)")
+    }
+    for (i, c) in convolutions.enumerated() {
+      guard (1...Limits.width).contains(c.filters), (1...steps).contains(c.kernel) else {
+        throw bad(
+          "convolution \(i): filters must be in 1...\(Limits.width) and kernel in 1...\(steps) "
+            + "(the steps), got \(c.filters) filters, kernel \(c.kernel)")
+      }
+    }
     guard convolutionOutputLength > 0 else {
       throw bad("convolution kernels \(convolutions.map(\.kernel)) are too wide for \(steps) steps")
     }
-    for c in convolutions where c.filters <= 0 || c.kernel <= 0 {
-      throw bad("convolution filters and kernel must be positive")
-    }
     for (n, v) in [
       ("encoder hidden", encoderHidden), ("latent size", latentSize),
-      ("decoder hidden", decoderHidden), ("GRU hidden", gruHidden), ("GRU layers", gruLayers),
-    ] where v <= 0 {
-      throw bad("\(n) must be positive, got \(v)")
+      ("decoder hidden", decoderHidden), ("GRU hidden", gruHidden),
+    ] where !(1...Limits.width).contains(v) {
+      throw bad("\(n) must be in 1...\(Limits.width), got \(v)")
+    }
+    guard (1...Limits.gruLayers).contains(gruLayers) else {
+      throw bad("GRU layers must be in 1...\(Limits.gruLayers), got \(gruLayers)")
     }
     guard epsilonStd >= 0 && epsilonStd.isFinite else { throw bad("epsilon std must be ≥ 0") }
-    if decoder == .autoregressive && embeddingSize <= 0 {
-      throw bad("the autoregressive decoder needs a positive embedding size, got \(embeddingSize)")
+    if decoder == .autoregressive && !(1...Limits.width).contains(embeddingSize) {
+      throw bad(
+        "the autoregressive decoder needs an embedding size in 1...\(Limits.width), got \(embeddingSize)")
+    }
+    if decoder == .repeated && !(0...Limits.width).contains(embeddingSize) {
+      throw bad("embedding size must be in 0...\(Limits.width), got \(embeddingSize)")
     }
     if kind == .character && characters.count != vocabularySize {
       throw bad(
         "character model has \(characters.count) characters for vocabulary \(vocabularySize)")
     }
+    if kind == .character, let i = characters.firstIndex(where: { $0.count != 1 }) {
+      throw bad("character \(i) is \(characters[i].debugDescription), not one character")
+    }
+    guard let n = parameterCount, n <= Limits.parameters else {
+      throw bad("the network would have more than \(Limits.parameters) parameters")
+    }
+  }
+
+  /// Parameters the network has (nil when the count overflows); batch-norm statistics included.
+  public var parameterCount: Int? {
+    var total = 0
+    var ok = true
+    func add(_ factors: Int...) {
+      var p = 1
+      for f in factors {
+        let (r, o) = p.multipliedReportingOverflow(by: f)
+        if o { ok = false; return }
+        p = r
+      }
+      let (r, o) = total.addingReportingOverflow(p)
+      if o { ok = false } else { total = r }
+    }
+    var channels = vocabularySize
+    for c in convolutions {
+      add(c.filters, channels, c.kernel)
+      add(c.filters)
+      if convolutionBatchNorm { add(4, c.filters) }
+      channels = c.filters
+    }
+    add(channels, convolutionOutputLength, encoderHidden)
+    add(encoderHidden)
+    add(2, encoderHidden + 1, latentSize)
+    if latentBatchNorm { add(4, latentSize) }
+    add(latentSize + 1, decoderHidden)
+    if decoder == .autoregressive { add(vocabularySize + 1, embeddingSize) }
+    var input = gruInputSize
+    for _ in 0..<max(0, gruLayers) {
+      add(3, gruHidden, input + gruHidden + 2)
+      input = gruHidden
+    }
+    add(gruHidden + 1, vocabularySize)
+    return ok ? total : nil
   }
 }
 

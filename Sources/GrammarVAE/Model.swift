@@ -26,6 +26,11 @@ public final class VAEModel: @unchecked Sendable {
         "vocabulary \(configuration.vocabularySize) differs from the grammar's \(grammar.productions.count) productions"
       )
     }
+    if configuration.kind == .grammar && grammar.paddingProduction < 0 {
+      throw .invalidConfiguration(
+        "grammar \(grammar.name) has no empty production to pad derivations with "
+          + "(add a rule such as Nothing -> None)")
+    }
     self.configuration = configuration
     self.grammar = grammar
     self.grammarText = grammarText
@@ -122,7 +127,11 @@ public final class VAEModel: @unchecked Sendable {
     else { throw bad("bad configuration") }
     guard let text = st.metadata["gvae.grammar"] else { throw bad("no grammar") }
     let gname = st.metadata["gvae.grammar_name"] ?? "<model grammar>"
+    do { try config.validate() } catch { throw bad(error.description) }
     let maxLength = Int(st.metadata["gvae.grammar_max_length"] ?? "") ?? config.steps
+    guard (1...ModelConfiguration.Limits.steps).contains(maxLength) else {
+      throw bad("grammar maximum length \(maxLength) is outside 1...\(ModelConfiguration.Limits.steps)")
+    }
     let separator = st.metadata["gvae.grammar_separator"] ?? ""
     let grammar: Grammar
     do {
@@ -140,9 +149,13 @@ public final class VAEModel: @unchecked Sendable {
           + "hash \(hash)); grammar '\(expected.name)' has a different production order "
           + "(\(expected.productions.count) productions, hash \(productionHash(expected)))")
     }
-    return try VAEModel(
-      configuration: config, grammar: grammar, grammarText: text, seed: 0,
-      trainingSummary: st.metadata["gvae.training"] ?? "{}")
+    do {
+      return try VAEModel(
+        configuration: config, grammar: grammar, grammarText: text, seed: 0,
+        trainingSummary: st.metadata["gvae.training"] ?? "{}")
+    } catch {
+      throw bad(error.description)
+    }
   }
 
   /// Replaces every weight and buffer with the tensor of the same name, checked first.

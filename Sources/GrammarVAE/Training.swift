@@ -478,6 +478,34 @@ public final class Trainer {
     onEvent(.checkpoint(path: checkpointPath))
   }
 
+  /// Rejects counters no run can produce, before any of them sizes or seeds anything.
+  func check(_ s: TrainerState) throws {
+    func bad(_ m: String) -> TrainingError {
+      .checkpoint("\(checkpointPath): impossible trainer state (\(m)); start without --resume")
+    }
+    let limit = 1 << 40
+    for (name, v) in [
+      ("epoch", s.epoch), ("batch", s.batchInEpoch), ("step", s.step), ("Adam step", s.adamStep),
+      ("rows seen", s.rowsSeen), ("epoch rows", s.epochRows),
+    ] where !(0...limit).contains(v) {
+      throw bad("\(name) is \(v)")
+    }
+    guard s.epoch <= 1_000_000 else { throw bad("epoch is \(s.epoch)") }
+    guard s.history.count <= s.epoch else {
+      throw bad("\(s.history.count) epochs of history after \(s.epoch) epochs")
+    }
+    guard s.learningRate.isFinite && s.learningRate > 0 else {
+      throw bad("learning rate is \(s.learningRate)")
+    }
+    guard s.elapsed.isFinite && s.elapsed >= 0 else { throw bad("elapsed time is \(s.elapsed)") }
+    if train.count > 0 {
+      let batchCount = batches(epoch: s.epoch).count
+      guard s.batchInEpoch <= batchCount else {
+        throw bad("batch \(s.batchInEpoch) of an epoch of \(batchCount) batches")
+      }
+    }
+  }
+
   /// Restores weights, optimiser and trainer state from `checkpointPath`.
   public func resume() throws {
     let file = try VAEModel.read(path: checkpointPath)
@@ -492,6 +520,7 @@ public final class Trainer {
     guard let js = file.metadata["gvae.trainer_state"],
       let s = VAEModel.decodeJSON(TrainerState.self, js)
     else { throw TrainingError.checkpoint("\(checkpointPath): trainer state is missing") }
+    try check(s)
     var moments = ["step": Tensor(shape: [1], storage: [Float(s.adamStep)])]
     for p in adam.parameters {
       for (suffix, prefix) in Self.adamStateNames {

@@ -238,7 +238,7 @@ public struct SafeTensorsFile: Sendable, Equatable {
       spans.append((b, e, name))
       parsed.append((name, dtype, shape, b, e))
     }
-    spans.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+    spans.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
     for i in spans.indices.dropFirst() where spans[i].begin < spans[i - 1].end {
       throw SafeTensorsError.overlappingTensors(spans[i - 1].name, spans[i].name)
     }

@@ -4,24 +4,10 @@ import CFG
 import Foundation
 
 /// Times parsing every line of both data sets to padded index sequences (all cores).
-func runParseBenchmarks(_ arguments: [String]) {
-  var zincPath = "../shared/data/zinc250k/250k_rndm_zinc_drugs_clean.smi.gz"
-  var equationsPath = "../shared/data/equations/equation2_15_dataset.txt.gz"
-  var runs = 3
-  var i = 0
-  while i < arguments.count {
-    let value = i + 1 < arguments.count ? arguments[i + 1] : nil
-    switch (arguments[i], value) {
-    case ("--zinc", let v?): zincPath = v
-    case ("--equations", let v?): equationsPath = v
-    case ("--runs", let v?): runs = Int(v) ?? runs
-    default:
-      FileHandle.standardError.write(
-        Data("usage: gvae-bench parse [--zinc PATH] [--equations PATH] [--runs N]\n".utf8))
-      exit(2)
-    }
-    i += 2
-  }
+func runParseBenchmarks(_ options: BenchOptions) {
+  let zincPath = options["--zinc"] ?? "../shared/data/zinc250k/250k_rndm_zinc_drugs_clean.smi.gz"
+  let equationsPath = options["--equations"] ?? "../shared/data/equations/equation2_15_dataset.txt.gz"
+  let runs = options.int("--runs") ?? 3
   for (name, path) in [("zinc", zincPath), ("equation", equationsPath)] {
     guard let lines = readLines(path) else {
       FileHandle.standardError.write(Data("parse benchmark: cannot read \(path)\n".utf8))

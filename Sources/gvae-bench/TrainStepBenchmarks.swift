@@ -108,17 +108,14 @@ func timedSteps(runs: Int, _ body: () -> Void) -> (median: Double, min: Double, 
 /// `--runs N` (default 5), `--only zinc|equation|zinc-ar|equation-ar`, `--zinc-batch N`
 /// (100), `--equation-batch N` (600), `--threads N` (BLAS threads; default: online cores).
 /// Without `--only`: the paper's two presets.
-func runTrainStepBenchmarks(_ arguments: [String]) {
-  func value(_ flag: String) -> String? {
-    arguments.firstIndex(of: flag).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
-  }
-  let runs = value("--runs").flatMap(Int.init) ?? 5
-  if let threads = value("--threads").flatMap(Int.init) { BLAS.setThreadCount(threads) }
-  let presets: [Preset] = value("--only").map { Preset(rawValue: $0).map { [$0] } ?? [] } ?? [.equation, .zinc]
+func runTrainStepBenchmarks(_ options: BenchOptions) {
+  let runs = options.int("--runs") ?? 5
+  if let threads = options.int("--threads") { BLAS.setThreadCount(threads) }
+  let presets: [Preset] = options["--only"].flatMap { Preset(rawValue: $0) }.map { [$0] } ?? [.equation, .zinc]
   for p in presets {
     let batch =
       p.base == .equation
-      ? value("--equation-batch").flatMap(Int.init) ?? 600 : value("--zinc-batch").flatMap(Int.init) ?? 100
+      ? options.int("--equation-batch") ?? 600 : options.int("--zinc-batch") ?? 100
     runTrainStepBenchmark(p, batch: batch, runs: runs)
   }
 }

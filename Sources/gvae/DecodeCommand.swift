@@ -29,16 +29,38 @@ struct DecodeCommand: ParsableCommand {
 
   func run() throws {
     let model = try modelOption.load()
-    let lines = inputLines(vectors)
     let Z = model.configuration.latentSize
-    var z: [[Float]] = []
-    for (i, l) in lines.enumerated() { z.append(try parseVector(l, size: Z, lineNumber: i + 1)) }
     var rng = SeededRandom(seed: seed)
-    let outputs = model.decode(
-      latents: z, strategy: temperature.map { .sample(temperature: $0) } ?? .greedy, rng: &rng,
-      lengthBudget: budget.lengthBudget)
+    let strategy: DecodingStrategy = temperature.map { .sample(temperature: $0) } ?? .greedy
     let out = OutputBuffer()
-    printDecoded(outputs, format: format, out: out)
-    out.flush()
+    let report = ItemReporter(format: format, out: out)
+    var items = InputItems(vectors)
+    while true {
+      let first = items.count + 1
+      let block = items.nextBlock(256)
+      if block.isEmpty { break }
+      // Decode the good vectors up to each bad one, so output stays in input order.
+      var pending: [(number: Int, z: [Float])] = []
+      func flushPending() {
+        let outputs = model.decode(
+          latents: pending.map(\.z), strategy: strategy, rng: &rng,
+          lengthBudget: budget.lengthBudget)
+        for (p, o) in zip(pending, outputs) {
+          printDecoded(o, number: p.number, format: format, out: out)
+        }
+        pending.removeAll()
+      }
+      for (k, line) in block.enumerated() {
+        do throws(LatentLineError) {
+          pending.append((first + k, try parseLatentVector(line, size: Z)))
+        } catch {
+          flushPending()
+          try report.report(line: first + k, input: line, message: error.message)
+        }
+      }
+      flushPending()
+      out.flush()
+    }
+    try report.finish(items: items.count)
   }
 }

@@ -33,21 +33,19 @@ struct DeriveCommand: ParsableCommand {
     let grammar = try grammarOption.load()
     let sep = compact ? "" : (separator ?? grammar.separator)
     let out = OutputBuffer()
-    for (k, line) in inputLines(sequences).enumerated() {
-      var seq: [Int] = []
-      for field in line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," }) {
-        guard let p = Int(field) else {
-          out.flush()
-          throw fail("line \(k + 1): \(String(field).debugDescription) is not a production index")
-        }
-        seq.append(p)
-      }
-      if seq.isEmpty {
+    var items = InputItems(sequences)
+    while let line = items.next() {
+      let k = items.count - 1
+      let seq: [Int]
+      do throws(IndexLineError) {
+        seq = try parseProductionIndices(line)
+      } catch {
         out.flush()
-        throw fail("line \(k + 1): empty sequence")
+        throw fail("line \(k + 1): \(error.message)")
       }
       do {
         out.write(try grammar.derive(seq, separator: sep) + "\n")
+        if items.count % 256 == 0 { out.flush() }
       } catch {
         out.flush()
         throw fail("line \(k + 1): \(error)")

@@ -20,37 +20,45 @@ struct EncodeCommand: ParsableCommand {
 
   func run() throws {
     let model = try modelOption.load()
-    let lines = inputLines(strings)
     var rng = SeededRandom(seed: seed)
     let out = OutputBuffer()
-    let block = 1024
-    var start = 0
-    while start < lines.count {
-      let part = Array(lines[start..<min(lines.count, start + block)])
-      let z: [[Float]]
-      do {
-        z = try model.encode(part, stochastic: stochastic, rng: &rng)
-      } catch {
-        out.flush()
-        throw fail(reindexed(error.description, offset: start))
-      }
-      for (k, v) in z.enumerated() {
-        switch format {
-        case .text: out.write(formatVector(v) + "\n")
-        case .json: out.write("{\"input\":\(jsonString(part[k])),\"z\":\(jsonVector(v))}\n")
+    let report = ItemReporter(format: format, out: out)
+    var items = InputItems(strings)
+    while true {
+      let first = items.count + 1
+      let block = items.nextBlock(256)
+      if block.isEmpty { break }
+      try forEachEncodable(block, first: first, model: model, report: report) { good in
+        let z = try model.encode(good.map(\.input), stochastic: stochastic, rng: &rng)
+        for (g, v) in zip(good, z) {
+          switch format {
+          case .text: out.write(formatVector(v) + "\n")
+          case .json: out.write("{\"input\":\(jsonString(g.input)),\"z\":\(jsonVector(v))}\n")
+          }
         }
       }
-      start += block
+      out.flush()
     }
-    out.flush()
+    try report.finish(items: items.count)
   }
 }
 
-/// Rewrites "input N" in a message to count from the start of the whole input.
-func reindexed(_ message: String, offset: Int) -> String {
-  guard offset > 0, message.hasPrefix("input "),
-    let end = message.dropFirst(6).firstIndex(where: { !$0.isNumber }),
-    let n = Int(message[message.index(message.startIndex, offsetBy: 6)..<end])
-  else { return message }
-  return "input \(n + offset)" + message[end...]
+/// Runs `body` on the runs of strings of a block that encode, reporting each one that does
+/// not in its place (so results keep the input order and good ones before a bad one print).
+func forEachEncodable(
+  _ block: [String], first: Int, model: VAEModel, report: ItemReporter,
+  _ body: ([(number: Int, input: String)]) throws -> Void
+) throws {
+  var good: [(number: Int, input: String)] = []
+  for (k, s) in block.enumerated() {
+    do throws(SequenceError) {
+      _ = try model.codec.encode(s)
+      good.append((first + k, s))
+    } catch {
+      if !good.isEmpty { try body(good) }
+      good.removeAll()
+      try report.report(line: first + k, input: s, message: error.description)
+    }
+  }
+  if !good.isEmpty { try body(good) }
 }

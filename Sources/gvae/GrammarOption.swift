@@ -80,13 +80,3 @@ final class OutputBuffer {
   deinit { flush() }
 }
 
-/// Input lines: the arguments, or stdin split on newlines (a final newline ends the last line).
-func inputLines(_ arguments: [String]) -> [String] {
-  if !arguments.isEmpty { return arguments }
-  let data = FileHandle.standardInput.readDataToEndOfFile()
-  var lines = String(decoding: data, as: UTF8.self).split(
-    separator: "\n", omittingEmptySubsequences: false
-  ).map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
-  if lines.last == "" { lines.removeLast() }
-  return lines
-}

@@ -42,8 +42,9 @@ struct InterpolateCommand: ParsableCommand {
       latents: z, strategy: temperature.map { .sample(temperature: $0) } ?? .greedy, rng: &rng,
       lengthBudget: budget.lengthBudget)
     let out = OutputBuffer()
-    printDecoded(outputs, format: format, out: out) { k in
-      "\"t\":\(Float(k) / Float(steps - 1))"
+    for (k, o) in outputs.enumerated() {
+      printDecoded(
+        o, number: k + 1, format: format, out: out, extra: "\"t\":\(Float(k) / Float(steps - 1))")
     }
     out.flush()
   }

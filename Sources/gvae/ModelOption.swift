@@ -61,14 +61,14 @@ struct LengthBudgetOption: ParsableArguments {
   var lengthBudget = true
 }
 
-/// Finds shipped model files: `$GVAE_MODELS`, a `Models/` directory next to or above the
-/// executable, then the source tree (`#filePath`).
+/// Finds shipped model files: only `$GVAE_MODELS` when it is set; otherwise a `Models/`
+/// directory next to or above the executable, then the source tree (`#filePath`).
 enum ModelLocator {
   static func directories() -> [String] {
-    var dirs: [String] = []
     if let env = ProcessInfo.processInfo.environment["GVAE_MODELS"], !env.isEmpty {
-      dirs.append(env)
+      return [env]
     }
+    var dirs: [String] = []
     let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     var dir = exe.deletingLastPathComponent()
     for _ in 0..<6 {
@@ -104,54 +104,38 @@ func formatVector(_ v: [Float]) -> String { v.map { "\($0)" }.joined(separator: 
 
 func jsonVector(_ v: [Float]) -> String { "[" + v.map { "\($0)" }.joined(separator: ",") + "]" }
 
-/// Parses one latent vector: numbers separated by spaces or commas, optionally in brackets.
-func parseVector(_ line: String, size: Int, lineNumber: Int) throws -> [Float] {
-  var s = line.trimmingCharacters(in: .whitespaces)
-  if s.hasPrefix("[") && s.hasSuffix("]") { s = String(s.dropFirst().dropLast()) }
-  let fields = s.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" }).map(String.init)
-  var out: [Float] = []
-  for f in fields {
-    guard let v = Float(f), v.isFinite else {
-      throw fail("line \(lineNumber): '\(f)' is not a finite number")
+/// Prints one decoded output (item `number`, 1-based): the string, or an empty line plus a
+/// stderr note when incomplete; JSON adds the input and `extra` fields.
+func printDecoded(
+  _ o: DecodedString, number: Int, input: String? = nil, format: OutputFormat, out: OutputBuffer,
+  extra: String = ""
+) {
+  switch format {
+  case .text:
+    if let s = o.string {
+      out.write(s + "\n")
+    } else {
+      out.write("\n")
+      printError("output \(number): incomplete (symbols left to expand after the length limit)")
     }
-    out.append(v)
+  case .json:
+    var fields: [String] = []
+    if let input { fields.append("\"input\":" + jsonString(input)) }
+    if !extra.isEmpty { fields.append(extra) }
+    if let s = o.string {
+      fields.append("\"output\":" + jsonString(s))
+      fields.append("\"complete\":true")
+    } else {
+      fields.append("\"output\":null")
+      fields.append("\"complete\":false")
+    }
+    out.write("{" + fields.joined(separator: ",") + "}\n")
   }
-  guard out.count == size else {
-    throw fail(
-      "line \(lineNumber): expected \(size) numbers (the model's latent size), got \(out.count)")
-  }
-  return out
 }
 
-/// Prints decoded outputs: the string, or an empty line plus a stderr note when incomplete.
-func printDecoded(
-  _ outputs: [DecodedString], inputs: [String]? = nil, format: OutputFormat, out: OutputBuffer,
-  extra: (Int) -> String = { _ in "" }
-) {
-  for (i, o) in outputs.enumerated() {
-    switch format {
-    case .text:
-      if let s = o.string {
-        out.write(s + "\n")
-      } else {
-        out.write("\n")
-        printError("output \(i + 1): incomplete (symbols left to expand after the length limit)")
-      }
-    case .json:
-      var fields: [String] = []
-      if let inputs { fields.append("\"input\":" + jsonString(inputs[i])) }
-      let e = extra(i)
-      if !e.isEmpty { fields.append(e) }
-      if let s = o.string {
-        fields.append("\"output\":" + jsonString(s))
-        fields.append("\"complete\":true")
-      } else {
-        fields.append("\"output\":null")
-        fields.append("\"complete\":false")
-      }
-      out.write("{" + fields.joined(separator: ",") + "}\n")
-    }
-  }
+/// Prints decoded outputs numbered from 1.
+func printDecoded(_ outputs: [DecodedString], format: OutputFormat, out: OutputBuffer) {
+  for (i, o) in outputs.enumerated() { printDecoded(o, number: i + 1, format: format, out: out) }
 }
 
 /// `--temperature` / `--greedy` as a decoding strategy.

@@ -44,18 +44,24 @@ struct ParseCommand: ParsableCommand {
 
   func run() throws {
     let grammar = try grammarOption.load()
-    let lines = inputLines(strings)
+    if pad && grammar.paddingProduction < 0 {
+      throw fail(
+        "--pad: grammar \(grammar.name) has no empty production to pad with "
+          + "(add a rule such as Nothing -> None)")
+    }
+    var items = InputItems(strings)
     let limit: Int? = (pad || maxLength != nil) ? (maxLength ?? grammar.maxLength) : nil
     let out = OutputBuffer()
     var ambiguousCount = 0
-    let block = 32_768
-    var start = 0
-    while start < lines.count {
-      let end = min(lines.count, start + block)
-      let results = parseBlock(Array(lines[start..<end]), grammar: grammar)
+    var failures = 0
+    while true {
+      let start = items.count
+      let lines = items.nextBlock(4096)
+      if lines.isEmpty { break }
+      let results = parseBlock(lines, grammar: grammar)
       for (k, result) in results.enumerated() {
         let lineNumber = start + k + 1
-        let input = lines[start + k]
+        let input = lines[k]
         var outcome = result
         if case .success(let r) = outcome, let limit, r.productions.count > limit {
           outcome = .failure(.tooLong(length: r.productions.count, maxLength: limit))
@@ -86,6 +92,7 @@ struct ParseCommand: ParsableCommand {
           }
         case .failure(let error):
           let column = error.location?.column ?? 0
+          failures += 1
           if format == .json {
             out.write(
               "{\"input\": \(jsonString(input)), \"error\": {\"line\": \(lineNumber), "
@@ -97,12 +104,13 @@ struct ParseCommand: ParsableCommand {
           }
         }
       }
-      start = end
+      out.flush()
     }
     out.flush()
     if reportAmbiguity {
-      printError("\(ambiguousCount) of \(lines.count) inputs ambiguous")
+      printError("\(ambiguousCount) of \(items.count) inputs ambiguous")
     }
+    if failures > 0 { throw fail("\(failures) of \(items.count) inputs failed (see their \"error\")") }
   }
 
   func parseBlock(_ lines: [String], grammar: Grammar) -> [Result<ParseResult, ParseError>] {

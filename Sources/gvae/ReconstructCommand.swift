@@ -25,22 +25,28 @@ struct ReconstructCommand: ParsableCommand {
 
   func run() throws {
     let model = try modelOption.load()
-    let lines = inputLines(strings)
     var rng = SeededRandom(seed: seed)
-    let z: [[Float]]
-    do {
-      z = try model.encode(lines, stochastic: stochastic, rng: &rng)
-    } catch {
-      throw fail(error.description)
-    }
-    let outputs = model.decode(
-      latents: z, strategy: temperature.map { .sample(temperature: $0) } ?? .greedy, rng: &rng,
-      lengthBudget: budget.lengthBudget)
+    let strategy: DecodingStrategy = temperature.map { .sample(temperature: $0) } ?? .greedy
     let out = OutputBuffer()
-    let canon = lines.map { model.codec.canonical($0) }
-    printDecoded(outputs, inputs: lines, format: format, out: out) { i in
-      "\"exact\":\(outputs[i].string == canon[i])"
+    let report = ItemReporter(format: format, out: out)
+    var items = InputItems(strings)
+    while true {
+      let first = items.count + 1
+      let block = items.nextBlock(256)
+      if block.isEmpty { break }
+      try forEachEncodable(block, first: first, model: model, report: report) { good in
+        let z = try model.encode(good.map(\.input), stochastic: stochastic, rng: &rng)
+        let outputs = model.decode(
+          latents: z, strategy: strategy, rng: &rng, lengthBudget: budget.lengthBudget)
+        for (g, o) in zip(good, outputs) {
+          let exact = o.string == model.codec.canonical(g.input)
+          printDecoded(
+            o, number: g.number, input: g.input, format: format, out: out,
+            extra: "\"exact\":\(exact)")
+        }
+      }
+      out.flush()
     }
-    out.flush()
+    try report.finish(items: items.count)
   }
 }

@@ -127,9 +127,8 @@ struct TrainCommand: ParsableCommand {
     guard monitorCount >= 0, monitorMinutes > 0 else {
       throw ValidationError("--monitor-count must be ≥ 0 and --monitor-minutes positive")
     }
-    guard bucketBatches >= 1, microBatch >= 0 else {
-      throw ValidationError("--bucket-batches must be ≥ 1")
-    }
+    guard bucketBatches >= 1 else { throw ValidationError("--bucket-batches must be ≥ 1") }
+    guard microBatch >= 0 else { throw ValidationError("--micro-batch must be ≥ 0 (0: automatic)") }
   }
 
   func run() throws {

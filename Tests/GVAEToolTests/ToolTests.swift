@@ -33,11 +33,15 @@ struct ToolResult {
   var status: Int32
 }
 
-func gvae(_ arguments: [String], stdin: String = "") throws -> ToolResult {
+/// Runs gvae (or `executable`) with `stdin`, in `directory` when given.
+func gvae(
+  _ arguments: [String], stdin: String = "", in directory: URL? = nil, executable: URL? = nil
+) throws -> ToolResult {
   let binary = try #require(gvaeBinary, "gvae binary not found; build it or set GVAE_BINARY")
   let process = Process()
-  process.executableURL = binary
+  process.executableURL = executable ?? binary
   process.arguments = arguments
+  if let directory { process.currentDirectoryURL = directory }
   // stdin and stderr go through files, stdout through a pipe read to the end: no deadlock.
   let stdinFile = try temporaryFile(stdin, name: "stdin-\(UUID().uuidString)")
   let stderrFile = try temporaryFile("", name: "stderr-\(UUID().uuidString)")
@@ -108,7 +112,9 @@ func temporaryFile(_ text: String, name: String) throws -> URL {
 
   @Test func jsonReportsEveryLine() throws {
     let r = try gvae(["parse", "--format", "json"], stdin: "CC\nC%\n\nC\n")
-    #expect(r.status == 0)
+    // Every line is reported in place; the bad ones make the exit status 1.
+    #expect(r.status == 1)
+    #expect(r.stderr.contains("2 of 4 inputs failed"))
     let lines = r.stdout.split(separator: "\n")
     #expect(lines.count == 4)
     #expect(lines[0] == #"{"input": "CC", "productions": [0, 73, 72, 62, 2, 5, 62, 2, 5]}"#)

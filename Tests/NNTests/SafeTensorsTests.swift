@@ -77,8 +77,8 @@ let twoFloats: [UInt8] = [0, 0, 0x80, 0x3F, 0, 0, 0, 0x40]  // 1.0, 2.0
     #expect(file.entries["scalar"]?.tensor == Tensor(scalar: 7))
   }
 
-  /// Writes the file `tools/safetensors_interop.py check` verifies; runs the check when
-  /// `GVAE_PYTHON_INTEROP=1` (needs python3 with safetensors and numpy).
+  /// Writes a file and has the reference Python library check it with
+  /// `tools/safetensors_interop.py check` (python3 with safetensors and numpy: tools/setup.sh).
   @Test func swiftWrittenFileForPython() throws {
     var file = SafeTensorsFile(
       tensors: ["a": Tensor(shape: [2, 2], storage: [1, 2, 3, 4].map { $0 / 8 })],
@@ -88,15 +88,19 @@ let twoFloats: [UInt8] = [0, 0, 0x80, 0x3F, 0, 0, 0, 0x40]  // 1.0, 2.0
     let url = temporaryURL("for-python.safetensors")
     defer { try? FileManager.default.removeItem(at: url) }
     try file.write(to: url)
-    guard ProcessInfo.processInfo.environment["GVAE_PYTHON_INTEROP"] == "1" else { return }
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
       .appendingPathComponent("../../tools/safetensors_interop.py").standardized
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["python3", script.path, "check", url.path]
+    let stderr = Pipe()
+    process.standardError = stderr
     try process.run()
+    let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
-    #expect(process.terminationStatus == 0)
+    #expect(
+      process.terminationStatus == 0,
+      "python3 tools/safetensors_interop.py check failed (run tools/setup.sh): \(message)")
   }
 
   @Test func truncatedFilesThrow() throws {
