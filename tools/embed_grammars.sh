@@ -10,7 +10,7 @@ out=Sources/CFG/ShippedGrammars.swift
   echo ""
   echo "enum ShippedGrammarText {"
   for f in Grammars/*.cfg; do
-    name=$(basename "$f" .cfg)
+    name=$(basename "$f" .cfg | tr '-' '_')
     if grep -q '"""#' "$f"; then echo "cannot embed $f: contains \"\"\"#" >&2; exit 1; fi
     echo "  static let ${name} = #\"\"\""
     cat "$f"

@@ -7,42 +7,46 @@
 #   bash tools/sitting.sh record            append the sitting to Models/zinc.sittings.jsonl, ship the
 #                                           latest weights when they reconstruct better, redraw
 #                                           Models/zinc.curve.svg
-# ZINC=PATH picks the data file; PRESET (zinc-ar) the architecture of a first sitting.
+# ZINC=PATH picks the data file; PRESET (zinc-ar) the architecture and GRAMMAR (zinc) the
+# grammar of a first sitting; NAME (zinc) names the run: runs/NAME.*, Models/NAME.safetensors,
+# Models/NAME.sittings.jsonl, Models/NAME.curve.svg (NAME=zinc is the shipped default model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ZINC=${ZINC:-../shared/data/zinc250k/250k_rndm_zinc_drugs_clean.smi.gz}
 PRESET=${PRESET:-zinc-ar}
-OUT=runs/zinc.safetensors
+GRAMMAR=${GRAMMAR:-zinc}
+NAME=${NAME:-zinc}
+OUT=runs/$NAME.safetensors
 mkdir -p runs
 case "${1:-}" in
 start)
   minutes=${2:-150}
   swift build -c release --product gvae >/dev/null
-  cp .build/release/gvae runs/gvae-sitting   # a rebuild during the sitting leaves it alone
-  args=(train --preset "$PRESET" --data "$ZINC" --output "$OUT" --hold-out 5000 --paper-loss
+  cp .build/release/gvae "runs/gvae-sitting-$NAME"   # a rebuild during the sitting leaves it alone
+  args=(train --preset "$PRESET" --grammar "$GRAMMAR" --data "$ZINC" --output "$OUT" --hold-out 5000 --paper-loss
     --batch-size 100 --checkpoint-minutes 5 --half --seed 1 --max-minutes "$minutes"
     --monitor-count 1000 --monitor-minutes 10)
   if [ -f "$OUT.checkpoint" ]; then args+=(--resume); how=resume
-  elif [ -f Models/zinc.safetensors ] && [ -f Models/zinc.sittings.jsonl ]; then
-    args+=(--init-from Models/zinc.safetensors); how=warm-start
+  elif [ -f "Models/$NAME.safetensors" ] && [ -f "Models/$NAME.sittings.jsonl" ]; then
+    args+=(--init-from "Models/$NAME.safetensors"); how=warm-start
   else how=fresh; fi
   rm -f "$OUT.log.jsonl"
-  echo "{\"start\":\"$(date -u +%FT%TZ)\",\"how\":\"$how\",\"commit\":\"$(git rev-parse --short HEAD)\",\"command\":\"gvae ${args[*]}\"}" >runs/sitting.json
-  OPENBLAS_NUM_THREADS=1 nohup runs/gvae-sitting "${args[@]}" >runs/sitting.out 2>&1 &
-  echo $! >runs/sitting.pid
-  echo "sitting started ($how), pid $(cat runs/sitting.pid); log runs/sitting.out"
+  echo "{\"start\":\"$(date -u +%FT%TZ)\",\"how\":\"$how\",\"commit\":\"$(git rev-parse --short HEAD)\",\"command\":\"gvae ${args[*]}\"}" >"runs/$NAME.sitting.json"
+  OPENBLAS_NUM_THREADS=1 nohup "runs/gvae-sitting-$NAME" "${args[@]}" >"runs/$NAME.sitting.out" 2>&1 &
+  echo $! >"runs/$NAME.sitting.pid"
+  echo "sitting started ($how), pid $(cat "runs/$NAME.sitting.pid"); log runs/$NAME.sitting.out"
   ;;
 stop)
-  pid=$(cat runs/sitting.pid)
+  pid=$(cat "runs/$NAME.sitting.pid")
   kill -CONT "$pid" 2>/dev/null || true
   kill -INT "$pid" 2>/dev/null || true
   while kill -0 "$pid" 2>/dev/null; do sleep 2; done
-  tail -3 runs/sitting.out
+  tail -3 "runs/$NAME.sitting.out"
   ;;
 record)
-  python3 tools/record_sitting.py --log "$OUT.log.jsonl" --sitting runs/sitting.json \
-    --latest runs/zinc.latest.safetensors --best "$OUT" --shipped Models/zinc.safetensors \
-    --record Models/zinc.sittings.jsonl --svg Models/zinc.curve.svg
+  python3 tools/record_sitting.py --log "$OUT.log.jsonl" --sitting "runs/$NAME.sitting.json" \
+    --latest "runs/$NAME.latest.safetensors" --best "$OUT" --shipped "Models/$NAME.safetensors" \
+    --record "Models/$NAME.sittings.jsonl" --svg "Models/$NAME.curve.svg"
   ;;
 *) sed -n '2,10p' "$0" >&2; exit 2 ;;
 esac

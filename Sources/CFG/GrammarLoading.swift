@@ -9,16 +9,19 @@ public struct ShippedGrammar: Sendable {
   public let maxLength: Int
   public let separator: String
 
-  /// `zinc` (SMILES, MAX_LEN 277) and `equation` (expressions, MAX_LEN 15).
+  /// `zinc` (SMILES, MAX_LEN 277) and `equation` (expressions, MAX_LEN 15), the paper's;
+  /// `zinc-rr`, ZINC's language in shorter derivations (MAX_LEN 200; ZINC's longest is 197).
   public static let all: [ShippedGrammar] = [
     ShippedGrammar(name: "zinc", text: ShippedGrammarText.zinc, maxLength: 277, separator: ""),
     ShippedGrammar(
       name: "equation", text: ShippedGrammarText.equation, maxLength: 15, separator: " "),
+    ShippedGrammar(
+      name: "zinc-rr", text: ShippedGrammarText.zinc_rr, maxLength: 200, separator: ""),
   ]
 }
 
 extension Grammar {
-  /// A shipped grammar by name (`zinc`, `equation`), or else a grammar file at that path.
+  /// A shipped grammar by name (`zinc`, `equation`, `zinc-rr`), or else a grammar file at that path.
   /// - Throws: `GrammarError` when the file cannot be read or is not a valid grammar.
   public static func named(_ nameOrPath: String) throws(GrammarError) -> Grammar {
     if let shipped = ShippedGrammar.all.first(where: { $0.name == nameOrPath }) {

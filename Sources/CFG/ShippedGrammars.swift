@@ -13,6 +13,42 @@ T -> 'x' | '1' | '2' | '3'
 Nothing -> None
 
 """#
+  static let zinc_rr = #"""
+# SMILES grammar for ZINC with the language of zinc.cfg (Kusner et al. 2017) and shorter,
+# left-to-right derivations: chains, ring bonds and branches are right-recursive (an atom is
+# chosen before the length of what follows it), and unit productions are inlined
+# (`atom -> 'C'` in one step). A plain atom in a chain costs 2 productions instead of 4.
+# The production order is part of every trained model's contract: do not reorder.
+# Start symbol: the left-hand side of the first production.
+smiles -> chain
+chain -> atom | atom chain | atom bond chain
+chain -> atom RB | atom RB chain | atom RB bond chain
+chain -> atom BB | atom BB chain | atom BB bond chain
+chain -> atom RB BB | atom RB BB chain | atom RB BB bond chain
+atom -> 'C' | 'c' | 'N' | 'O' | 'n' | 'S' | 'F' | 'o' | 's' | 'Cl' | 'Br' | 'I' | 'P' | 'B'
+atom -> bracket_atom
+bracket_atom -> '[' BAI ']'
+BAI -> isotope symbol BAC | symbol BAC | isotope symbol | symbol
+BAC -> chiral BAH | BAH | chiral
+BAH -> hcount BACH | BACH | hcount
+# `class` has no productions, as in zinc.cfg: the productions using it are masked out.
+BACH -> charge class | charge | class
+symbol -> 'C' | 'c' | 'N' | 'O' | 'n' | 'S' | 'F' | 'o' | 's' | 'Cl' | 'Br' | 'I' | 'P' | 'B'
+isotope -> DIGIT | DIGIT DIGIT | DIGIT DIGIT DIGIT
+DIGIT -> '1' | '2' | '3' | '4' | '5' | '6' | '7' | '8'
+chiral -> '@' | '@@'
+hcount -> 'H' | 'H' DIGIT
+charge -> '-' | '-' DIGIT | '-' DIGIT DIGIT | '+' | '+' DIGIT | '+' DIGIT DIGIT
+# The last bond terminal is a single backslash: quoted text is taken literally.
+bond -> '-' | '=' | '#' | '/' | '\'
+RB -> ringbond | ringbond RB
+ringbond -> '1' | '2' | '3' | '4' | '5' | '6' | '7' | '8' | bond DIGIT
+BB -> branch | branch BB
+branch -> '(' chain ')' | '(' bond chain ')'
+# Padding production: empty right-hand side, fills sequences up to MAX_LEN.
+Nothing -> None
+
+"""#
   static let zinc = #"""
 # SMILES grammar for the ZINC data set (Kusner et al. 2017, Grammar VAE).
 # 76 productions, numbered from 0 in file order; the order is part of every

@@ -172,7 +172,9 @@ struct TrainCommand: ParsableCommand {
     guard !lines.isEmpty else { throw fail("\(data): no strings to train on") }
 
     // Configuration.
-    let stepCount = steps ?? preset.defaultSteps(kind: kind) ?? g.maxLength
+    // A shipped grammar named explicitly brings its own MAX_LEN (zinc-rr: 200).
+    let shippedLength = kind == .grammar && grammar != nil ? ShippedGrammar.all.first { $0.name == grammarName }?.maxLength : nil
+    let stepCount = steps ?? shippedLength ?? preset.defaultSteps(kind: kind) ?? g.maxLength
     var characters: [String] = []
     let strip = kind == .character && g.separator == " "
     if kind == .character {
