@@ -7,10 +7,12 @@ let package = Package(
   products: [
     .executable(name: "gvae", targets: ["gvae"]),
     .executable(name: "gvae-bench", targets: ["gvae-bench"]),
+    .executable(name: "gvae-fuzz", targets: ["gvae-fuzz"]),
     .library(name: "CFG", targets: ["CFG"]),
     .library(name: "Engine", targets: ["Engine"]),
     .library(name: "NN", targets: ["NN"]),
     .library(name: "GrammarVAE", targets: ["GrammarVAE"]),
+    .library(name: "Chemistry", targets: ["Chemistry"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
@@ -30,16 +32,26 @@ let package = Package(
     // Grammar VAE and character VAE: model, training, decoding, evaluation.
     .target(name: "GrammarVAE", dependencies: ["CFG", "Engine", "NN"], exclude: ["README.md"]),
 
+    // SMILES semantic checks (syntax, rings, valence, kekulization). No dependencies.
+    .target(name: "Chemistry"),
+
     // Executables: argument parsing and printing only.
     .executableTarget(
       name: "gvae",
       dependencies: [
-        "CFG", "Engine", "NN", "GrammarVAE",
+        "CFG", "Engine", "NN", "GrammarVAE", "Chemistry",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(
       name: "gvae-bench",
       dependencies: ["CFG", "Engine", "NN", "GrammarVAE"]),
+
+    // Fuzz harnesses for the input readers (tools/fuzz.sh), shared with FuzzTests.
+    .target(name: "FuzzHarnesses", dependencies: ["CFG", "Engine", "NN", "GrammarVAE", "Chemistry"]),
+    // libFuzzer driver with -DFUZZING; otherwise replays files through a harness.
+    .executableTarget(
+      name: "gvae-fuzz",
+      dependencies: ["CFG", "Engine", "NN", "GrammarVAE", "FuzzHarnesses"]),
 
     // Shared test helpers: gradient checker, golden files, seeded RNG.
     .target(name: "TestSupport", dependencies: ["Engine"]),
@@ -53,5 +65,8 @@ let package = Package(
       name: "GrammarVAETests", dependencies: ["GrammarVAE", "CFG", "NN", "Engine", "TestSupport"],
       exclude: ["Fixtures"]),
     .testTarget(name: "GVAEToolTests", dependencies: ["CFG"]),
+    .testTarget(name: "ChemistryTests", dependencies: ["Chemistry"], exclude: ["Golden"]),
+    // Replays Fuzz/regressions (read through #filePath).
+    .testTarget(name: "FuzzTests", dependencies: ["FuzzHarnesses"]),
   ]
 )

@@ -163,7 +163,7 @@ public struct Grammar: Sendable {
             cost = Int.max
             break
           }
-          cost += minSteps[Int(s)]
+          cost = Grammar.addSteps(cost, minSteps[Int(s)])
         }
         let l = Int(lhsID[p])
         if cost < minSteps[l] {
@@ -273,7 +273,17 @@ public struct Grammar: Sendable {
   /// Decoders use it to keep a derivation finishable within a length limit.
   public func stepsToFinish(production p: Int) -> Int {
     guard isUsable(p) else { return Int.max }
-    return rhsIDs[p].reduce(1) { $1 >= 0 ? $0 + minSteps[Int($1)] : $0 }
+    return rhsIDs[p].reduce(1) { $1 >= 0 ? Grammar.addSteps($0, minSteps[Int($1)]) : $0 }
+  }
+
+  /// Step counts saturate here. A grammar file of a few hundred bytes can need more than
+  /// `Int.max` steps (`A -> B B B`, `B -> C C C`, …: 3^n), which must not overflow; so long a
+  /// derivation fits no model anyway. `Int.max` stays the mark of "never finishes".
+  static let stepCountLimit = 1 << 48
+
+  /// `a + b` for step counts, saturating at `stepCountLimit` (both are at most the limit).
+  @inline(__always) static func addSteps(_ a: Int, _ b: Int) -> Int {
+    min(a + b, stepCountLimit)
   }
 
   /// Whether the grammar has a terminal that contains whitespace.

@@ -49,7 +49,7 @@ extension Grammar {
       var cheapestCost = Int.max
       for p in productionsOf[n] where usable[Int(p)] {
         var cost = 1
-        for s in rhsIDs[Int(p)] where s >= 0 { cost += minSteps[Int(s)] }
+        for s in rhsIDs[Int(p)] where s >= 0 { cost = Grammar.addSteps(cost, minSteps[Int(s)]) }
         if out.count + cost + pendingCost <= maxLength {
           candidates.append(Int(p))
           if cost < cheapestCost {
