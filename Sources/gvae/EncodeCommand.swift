@@ -24,10 +24,7 @@ struct EncodeCommand: ParsableCommand {
     let out = OutputBuffer()
     let report = ItemReporter(format: format, out: out)
     var items = InputItems(strings)
-    while true {
-      let first = items.count + 1
-      let block = items.nextBlock(256)
-      if block.isEmpty { break }
+    try items.forEachBlock(256, flushing: out) { block, first in
       try forEachEncodable(block, first: first, model: model, report: report) { good in
         let z = try model.encode(good.map(\.input), stochastic: stochastic, rng: &rng)
         for (g, v) in zip(good, z) {
@@ -37,7 +34,6 @@ struct EncodeCommand: ParsableCommand {
           }
         }
       }
-      out.flush()
     }
     try report.finish(items: items.count)
   }

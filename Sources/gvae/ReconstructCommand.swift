@@ -30,10 +30,7 @@ struct ReconstructCommand: ParsableCommand {
     let out = OutputBuffer()
     let report = ItemReporter(format: format, out: out)
     var items = InputItems(strings)
-    while true {
-      let first = items.count + 1
-      let block = items.nextBlock(256)
-      if block.isEmpty { break }
+    try items.forEachBlock(256, flushing: out) { block, first in
       try forEachEncodable(block, first: first, model: model, report: report) { good in
         let z = try model.encode(good.map(\.input), stochastic: stochastic, rng: &rng)
         let outputs = model.decode(
@@ -45,7 +42,6 @@ struct ReconstructCommand: ParsableCommand {
             extra: "\"exact\":\(exact)")
         }
       }
-      out.flush()
     }
     try report.finish(items: items.count)
   }

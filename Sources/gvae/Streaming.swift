@@ -25,6 +25,20 @@ struct InputItems {
     return line
   }
 
+  /// Calls `body` with each block of up to `size` items and the number of its first item,
+  /// flushing `out` after each, so results appear block by block.
+  mutating func forEachBlock(
+    _ size: Int, flushing out: OutputBuffer, _ body: (_ block: [String], _ first: Int) throws -> Void
+  ) rethrows {
+    while true {
+      let first = count + 1
+      let block = nextBlock(size)
+      if block.isEmpty { return }
+      try body(block, first)
+      out.flush()
+    }
+  }
+
   /// Up to `size` items (fewer only at the end of the input); empty when the input is done.
   mutating func nextBlock(_ size: Int) -> [String] {
     var block: [String] = []
