@@ -35,6 +35,10 @@ let package = Package(
     // SMILES semantic checks (syntax, rings, valence, kekulization). No dependencies.
     .target(name: "Chemistry"),
 
+    // Gaussian processes (exact and sparse FITC), expected improvement, batch Bayesian
+    // optimisation, the expression objective and external scorers. Double precision.
+    .target(name: "LatentOptimization", dependencies: ["Engine"], exclude: ["README.md"]),
+
     // Executables: argument parsing and printing only.
     .executableTarget(
       name: "gvae",
@@ -66,6 +70,7 @@ let package = Package(
       exclude: ["Fixtures"]),
     .testTarget(name: "GVAEToolTests", dependencies: ["CFG"]),
     .testTarget(name: "ChemistryTests", dependencies: ["Chemistry"], exclude: ["Golden"]),
+    .testTarget(name: "LatentOptimizationTests", dependencies: ["LatentOptimization", "Engine"]),
     // Replays Fuzz/regressions (read through #filePath).
     .testTarget(name: "FuzzTests", dependencies: ["FuzzHarnesses"]),
   ]

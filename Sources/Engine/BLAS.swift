@@ -176,3 +176,192 @@ public enum BLAS {
     return builtin
   }
 }
+
+// MARK: Double precision: GEMM, triangular solve, Cholesky (for Gaussian processes)
+
+/// Double-precision linear algebra for kernel matrices, where float32 Cholesky factors fail
+/// on nearly singular matrices. Row-major throughout. Symbols come from the library that
+/// `sgemm` uses (`cblas_dgemm`, `cblas_dtrsm`, LAPACK `dpotrf_`); without it, or with
+/// `GVAE_BLAS=builtin`, straightforward Swift loops run instead.
+extension BLAS {
+  /// Which implementation the double-precision routines use.
+  public static var doubleBackendDescription: String {
+    double.dgemm == nil ? "built-in (Swift loops)" : "library (cblas_dgemm, cblas_dtrsm, dpotrf_)"
+  }
+
+  /// `C = alpha · op(A) · op(B) + beta · C`, `op(A)` [m, k], `op(B)` [k, n].
+  public static func dgemm(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+    alpha: Double, a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
+    beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+  ) {
+    precondition(m >= 0 && n >= 0 && k >= 0, "dgemm sizes m \(m) n \(n) k \(k)")
+    if m == 0 || n == 0 { return }
+    if let f = double.dgemm, k > 0 {
+      f(
+        cblasRowMajor, transposeA ? cblasTrans : cblasNoTrans,
+        transposeB ? cblasTrans : cblasNoTrans, Int32(m), Int32(n), Int32(k), alpha, a,
+        Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    } else {
+      builtinDgemm(
+        transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+        a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+  }
+
+  /// Solves with a lower-triangular `L` [s, s] (non-unit diagonal), overwriting `B` [m, n]:
+  /// left: `op(L) · X = alpha · B` (s = m); right: `X · op(L) = alpha · B` (s = n);
+  /// `op(L)` is `Lᵀ` when `transpose`.
+  public static func dtrsmLower(
+    left: Bool, transpose: Bool, m: Int, n: Int, alpha: Double,
+    l: UnsafePointer<Double>, ldl: Int, b: UnsafeMutablePointer<Double>, ldb: Int
+  ) {
+    precondition(m >= 0 && n >= 0, "dtrsm sizes m \(m) n \(n)")
+    if m == 0 || n == 0 { return }
+    if let f = double.dtrsm {
+      // CblasLeft 141 / CblasRight 142, CblasLower 122, CblasNonUnit 131.
+      f(
+        cblasRowMajor, left ? 141 : 142, 122, transpose ? cblasTrans : cblasNoTrans, 131,
+        Int32(m), Int32(n), alpha, l, Int32(ldl), b, Int32(ldb))
+    } else {
+      builtinDtrsmLower(
+        left: left, transpose: transpose, m: m, n: n, alpha: alpha, l: l, ldl: ldl, b: b,
+        ldb: ldb)
+    }
+  }
+
+  /// Cholesky factor in place: the lower triangle of the symmetric `A` [n, n] becomes `L`
+  /// with `A = L·Lᵀ` (the strict upper triangle is left as it was).
+  /// - Returns: 0 on success; `j > 0` when the leading minor of order `j` is not positive
+  ///   definite (as LAPACK's `info`).
+  public static func dpotrfLower(n: Int, a: UnsafeMutablePointer<Double>, lda: Int) -> Int {
+    precondition(n >= 0 && lda >= max(1, n), "dpotrf n \(n) lda \(lda)")
+    if n == 0 { return 0 }
+    if let f = double.dpotrf {
+      // Row-major lower = column-major upper of the same (symmetric) array.
+      var uplo = CChar(UInt8(ascii: "U"))
+      var nn = Int32(n)
+      var ld = Int32(lda)
+      var info: Int32 = 0
+      f(&uplo, &nn, a, &ld, &info)
+      return Int(info)
+    }
+    return builtinDpotrfLower(n: n, a: a, lda: lda)
+  }
+
+  /// The fallback GEMM in double precision (also the test reference).
+  public static func builtinDgemm(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+    alpha: Double, a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
+    beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+  ) {
+    for i in 0..<m {
+      let row = c + i * ldc
+      for j in 0..<n { row[j] = beta == 0 ? 0 : beta * row[j] }
+      for p in 0..<k {
+        let x = alpha * (transposeA ? a[p * lda + i] : a[i * lda + p])
+        if x == 0 { continue }
+        if transposeB {
+          for j in 0..<n { row[j] += x * b[j * ldb + p] }
+        } else {
+          let brow = b + p * ldb
+          for j in 0..<n { row[j] += x * brow[j] }
+        }
+      }
+    }
+  }
+
+  /// The fallback triangular solve (also the test reference).
+  public static func builtinDtrsmLower(
+    left: Bool, transpose: Bool, m: Int, n: Int, alpha: Double,
+    l: UnsafePointer<Double>, ldl: Int, b: UnsafeMutablePointer<Double>, ldb: Int
+  ) {
+    @inline(__always) func L(_ i: Int, _ j: Int) -> Double {
+      transpose ? l[j * ldl + i] : l[i * ldl + j]
+    }
+    if alpha != 1 { for i in 0..<m { for j in 0..<n { b[i * ldb + j] *= alpha } } }
+    if left {
+      // op(L) lower: forward substitution over rows; upper (Lᵀ): backward.
+      let rows = transpose ? Array((0..<m).reversed()) : Array(0..<m)
+      for (t, i) in rows.enumerated() {
+        for r in rows[..<t] {
+          let f = L(i, r)
+          if f != 0 { for j in 0..<n { b[i * ldb + j] -= f * b[r * ldb + j] } }
+        }
+        let d = L(i, i)
+        for j in 0..<n { b[i * ldb + j] /= d }
+      }
+    } else {
+      // X · op(L) = B: column j of X depends on columns after it (lower) or before (upper).
+      let cols = transpose ? Array(0..<n) : Array((0..<n).reversed())
+      for (t, j) in cols.enumerated() {
+        for r in cols[..<t] {
+          let f = L(r, j)
+          if f != 0 { for i in 0..<m { b[i * ldb + j] -= b[i * ldb + r] * f } }
+        }
+        let d = L(j, j)
+        for i in 0..<m { b[i * ldb + j] /= d }
+      }
+    }
+  }
+
+  /// The fallback Cholesky factorisation (also the test reference).
+  public static func builtinDpotrfLower(n: Int, a: UnsafeMutablePointer<Double>, lda: Int) -> Int
+  {
+    for j in 0..<n {
+      var d = a[j * lda + j]
+      for p in 0..<j { d -= a[j * lda + p] * a[j * lda + p] }
+      guard d > 0, d.isFinite else { return j + 1 }
+      let ljj = d.squareRoot()
+      a[j * lda + j] = ljj
+      for i in (j + 1)..<max(j + 1, n) {
+        var s = a[i * lda + j]
+        for p in 0..<j { s -= a[i * lda + p] * a[j * lda + p] }
+        a[i * lda + j] = s / ljj
+      }
+    }
+    return 0
+  }
+
+  typealias CblasDgemm =
+    @convention(c) (
+      Int32, Int32, Int32, Int32, Int32, Int32, Double, UnsafePointer<Double>?, Int32,
+      UnsafePointer<Double>?, Int32, Double, UnsafeMutablePointer<Double>?, Int32
+    ) -> Void
+  typealias CblasDtrsm =
+    @convention(c) (
+      Int32, Int32, Int32, Int32, Int32, Int32, Int32, Double, UnsafePointer<Double>?, Int32,
+      UnsafeMutablePointer<Double>?, Int32
+    ) -> Void
+  typealias LapackDpotrf =
+    @convention(c) (
+      UnsafeMutablePointer<CChar>?, UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<Double>?,
+      UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<Int32>?
+    ) -> Void
+
+  struct DoubleBackend: @unchecked Sendable {
+    var dgemm: CblasDgemm? = nil
+    var dtrsm: CblasDtrsm? = nil
+    var dpotrf: LapackDpotrf? = nil
+  }
+
+  /// Resolved from the library `sgemm` loaded (dlopen of an already loaded library returns
+  /// its handle), all three or none, so one run never mixes implementations.
+  static let double: DoubleBackend = {
+    guard usesLibrary else { return DoubleBackend() }
+    for name in candidateLibraries {
+      guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else { continue }
+      guard dlsym(handle, "cblas_sgemm") != nil,
+        let g = dlsym(handle, "cblas_dgemm"), let t = dlsym(handle, "cblas_dtrsm"),
+        let p = dlsym(handle, "dpotrf_")
+      else {
+        dlclose(handle)
+        continue
+      }
+      return DoubleBackend(
+        dgemm: unsafeBitCast(g, to: CblasDgemm.self), dtrsm: unsafeBitCast(t, to: CblasDtrsm.self),
+        dpotrf: unsafeBitCast(p, to: LapackDpotrf.self))
+    }
+    return DoubleBackend()
+  }()
+}
