@@ -43,7 +43,7 @@ let package = Package(
     .executableTarget(
       name: "gvae",
       dependencies: [
-        "CFG", "Engine", "NN", "GrammarVAE", "Chemistry",
+        "CFG", "Engine", "NN", "GrammarVAE", "Chemistry", "LatentOptimization",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(

@@ -1,27 +1,5 @@
 // Batch Bayesian optimisation: kriging-believer batches of expected-improvement maximisers.
 
-/// A surrogate that can condition on fantasised observations.
-public protocol FantasySurrogate {
-  func posterior() throws(GPError) -> GPPosterior
-  /// Adds `(x, y)` as if observed.
-  mutating func add(_ x: [Double], value y: Double) throws(GPError)
-}
-
-extension ExactGP: FantasySurrogate {
-  public mutating func add(_ x: [Double], value y: Double) throws(GPError) {
-    guard x.count == inputs.columns else { throw .shapeMismatch("point of \(x.count) values") }
-    inputs.appendRow(x)
-    targets.append(y)
-  }
-}
-
-extension SparseGPState: FantasySurrogate {
-  public mutating func add(_ x: [Double], value y: Double) throws(GPError) {
-    guard x.count == inducing.columns else { throw .shapeMismatch("point of \(x.count) values") }
-    add(inputs: Matrix(rows: 1, columns: x.count, storage: x), targets: [y])
-  }
-}
-
 /// A box `[lower, upper]` in latent space.
 public struct Box: Sendable, Equatable {
   public var lower: [Double]
@@ -68,28 +46,27 @@ public struct AcquisitionOptions: Sendable {
 }
 
 /// Picks `count` points greedily by the kriging believer rule: each maximises expected
-/// improvement (minimisation, below `best`) under the posterior given the real data and the
-/// earlier points of the batch, each fantasised as observed at its predicted mean (which
-/// also lowers the incumbent when below it). Log EI keeps the search informative where EI
-/// itself underflows to 0.
-public func selectBatch<S: FantasySurrogate>(
-  _ surrogate: S, count: Int, best: Double, box: Box, options: AcquisitionOptions = .init(),
-  rng: inout some RandomNumberGenerator
+/// improvement (minimisation, below `best`) under the posterior conditioned on the earlier
+/// points of the batch as if observed at their predicted means (`ConditionedPosterior`);
+/// the incumbent drops to a fantasy when it is lower. Log EI keeps the search informative
+/// where EI itself underflows to 0.
+public func selectBatch(
+  _ posterior: GPPosterior, count: Int, best: Double, box: Box,
+  options: AcquisitionOptions = .init(), rng: inout some RandomNumberGenerator
 ) throws(GPError) -> [[Double]] {
-  var model = surrogate
+  var model = ConditionedPosterior(posterior)
   var incumbent = best
   var batch: [[Double]] = []
   for _ in 0..<count {
-    let p = try model.posterior()
     let candidates = box.uniform(max(1, options.candidates), rng: &rng)
-    let scores = logExpectedImprovement(p, at: candidates, best: incumbent)
+    let scores = logExpectedImprovement(model, at: candidates, best: incumbent)
     let order = scores.indices.sorted { scores[$0] > scores[$1] }
     var bestPoint = candidates.row(order[0])
     var bestValue = scores[order[0]]
     for i in order.prefix(max(0, options.restarts)) {
       let (x, negative) = minimizeLBFGS(
         { x in
-          let (v, g) = logExpectedImprovementWithGradient(p, at: x, best: incumbent)
+          let (v, g) = logExpectedImprovementWithGradient(model, at: x, best: incumbent)
           return (-v, g.map { -$0 })
         }, from: candidates.row(i), lower: box.lower, upper: box.upper,
         iterations: options.localIterations)
@@ -98,8 +75,9 @@ public func selectBatch<S: FantasySurrogate>(
         bestPoint = x
       }
     }
-    let mean = p.predict(Matrix(rows: 1, columns: bestPoint.count, storage: bestPoint)).mean[0]
-    try model.add(bestPoint, value: mean)
+    let mean = posterior.predict(Matrix(rows: 1, columns: bestPoint.count, storage: bestPoint))
+      .mean[0]
+    try model.add(bestPoint)
     incumbent = min(incumbent, mean)
     batch.append(bestPoint)
   }
@@ -112,20 +90,26 @@ public enum SurrogateKind: Sendable {
   case sparse(SparseGP.TrainingOptions)
 }
 
+/// Fits the surrogate to `(x, y)` and returns its posterior.
+public func fitPosterior(
+  inputs x: Matrix, targets y: [Double], kind: SurrogateKind,
+  rng: inout some RandomNumberGenerator, progress: (Int, Double) -> Void = { _, _ in }
+) throws(GPError) -> GPPosterior {
+  switch kind {
+  case .exact:
+    return try ExactGP.fit(inputs: x, targets: y, rng: &rng).posterior()
+  case .sparse(let o):
+    let gp = try SparseGP.train(inputs: x, targets: y, options: o, rng: &rng, progress: progress)
+    return try gp.state(inputs: x, targets: y).posterior()
+  }
+}
+
 /// Fits the surrogate to `(x, y)` and returns a batch for it.
 public func proposeBatch(
   inputs x: Matrix, targets y: [Double], kind: SurrogateKind, count: Int, box: Box,
   options: AcquisitionOptions = .init(), rng: inout some RandomNumberGenerator
 ) throws(GPError) -> [[Double]] {
   try checkData(x, y)
-  let best = y.min()!
-  switch kind {
-  case .exact:
-    let gp = try ExactGP.fit(inputs: x, targets: y, rng: &rng)
-    return try selectBatch(gp, count: count, best: best, box: box, options: options, rng: &rng)
-  case .sparse(let o):
-    let gp = try SparseGP.train(inputs: x, targets: y, options: o, rng: &rng)
-    let state = try gp.state(inputs: x, targets: y)
-    return try selectBatch(state, count: count, best: best, box: box, options: options, rng: &rng)
-  }
+  let p = try fitPosterior(inputs: x, targets: y, kind: kind, rng: &rng)
+  return try selectBatch(p, count: count, best: y.min()!, box: box, options: options, rng: &rng)
 }

@@ -71,6 +71,8 @@ public final class ExternalObjective {
     var out: [Double?] = []
     for s in strings {
       guard let line = readLine() else {
+        // Its output ended, so it is exiting: wait for the status to report it.
+        process.waitUntilExit()
         throw ExternalObjectiveError(
           message: "scorer '\(command)' closed its output after \(out.count) of "
             + "\(strings.count) scores (\(exitNote()))")

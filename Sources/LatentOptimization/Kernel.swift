@@ -121,13 +121,14 @@ func rowSquaredNorms(_ a: Matrix) -> [Double] {
 }
 
 /// Gradients of a scalar through `K = k(A, B)`: given `G = ∂f/∂K`, returns ∂f/∂ log ℓ,
-/// ∂f/∂ log s² and ∂f/∂B (when `wantB`).
+/// ∂f/∂ log s², and ∂f/∂A, ∂f/∂B when asked.
 ///
 /// With `P = G ⊙ K`: ∂f/∂log s² = Σ P; ∂f/∂log ℓ_d = Σ_ij P_ij (a_id − b_jd)² / ℓ_d²;
-/// ∂f/∂b_jd = Σ_i P_ij (a_id − b_jd) / ℓ_d².
+/// ∂f/∂a_id = Σ_j P_ij (b_jd − a_id) / ℓ_d²; ∂f/∂b_jd = Σ_i P_ij (a_id − b_jd) / ℓ_d².
 func kernelGradients(
-  kernel: ARDKernel, a: Matrix, b: Matrix, k: Matrix, g: Matrix, wantB: Bool
-) -> (logLengthscales: [Double], logSignalVariance: Double, b: Matrix?) {
+  kernel: ARDKernel, a: Matrix, b: Matrix, k: Matrix, g: Matrix, wantA: Bool = false,
+  wantB: Bool
+) -> (logLengthscales: [Double], logSignalVariance: Double, a: Matrix?, b: Matrix?) {
   let D = kernel.dimension
   var p = g
   for t in 0..<p.storage.count { p.storage[t] *= k.storage[t] }
@@ -139,10 +140,11 @@ func kernelGradients(
       let v = p.storage[i * b.rows + j]
       rowSum[i] += v
       colSum[j] += v
-      total += v
     }
+    total += rowSum[i]
   }
   let pTa = matmul(p, a, transposeA: true)  // [b.rows, D]
+  let pb = wantA ? matmul(p, b) : nil  // [a.rows, D]
   let inv2 = kernel.logLengthscales.map { exp(-2 * $0) }
   var dLog = [Double](repeating: 0, count: D)
   for d in 0..<D {
@@ -150,6 +152,14 @@ func kernelGradients(
     for i in 0..<a.rows { s += rowSum[i] * a[i, d] * a[i, d] }
     for j in 0..<b.rows { s += colSum[j] * b[j, d] * b[j, d] - 2 * pTa[j, d] * b[j, d] }
     dLog[d] = s * inv2[d]
+  }
+  var dA: Matrix? = nil
+  if let pb {
+    var m = Matrix(rows: a.rows, columns: D)
+    for i in 0..<a.rows {
+      for d in 0..<D { m[i, d] = (pb[i, d] - rowSum[i] * a[i, d]) * inv2[d] }
+    }
+    dA = m
   }
   var dB: Matrix? = nil
   if wantB {
@@ -159,5 +169,5 @@ func kernelGradients(
     }
     dB = m
   }
-  return (dLog, total, dB)
+  return (dLog, total, dA, dB)
 }

@@ -98,3 +98,115 @@ public func heldOutScores(_ p: GPPosterior, inputs: Matrix, targets: [Double]) -
   }
   return ((se / Double(inputs.rows)).squareRoot(), ll / Double(inputs.rows))
 }
+
+/// What expected improvement needs from a model: predictive means and latent variances,
+/// and both with input gradients at one point.
+public protocol PredictiveModel {
+  func predict(_ x: Matrix) -> (mean: [Double], variance: [Double])
+  func predictWithGradient(_ x: [Double]) -> (
+    mean: Double, variance: Double, dMean: [Double], dVariance: [Double]
+  )
+}
+
+extension GPPosterior: PredictiveModel {}
+
+/// A posterior further conditioned on pending batch points observed at their predicted
+/// means (the kriging believer), through the posterior's own joint covariance
+///
+/// ```
+/// c(x, x′) = k(x, x′) − k(x, C)·M·k(C, x′)
+/// variance′(x) = variance(x) − c(x, P)(c(P, P) + σ²I)⁻¹c(P, x),  mean′ = mean
+/// ```
+///
+/// (the means do not move: each fantasy equals its own prediction). For the exact GP this
+/// is the exact GP with the points added; for FITC it is FITC's joint predictive
+/// conditioned on them, which, unlike adding the points to the FITC statistics, shrinks
+/// the variance at a pending point far from the inducing points, so the batch spreads out.
+public struct ConditionedPosterior: PredictiveModel, Sendable {
+  public let base: GPPosterior
+  public private(set) var pending: Matrix  // [q, D]
+  var g = Matrix(rows: 0, columns: 0)  // M·k(C, P) [m, q]
+  var factor: Cholesky? = nil  // of c(P, P) + σ²I
+
+  public init(_ base: GPPosterior) {
+    self.base = base
+    pending = Matrix(rows: 0, columns: base.dimension)
+  }
+
+  /// Adds a pending point.
+  public mutating func add(_ x: [Double]) throws(GPError) {
+    guard x.count == base.dimension else {
+      throw .shapeMismatch("point of \(x.count) values for a \(base.dimension)-d GP")
+    }
+    pending.appendRow(x)
+    g = matmul(base.precision, base.kernel.matrix(base.centers, pending))
+    var c = covariance(pending)
+    // Symmetric up to rounding; 1e-8·s² more on the diagonal keeps repeated pending points
+    // and a fitted noise near zero factorisable.
+    let q = pending.rows
+    for i in 0..<q {
+      for j in (i + 1)..<max(i + 1, q) {
+        let s = 0.5 * (c[i, j] + c[j, i])
+        c[i, j] = s
+        c[j, i] = s
+      }
+      c[i, i] = max(c[i, i], 0) + base.noiseVariance + 1e-8 * base.kernel.signalVariance
+    }
+    do { factor = try Cholesky(c) } catch { throw .linearAlgebra(error) }
+  }
+
+  /// `c(X, P)` [n, q].
+  func covariance(_ x: Matrix) -> Matrix {
+    var c = base.kernel.matrix(x, pending)
+    let kc = matmul(base.kernel.matrix(x, base.centers), g)
+    for t in 0..<c.storage.count { c.storage[t] -= kc.storage[t] }
+    return c
+  }
+
+  public func predict(_ x: Matrix) -> (mean: [Double], variance: [Double]) {
+    var (mu, v) = base.predict(x)
+    guard let factor else { return (mu, v) }
+    let s = factor.solveLower(covariance(x).transposed())  // [q, n]
+    let floor = 1e-12 * base.kernel.signalVariance
+    for i in 0..<x.rows {
+      var q = 0.0
+      for p in 0..<pending.rows { q += s.storage[p * x.rows + i] * s.storage[p * x.rows + i] }
+      v[i] = max(v[i] - q, floor)
+    }
+    return (mu, v)
+  }
+
+  public func predictWithGradient(_ x: [Double]) -> (
+    mean: Double, variance: Double, dMean: [Double], dVariance: [Double]
+  ) {
+    var (mu, v, dm, dv) = base.predictWithGradient(x)
+    guard let factor else { return (mu, v, dm, dv) }
+    let D = base.dimension
+    let q = pending.rows
+    let m = base.centers.rows
+    let inv2 = base.kernel.logLengthscales.map { exp(-2 * $0) }
+    let kc = base.kernel.vector(x, base.centers)  // [m]
+    let kp = base.kernel.vector(x, pending)  // [q]
+    let kg = matvec(g, kc, transpose: true)  // [q]
+    let cx = (0..<q).map { kp[$0] - kg[$0] }
+    let w = factor.solve(cx)
+    // ∂c_p/∂x_d = −k(x,p)(x_d − p_d)/ℓ² + Σ_j k(x,c_j)(x_d − c_jd)/ℓ² · G[j,p].
+    // Σ_p w_p ∂c_p = Σ_p w_p ∂k(x,p) − Σ_j ∂k(x,c_j)·(G w)_j.
+    let gw = matvec(g, w)  // [m]
+    var dq = [Double](repeating: 0, count: D)
+    for p in 0..<q {
+      let a = w[p] * kp[p]
+      for d in 0..<D { dq[d] -= a * (x[d] - pending.storage[p * D + d]) * inv2[d] }
+    }
+    for j in 0..<m {
+      let a = gw[j] * kc[j]
+      for d in 0..<D { dq[d] += a * (x[d] - base.centers.storage[j * D + d]) * inv2[d] }
+    }
+    let reduced = v - dot(cx, w)
+    let floor = 1e-12 * base.kernel.signalVariance
+    if reduced <= floor { return (mu, floor, dm, [Double](repeating: 0, count: D)) }
+    for d in 0..<D { dv[d] -= 2 * dq[d] }
+    v = reduced
+    return (mu, v, dm, dv)
+  }
+}

@@ -57,18 +57,16 @@ public struct SparseGP: Sendable, Codable {
     let kuuJ = kuu()
     let chol: Cholesky
     do { chol = try Cholesky(kuuJ) } catch { throw .linearAlgebra(error) }
-    let kfu = kernel.matrix(x, inducing)  // [n, m]
-    let v = chol.solveLower(kfu.transposed())  // [m, n]
+    let kuf = kernel.matrix(inducing, x)  // [m, n]
+    let v = chol.solveLower(kuf)  // [m, n]
     var lambda = [Double](repeating: 0, count: n)
-    for i in 0..<n {
-      var q = 0.0
-      for j in 0..<m { q += v.storage[j * n + i] * v.storage[j * n + i] }
-      lambda[i] = max(s2 - q, 0) + noise
-    }
+    for j in 0..<m { for i in 0..<n { lambda[i] += v.storage[j * n + i] * v.storage[j * n + i] } }
+    for i in 0..<n { lambda[i] = max(s2 - lambda[i], 0) + noise }
     let r = y.map { $0 - h.mean }
     // A = I + (VΛ^-½)(VΛ^-½)ᵀ.
     var vs = v
-    for j in 0..<m { for i in 0..<n { vs.storage[j * n + i] /= lambda[i].squareRoot() } }
+    let invSqrt = lambda.map { 1 / $0.squareRoot() }
+    for j in 0..<m { for i in 0..<n { vs.storage[j * n + i] *= invSqrt[i] } }
     var a = matmul(vs, vs, transposeB: true)
     for j in 0..<m { a.storage[j * m + j] += 1 }
     let cholA: Cholesky
@@ -78,35 +76,43 @@ public struct SparseGP: Sendable, Codable {
     var value = -0.5 * Double(n) * log(2 * Double.pi) - 0.5 * cholA.logDeterminant + 0.5 * dot(c, c)
     for i in 0..<n { value -= 0.5 * (r[i] * r[i] / lambda[i] + log(lambda[i])) }
 
-    // α = Λ⁻¹(r − Vᵀ A⁻¹ β).
+    // α = (Q+Λ)⁻¹r = Λ⁻¹(r − Vᵀ A⁻¹ β); diag (Q+Λ)⁻¹ = 1/Λ − diag(Vᵀ A⁻¹ V)/Λ².
     let aInvBeta = cholA.solveLower(c, transpose: true)
     let vtab = matvec(v, aInvBeta, transpose: true)
     let alpha = (0..<n).map { (r[$0] - vtab[$0]) / lambda[$0] }
-    let u = cholA.solveLower(v)  // [m, n] = L_A⁻¹V
-    let aInvV = cholA.solveLower(u, transpose: true)  // A⁻¹V
-    let rr = chol.solveLower(aInvV, transpose: true)  // R = L⁻ᵀA⁻¹V; (Q+Λ)⁻¹Bᵀ = Λ⁻¹Rᵀ
-    let b = chol.solveLower(v, transpose: true)  // B = L⁻ᵀV [m, n]
-    let bAlpha = matvec(b, alpha)
+    let p = matmul(cholA.inverse(), v)  // A⁻¹V [m, n]
+    var quad = [Double](repeating: 0, count: n)
+    for j in 0..<m { for i in 0..<n { quad[i] += v.storage[j * n + i] * p.storage[j * n + i] } }
     var w = [Double](repeating: 0, count: n)
     for i in 0..<n {
-      var uu = 0.0
-      for j in 0..<m { uu += u.storage[j * n + i] * u.storage[j * n + i] }
-      let kinv = 1 / lambda[i] - uu / (lambda[i] * lambda[i])
+      let kinv = 1 / lambda[i] - quad[i] / (lambda[i] * lambda[i])
       w[i] = 0.5 * (alpha[i] * alpha[i] - kinv)
     }
-    // E = (W − diag w)Bᵀ [n, m].
-    var e = Matrix(rows: n, columns: m)
-    for i in 0..<n {
-      for j in 0..<m {
-        e.storage[i * m + j] =
-          0.5 * (alpha[i] * bAlpha[j] - rr.storage[j * n + i] / lambda[i])
-          - w[i] * b.storage[j * n + i]
+    // E = (W − diag w)Bᵀ with B = L⁻ᵀV and (Q+Λ)⁻¹Bᵀ = Λ⁻¹(L⁻ᵀA⁻¹V)ᵀ, so Eᵀ = L⁻ᵀY with
+    // Y = ½(Vα)αᵀ − ½(A⁻¹V)Λ⁻¹ − V diag w (one triangular solve instead of two).
+    let vAlpha = matvec(v, alpha)
+    var yy = Matrix(rows: m, columns: n)
+    for j in 0..<m {
+      let va = 0.5 * vAlpha[j]
+      for i in 0..<n {
+        let t = j * n + i
+        yy.storage[t] = va * alpha[i] - 0.5 * p.storage[t] / lambda[i] - w[i] * v.storage[t]
       }
     }
-    var gfu = e
-    for t in 0..<gfu.storage.count { gfu.storage[t] *= 2 }
-    var guu = matmul(b, e)
+    var gUF = chol.solveLower(yy, transpose: true)  // Eᵀ [m, n]
+    for t in 0..<gUF.storage.count { gUF.storage[t] *= 2 }
+    // ∂/∂K_uu = −BE = −L⁻ᵀ(VYᵀ)L⁻¹.
+    let vyt = matmul(v, yy, transposeB: true)  // [m, m]
+    var guu = chol.solveLower(chol.solveLower(vyt.transposed(), transpose: true).transposed(), transpose: true)
     for t in 0..<guu.storage.count { guu.storage[t] = -guu.storage[t] }
+    // Symmetric in exact arithmetic; symmetrise so the two-sided Z gradient below holds.
+    for i in 0..<m {
+      for j in (i + 1)..<max(i + 1, m) {
+        let s = 0.5 * (guu[i, j] + guu[j, i])
+        guu[i, j] = s
+        guu[j, i] = s
+      }
+    }
     // Λ's K_ff part counts only where it was not clamped.
     var sumW = 0.0
     var sumWff = 0.0
@@ -114,12 +120,14 @@ public struct SparseGP: Sendable, Codable {
       sumW += w[i]
       if lambda[i] > noise { sumWff += w[i] }
     }
-    let gf = kernelGradients(kernel: kernel, a: x, b: inducing, k: kfu, g: gfu, wantB: true)
-    let gu = kernelGradients(kernel: kernel, a: inducing, b: inducing, k: kuuJ, g: guu, wantB: true)
+    let gf = kernelGradients(
+      kernel: kernel, a: inducing, b: x, k: kuf, g: gUF, wantA: true, wantB: false)
+    let gu = kernelGradients(
+      kernel: kernel, a: inducing, b: inducing, k: kuuJ, g: guu, wantA: false, wantB: true)
     var dLog = gf.logLengthscales
     for d in dLog.indices { dLog[d] += gu.logLengthscales[d] }
     let dLogS2 = gf.logSignalVariance + gu.logSignalVariance + sumWff * s2
-    var dZ = gf.b!
+    var dZ = gf.a!
     // K_uu depends on Z through both arguments; G_uu is symmetric, so twice one side.
     for t in 0..<dZ.storage.count { dZ.storage[t] += 2 * gu.b!.storage[t] }
     return (value, dLog + [dLogS2, noise * sumW, alpha.reduce(0, +)], dZ)
@@ -214,7 +222,7 @@ public struct SparseGPState: Sendable {
     let n = x.rows
     let m = inducing.rows
     let h = hyperparameters
-    let v = kuu.solveLower(h.kernel.matrix(x, inducing).transposed())  // [m, n]
+    let v = kuu.solveLower(h.kernel.matrix(inducing, x))  // [m, n]
     let s2 = h.kernel.signalVariance
     let noise = exp(h.logNoiseVariance)
     var vs = v

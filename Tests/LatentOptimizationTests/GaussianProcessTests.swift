@@ -160,18 +160,56 @@ import Testing
     let (m2, v2) = sparse.predict(test)
     #expect(maxAbsDifference(m1, m2) < 1e-4)
     #expect(maxAbsDifference(v1, v2) < 1e-4)
-    // Kriging-believer updates agree too.
-    var e = try ExactGP(inputs: x, targets: y, hyperparameters: hyper)
-    var s = state
-    try e.add([0.1, 0.2], value: 3)
-    try s.add([0.1, 0.2], value: 3)
-    // The sparse model's inducing set stays at x, so it no longer matches exactly; its
-    // mean must still move towards the fantasy.
-    let at = Matrix(rows: 1, columns: 2, storage: [0.1, 0.2])
-    let before = sparse.predict(at).mean[0]
-    let after = try s.posterior().predict(at).mean[0]
-    #expect(abs(after - 3) < abs(before - 3))
-    #expect(abs(try e.posterior().predict(at).mean[0] - 3) < abs(before - 3))
+  }
+
+  /// Conditioning the exact posterior on a pending point at its predicted mean is the exact
+  /// GP with that observation added.
+  @Test func pendingPointsMatchTheExactGPWithTheFantasyAdded() throws {
+    var rng = SeededRandom(seed: 18)
+    let x = randomMatrix(8, 2, rng: &rng)
+    let y = (0..<8).map { sin(x[$0, 0]) + x[$0, 1] }
+    let base = try ExactGP(inputs: x, targets: y, hyperparameters: hyper).posterior()
+    var conditioned = ConditionedPosterior(base)
+    var grown = x
+    var targets = y
+    for point in [[0.4, -0.3], [1.2, 0.8]] {
+      let mean = base.predict(Matrix(rows: 1, columns: 2, storage: point)).mean[0]
+      try conditioned.add(point)
+      grown.appendRow(point)
+      targets.append(mean)
+    }
+    let exact = try ExactGP(inputs: grown, targets: targets, hyperparameters: hyper).posterior()
+    let test = randomMatrix(6, 2, rng: &rng)
+    let (m1, v1) = conditioned.predict(test)
+    let (m2, v2) = exact.predict(test)
+    #expect(maxAbsDifference(m1, m2) < 1e-9)
+    // The pending block's 1e-8·s² diagonal allowance shifts variances by about that much.
+    #expect(maxAbsDifference(v1, v2) < 1e-7)
+    let at = [0.1, 0.2]
+    let (_, _, dm, dv) = conditioned.predictWithGradient(at)
+    let fm: ([Double]) -> Double = { conditioned.predict(Matrix(rows: 1, columns: 2, storage: $0)).mean[0] }
+    let fv: ([Double]) -> Double = { conditioned.predict(Matrix(rows: 1, columns: 2, storage: $0)).variance[0] }
+    #expect(worstGradientError(fm, at: at, analytic: dm).error < 1e-6)
+    #expect(worstGradientError(fv, at: at, analytic: dv).error < 1e-6)
+  }
+
+  /// Far from every inducing point FITC's variance is the prior's; a pending point there
+  /// must still shrink it to about the noise (else a batch repeats one point).
+  @Test func pendingPointShrinksSparseVarianceFarFromInducingPoints() throws {
+    var rng = SeededRandom(seed: 19)
+    let x = randomMatrix(30, 2, rng: &rng, scale: 0.3)
+    let y = (0..<30).map { x[$0, 0] }
+    let state = try SparseGP(hyperparameters: hyper, inducing: x.selecting(rows: 0..<5))
+      .state(inputs: x, targets: y)
+    let p = try state.posterior()
+    let far = [6.0, -6.0]
+    let at = Matrix(rows: 1, columns: 2, storage: far)
+    #expect(abs(p.predict(at).variance[0] - 1.2) < 1e-6)
+    var c = ConditionedPosterior(p)
+    try c.add(far)
+    let v = c.predict(at).variance[0]
+    // σ²s²/(s² + σ²) = 0.2·1.2/1.4.
+    #expect(abs(v - 0.2 * 1.2 / 1.4) < 1e-6, "variance \(v)")
   }
 
   @Test func posteriorGradientMatchesFiniteDifferences() throws {
