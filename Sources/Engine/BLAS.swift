@@ -276,7 +276,7 @@ extension BLAS {
     left: Bool, transpose: Bool, m: Int, n: Int, alpha: Double,
     l: UnsafePointer<Double>, ldl: Int, b: UnsafeMutablePointer<Double>, ldb: Int
   ) {
-    @inline(__always) func L(_ i: Int, _ j: Int) -> Double {
+    @inline(__always) func op(_ i: Int, _ j: Int) -> Double {
       transpose ? l[j * ldl + i] : l[i * ldl + j]
     }
     if alpha != 1 { for i in 0..<m { for j in 0..<n { b[i * ldb + j] *= alpha } } }
@@ -285,10 +285,10 @@ extension BLAS {
       let rows = transpose ? Array((0..<m).reversed()) : Array(0..<m)
       for (t, i) in rows.enumerated() {
         for r in rows[..<t] {
-          let f = L(i, r)
+          let f = op(i, r)
           if f != 0 { for j in 0..<n { b[i * ldb + j] -= f * b[r * ldb + j] } }
         }
-        let d = L(i, i)
+        let d = op(i, i)
         for j in 0..<n { b[i * ldb + j] /= d }
       }
     } else {
@@ -296,18 +296,19 @@ extension BLAS {
       let cols = transpose ? Array(0..<n) : Array((0..<n).reversed())
       for (t, j) in cols.enumerated() {
         for r in cols[..<t] {
-          let f = L(r, j)
+          let f = op(r, j)
           if f != 0 { for i in 0..<m { b[i * ldb + j] -= b[i * ldb + r] * f } }
         }
-        let d = L(j, j)
+        let d = op(j, j)
         for i in 0..<m { b[i * ldb + j] /= d }
       }
     }
   }
 
   /// The fallback Cholesky factorisation (also the test reference).
-  public static func builtinDpotrfLower(n: Int, a: UnsafeMutablePointer<Double>, lda: Int) -> Int
-  {
+  public static func builtinDpotrfLower(
+    n: Int, a: UnsafeMutablePointer<Double>, lda: Int
+  ) -> Int {
     for j in 0..<n {
       var d = a[j * lda + j]
       for p in 0..<j { d -= a[j * lda + p] * a[j * lda + p] }

@@ -47,7 +47,9 @@ public struct GPHyperparameters: Sendable, Equatable, Codable {
   }
 
   /// Flattened as [log ℓ_1 … log ℓ_D, log s², log σ², μ].
-  var vector: [Double] { kernel.logLengthscales + [kernel.logSignalVariance, logNoiseVariance, mean] }
+  var vector: [Double] {
+    kernel.logLengthscales + [kernel.logSignalVariance, logNoiseVariance, mean]
+  }
 
   init(vector v: [Double]) {
     let D = v.count - 3
@@ -98,7 +100,9 @@ public struct ExactGP: Sendable {
     let value =
       -0.5 * dot(r, alpha) - 0.5 * chol.logDeterminant - 0.5 * Double(n) * log(2 * Double.pi)
     var w = chol.inverse()
-    for i in 0..<n { for j in 0..<n { w.storage[i * n + j] = 0.5 * (alpha[i] * alpha[j] - w.storage[i * n + j]) } }
+    for i in 0..<n {
+      for j in 0..<n { w.storage[i * n + j] = 0.5 * (alpha[i] * alpha[j] - w.storage[i * n + j]) }
+    }
     let kg = kernelGradients(kernel: h.kernel, a: x, b: x, k: kff, g: w, wantB: false)
     var trace = 0.0
     for i in 0..<n { trace += w.storage[i * n + i] }

@@ -84,7 +84,9 @@ func normalDensity(_ z: Double) -> Double { exp(-0.5 * z * z) / (2 * Double.pi).
 func logNormalDensity(_ z: Double) -> Double { -0.5 * z * z - 0.5 * log(2 * Double.pi) }
 
 /// log EI of minimising below `best` at the rows of `x` (latent variance, no noise).
-public func logExpectedImprovement(_ p: some PredictiveModel, at x: Matrix, best: Double) -> [Double] {
+public func logExpectedImprovement(_ p: some PredictiveModel, at x: Matrix, best: Double)
+  -> [Double]
+{
   let (mu, v) = p.predict(x)
   return zip(mu, v).map { m, s2 in
     let s = s2.squareRoot()
@@ -94,7 +96,8 @@ public func logExpectedImprovement(_ p: some PredictiveModel, at x: Matrix, best
 
 /// log EI at one point and its gradient with respect to the point.
 public func logExpectedImprovementWithGradient(
-  _ p: some PredictiveModel, at x: [Double], best: Double)
+  _ p: some PredictiveModel, at x: [Double], best: Double
+)
   -> (value: Double, gradient: [Double])
 {
   let (m, s2, dm, dv) = p.predictWithGradient(x)

@@ -50,7 +50,8 @@ public struct ARDKernel: Sendable, Equatable, Codable {
     let median = squared.isEmpty ? 1 : squared[squared.count / 2]
     let ell = median > 0 && median.isFinite ? (median / 2).squareRoot() : 1
     let mean = y.isEmpty ? 0 : y.reduce(0, +) / Double(y.count)
-    let variance = y.isEmpty ? 1 : y.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(y.count)
+    let variance =
+      y.isEmpty ? 1 : y.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(y.count)
     return ARDKernel(
       logLengthscales: [Double](repeating: log(ell), count: x.columns),
       logSignalVariance: log(variance > 1e-12 ? variance : 1))
@@ -58,7 +59,8 @@ public struct ARDKernel: Sendable, Equatable, Codable {
 
   /// Inputs divided by the lengthscales, so the kernel is s²·exp(−½‖a − b‖²).
   func scaled(_ x: Matrix) -> Matrix {
-    precondition(x.columns == dimension, "inputs of \(x.columns) columns for a \(dimension)-d kernel")
+    precondition(
+      x.columns == dimension, "inputs of \(x.columns) columns for a \(dimension)-d kernel")
     var out = x
     let inv = logLengthscales.map { exp(-$0) }
     for i in 0..<x.rows { for d in 0..<x.columns { out.storage[i * x.columns + d] *= inv[d] } }

@@ -21,7 +21,8 @@ public struct Matrix: Sendable, Equatable, Codable {
   }
 
   public init(rows: Int, columns: Int, repeating value: Double = 0) {
-    self.init(rows: rows, columns: columns, storage: [Double](repeating: value, count: rows * columns))
+    self.init(
+      rows: rows, columns: columns, storage: [Double](repeating: value, count: rows * columns))
   }
 
   /// Rows of equal length; an empty list is a 0 × `columns` matrix.
@@ -56,7 +57,9 @@ public struct Matrix: Sendable, Equatable, Codable {
 
   public func transposed() -> Matrix {
     var t = Matrix(rows: columns, columns: rows)
-    for i in 0..<rows { for j in 0..<columns { t.storage[j * rows + i] = storage[i * columns + j] } }
+    for i in 0..<rows {
+      for j in 0..<columns { t.storage[j * rows + i] = storage[i * columns + j] }
+    }
     return t
   }
 

@@ -103,7 +103,8 @@ public struct SparseGP: Sendable, Codable {
     for t in 0..<gUF.storage.count { gUF.storage[t] *= 2 }
     // ∂/∂K_uu = −BE = −L⁻ᵀ(VYᵀ)L⁻¹.
     let vyt = matmul(v, yy, transposeB: true)  // [m, m]
-    var guu = chol.solveLower(chol.solveLower(vyt.transposed(), transpose: true).transposed(), transpose: true)
+    var guu = chol.solveLower(
+      chol.solveLower(vyt.transposed(), transpose: true).transposed(), transpose: true)
     for t in 0..<guu.storage.count { guu.storage[t] = -guu.storage[t] }
     // Symmetric in exact arithmetic; symmetrise so the two-sided Z gradient below holds.
     for i in 0..<m {

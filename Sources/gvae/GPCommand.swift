@@ -184,7 +184,8 @@ struct GPPredictCommand: ParsableCommand {
     else { throw fail("'\(gp)': inconsistent GP sizes") }
     let rows = try readFeatureRows(features, what: "features")
     if let bad = rows.firstIndex(where: { $0.count != p.dimension }) {
-      throw fail("features row \(bad + 1) has \(rows[bad].count) values; the GP takes \(p.dimension)")
+      throw fail(
+        "features row \(bad + 1) has \(rows[bad].count) values; the GP takes \(p.dimension)")
     }
     let out = OutputBuffer()
     var start = 0

@@ -150,7 +150,8 @@ struct OptimizeCommand: ParsableCommand {
     var proposals: [(iteration: Int, string: String, score: Double)] = []
     var proposed = 0
     var validCount = 0
-    var bestPerIteration = [scorer.externalValue(y.min()!)]
+    let dataBest = scorer.externalValue(y.min()!)
+    var bestPerIteration: [Double] = []
     var kept: GPPosterior? = nil
     for iteration in 1...max(1, iterations) where iterations > 0 {
       let t0 = Date()
@@ -201,7 +202,12 @@ struct OptimizeCommand: ParsableCommand {
           y.append(v)
         }
       }
-      bestPerIteration.append(scorer.externalValue(y.min()!))
+      let these = proposals.filter { $0.iteration == iteration }.map(\.score)
+      if let b = these.min(by: { scorer.better($0, $1) }) {
+        bestPerIteration.append(b)
+      } else {
+        bestPerIteration.append(.nan)
+      }
     }
     // Best three distinct strings, in the objective's sense.
     var seen = Set<String>()
@@ -222,7 +228,7 @@ struct OptimizeCommand: ParsableCommand {
     summary += ",\"seconds\":" + String(format: "%.1f", Date().timeIntervalSince(started)) + "}"
     emit(summary)
     if let plot {
-      try writeCurve(bestPerIteration, to: plot, label: scorer.label)
+      try writeCurve(bestPerIteration, reference: dataBest, to: plot, label: scorer.label)
     }
     if let draw, !top.isEmpty {
       try scorer.draw(top.map(\.string), to: draw, python: python)
@@ -334,7 +340,8 @@ final class Scorer {
     }
     // Most frequent first; ties by first appearance.
     let ranked = order.enumerated().sorted {
-      counts[$0.element]! != counts[$1.element]! ? counts[$0.element]! > counts[$1.element]! : $0.offset < $1.offset
+      counts[$0.element]! != counts[$1.element]!
+        ? counts[$0.element]! > counts[$1.element]! : $0.offset < $1.offset
     }.map(\.element)
     let scores = try score(ranked)
     for (s, v) in zip(ranked, scores) { if let v, isValid(v) { return (s, v) } }
@@ -343,13 +350,21 @@ final class Scorer {
   }
 
   func draw(_ smiles: [String], to path: String, python: String) throws {
-    guard let script = findTool("penalized_logp.py") else { throw fail("tools/penalized_logp.py not found") }
+    guard let script = findTool("penalized_logp.py") else {
+      throw fail("tools/penalized_logp.py not found")
+    }
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/bin/sh")
-    p.arguments = ["-c", "\(shellQuote(python)) \(shellQuote(script)) --draw \(shellQuote(path)) " + smiles.map(shellQuote).joined(separator: " ")]
+    p.arguments = [
+      "-c",
+      "\(shellQuote(python)) \(shellQuote(script)) --draw \(shellQuote(path)) "
+        + smiles.map(shellQuote).joined(separator: " "),
+    ]
     try p.run()
     p.waitUntilExit()
-    guard p.terminationStatus == 0 else { throw fail("drawing the molecules failed (exit \(p.terminationStatus))") }
+    guard p.terminationStatus == 0 else {
+      throw fail("drawing the molecules failed (exit \(p.terminationStatus))")
+    }
   }
 
   func close() { if case .external(let e) = kind { e.close() } }
@@ -359,7 +374,9 @@ func startScorer(_ command: String) throws -> ExternalObjective {
   do { return try ExternalObjective(command: command) } catch { throw fail("\(error)") }
 }
 
-func shellQuote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+func shellQuote(_ s: String) -> String {
+  "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
 
 /// `$GVAE_TOOLS/name`, else `tools/name` next to or above the executable, else in the source tree.
 func findTool(_ name: String) -> String? {
@@ -381,13 +398,15 @@ func findTool(_ name: String) -> String? {
   return nil
 }
 
-/// A line chart of the best score after each iteration (0: the data's best).
-func writeCurve(_ values: [Double], to path: String, label: String) throws {
+/// A line chart of the best proposal's score in each iteration (from 1; NaN: none valid),
+/// with the training data's best as a dashed line.
+func writeCurve(_ values: [Double], reference: Double, to path: String, label: String) throws {
   let w = 480.0
   let h = 300.0
   let (left, right, top, bottom) = (70.0, 20.0, 30.0, 50.0)
-  let lo = values.min() ?? 0
-  let hi = values.max() ?? 1
+  let finite = values.filter(\.isFinite) + [reference]
+  let lo = finite.min()!
+  let hi = finite.max()!
   let span = hi - lo > 0 ? hi - lo : 1
   func px(_ i: Int) -> Double {
     left + (w - left - right) * Double(i) / Double(max(1, values.count - 1))
@@ -395,19 +414,33 @@ func writeCurve(_ values: [Double], to path: String, label: String) throws {
   func py(_ v: Double) -> Double { top + (h - top - bottom) * (1 - (v - lo) / span) }
   var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\">\n"
   svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-  svg += "<line x1=\"\(left)\" y1=\"\(h - bottom)\" x2=\"\(w - right)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
-  svg += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
-  let pts = values.enumerated().map { "\(px($0.offset)),\(py($0.element))" }.joined(separator: " ")
-  svg += "<polyline fill=\"none\" stroke=\"steelblue\" stroke-width=\"2\" points=\"\(pts)\"/>\n"
+  svg +=
+    "<line x1=\"\(left)\" y1=\"\(h - bottom)\" x2=\"\(w - right)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
+  svg +=
+    "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
+  svg += "<line x1=\"\(left)\" y1=\"\(py(reference))\" x2=\"\(w - right)\" y2=\"\(py(reference))\" "
+  svg += "stroke=\"gray\" stroke-dasharray=\"5,4\"/>\n"
+  svg += "<text x=\"\(w - right)\" y=\"\(py(reference) - 5)\" font-size=\"11\" text-anchor=\"end\" "
+  svg += "fill=\"gray\">best in the data</text>\n"
+  let pts = values.enumerated().filter { $0.element.isFinite }.map {
+    "\(px($0.offset)),\(py($0.element))"
+  }
+  svg +=
+    "<polyline fill=\"none\" stroke=\"steelblue\" stroke-width=\"2\" points=\"\(pts.joined(separator: " "))\"/>\n"
   for (i, v) in values.enumerated() {
-    svg += "<circle cx=\"\(px(i))\" cy=\"\(py(v))\" r=\"3\" fill=\"steelblue\"/>\n"
-    svg += "<text x=\"\(px(i))\" y=\"\(h - bottom + 18)\" font-size=\"12\" text-anchor=\"middle\">\(i)</text>\n"
+    if v.isFinite {
+      svg += "<circle cx=\"\(px(i))\" cy=\"\(py(v))\" r=\"3\" fill=\"steelblue\"/>\n"
+    }
+    svg +=
+      "<text x=\"\(px(i))\" y=\"\(h - bottom + 18)\" font-size=\"12\" text-anchor=\"middle\">\(i + 1)</text>\n"
   }
   for v in [lo, hi] {
-    svg += "<text x=\"\(left - 6)\" y=\"\(py(v) + 4)\" font-size=\"12\" text-anchor=\"end\">\(String(format: "%.3g", v))</text>\n"
+    svg +=
+      "<text x=\"\(left - 6)\" y=\"\(py(v) + 4)\" font-size=\"12\" text-anchor=\"end\">\(String(format: "%.3g", v))</text>\n"
   }
-  svg += "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 10)\" font-size=\"13\" text-anchor=\"middle\">iteration (0: best in the data)</text>\n"
-  svg += "<text x=\"\(left)\" y=\"18\" font-size=\"13\">best \(label)</text>\n</svg>\n"
+  svg +=
+    "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 10)\" font-size=\"13\" text-anchor=\"middle\">iteration</text>\n"
+  svg += "<text x=\"\(left)\" y=\"18\" font-size=\"13\">best proposal: \(label)</text>\n</svg>\n"
   guard FileManager.default.createFile(atPath: path, contents: Data(svg.utf8)) else {
     throw fail("cannot write '\(path)'")
   }

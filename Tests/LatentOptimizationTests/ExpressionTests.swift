@@ -8,17 +8,18 @@ import Testing
 #endif
 
 @Suite struct ExpressionTests {
-  @Test(arguments: [
-    ("x + 1", 2.0, 3.0),
-    ("1 + 2 * 3", 0, 7),  // Python precedence, not the grammar's left-to-right tree
-    ("2 * 3 + 1", 0, 7),
-    ("x / 2 / 2", 8, 2),  // left associative
-    ("3 - 2 - 1", 0, 0),
-    ("-x * 2", 3, -6),
-    ("sin( x ) * 2", Double.pi / 2, 2),
-    ("exp( x * 0 ) + ( 1 / 3 )", 5, 4.0 / 3),
-    ("sin(x*x)+x", 3, 3.4121184852417565),
-  ] as [(String, Double, Double)])
+  @Test(
+    arguments: [
+      ("x + 1", 2.0, 3.0),
+      ("1 + 2 * 3", 0, 7),  // Python precedence, not the grammar's left-to-right tree
+      ("2 * 3 + 1", 0, 7),
+      ("x / 2 / 2", 8, 2),  // left associative
+      ("3 - 2 - 1", 0, 0),
+      ("-x * 2", 3, -6),
+      ("sin( x ) * 2", Double.pi / 2, 2),
+      ("exp( x * 0 ) + ( 1 / 3 )", 5, 4.0 / 3),
+      ("sin(x*x)+x", 3, 3.4121184852417565),
+    ] as [(String, Double, Double)])
   func evaluatesHandCheckedValues(_ text: String, _ x: Double, _ expected: Double) throws {
     let e = try Expression(parsing: text)
     #expect(abs(e.evaluate([x])[0] - expected) < 1e-12)

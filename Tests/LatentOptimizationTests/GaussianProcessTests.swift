@@ -48,7 +48,10 @@ import Testing
     var rng = SeededRandom(seed: 5)
     let x = randomMatrix(9, 2, rng: &rng)
     let y = (0..<9).map { sin(2 * x[$0, 0]) + 0.3 * x[$0, 1] }
-    let v0 = hyper.kernel.logLengthscales + [hyper.kernel.logSignalVariance, hyper.logNoiseVariance, hyper.mean]
+    let v0 =
+      hyper.kernel.logLengthscales + [
+        hyper.kernel.logSignalVariance, hyper.logNoiseVariance, hyper.mean,
+      ]
     func f(_ v: [Double]) -> Double {
       let h = GPHyperparameters(
         kernel: ARDKernel(logLengthscales: [v[0], v[1]], logSignalVariance: v[2]), mean: v[4],
@@ -89,7 +92,8 @@ import Testing
       try ExactGP(inputs: x, targets: [1, 2], hyperparameters: hyper)
     }
     #expect(throws: GPError.shapeMismatch("2 input rows but 1 targets")) {
-      try ExactGP(inputs: Matrix(rows: 2, columns: 1, storage: [0, 1]), targets: [1], hyperparameters: hyper)
+      try ExactGP(
+        inputs: Matrix(rows: 2, columns: 1, storage: [0, 1]), targets: [1], hyperparameters: hyper)
     }
     var rng = SeededRandom(seed: 1)
     #expect(throws: GPError.emptyData) {
@@ -130,12 +134,17 @@ import Testing
     let z = randomMatrix(5, 2, rng: &rng)
     let gp = SparseGP(hyperparameters: hyper, inducing: z)
     let (_, g, gz) = try gp.logLikelihood(inputs: x, targets: y)
-    let v0 = hyper.kernel.logLengthscales + [hyper.kernel.logSignalVariance, hyper.logNoiseVariance, hyper.mean]
+    let v0 =
+      hyper.kernel.logLengthscales + [
+        hyper.kernel.logSignalVariance, hyper.logNoiseVariance, hyper.mean,
+      ]
     func fh(_ v: [Double]) -> Double {
       let h = GPHyperparameters(
         kernel: ARDKernel(logLengthscales: [v[0], v[1]], logSignalVariance: v[2]), mean: v[4],
         logNoiseVariance: v[3])
-      return (try? SparseGP(hyperparameters: h, inducing: z).logLikelihood(inputs: x, targets: y).value) ?? .nan
+      return
+        (try? SparseGP(hyperparameters: h, inducing: z).logLikelihood(inputs: x, targets: y).value)
+        ?? .nan
     }
     let (eh, ih) = worstGradientError(fh, at: v0, analytic: g)
     #expect(eh < 1e-5, "hyperparameter \(ih)")
@@ -187,8 +196,12 @@ import Testing
     #expect(maxAbsDifference(v1, v2) < 1e-7)
     let at = [0.1, 0.2]
     let (_, _, dm, dv) = conditioned.predictWithGradient(at)
-    let fm: ([Double]) -> Double = { conditioned.predict(Matrix(rows: 1, columns: 2, storage: $0)).mean[0] }
-    let fv: ([Double]) -> Double = { conditioned.predict(Matrix(rows: 1, columns: 2, storage: $0)).variance[0] }
+    let fm: ([Double]) -> Double = {
+      conditioned.predict(Matrix(rows: 1, columns: 2, storage: $0)).mean[0]
+    }
+    let fv: ([Double]) -> Double = {
+      conditioned.predict(Matrix(rows: 1, columns: 2, storage: $0)).variance[0]
+    }
     #expect(worstGradientError(fm, at: at, analytic: dm).error < 1e-6)
     #expect(worstGradientError(fv, at: at, analytic: dv).error < 1e-6)
   }
@@ -220,7 +233,9 @@ import Testing
     let at = [0.3, -0.2]
     let (_, _, dm, dv) = p.predictWithGradient(at)
     let fm: ([Double]) -> Double = { p.predict(Matrix(rows: 1, columns: 2, storage: $0)).mean[0] }
-    let fv: ([Double]) -> Double = { p.predict(Matrix(rows: 1, columns: 2, storage: $0)).variance[0] }
+    let fv: ([Double]) -> Double = {
+      p.predict(Matrix(rows: 1, columns: 2, storage: $0)).variance[0]
+    }
     #expect(worstGradientError(fm, at: at, analytic: dm).error < 1e-6)
     #expect(worstGradientError(fv, at: at, analytic: dv).error < 1e-6)
   }

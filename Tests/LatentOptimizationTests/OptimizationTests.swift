@@ -109,7 +109,8 @@ import Testing
       _ = try o.score(["a", "b", "c"])
       Issue.record("no error")
     } catch {
-      #expect("\(error)".contains("closed its output after 1 of 3 scores (exit status 3)"), "\(error)")
+      #expect(
+        "\(error)".contains("closed its output after 1 of 3 scores (exit status 3)"), "\(error)")
     }
   }
 }
