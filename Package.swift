@@ -30,7 +30,8 @@ let package = Package(
     .target(name: "NN", dependencies: ["Engine"], exclude: ["README.md"]),
 
     // Grammar VAE and character VAE: model, training, decoding, evaluation.
-    .target(name: "GrammarVAE", dependencies: ["CFG", "Engine", "NN"], exclude: ["README.md"]),
+    .target(
+      name: "GrammarVAE", dependencies: ["CFG", "Engine", "NN", "Chemistry"], exclude: ["README.md"]),
 
     // SMILES semantic checks (syntax, rings, valence, kekulization). No dependencies.
     .target(name: "Chemistry"),
@@ -48,7 +49,7 @@ let package = Package(
       ]),
     .executableTarget(
       name: "gvae-bench",
-      dependencies: ["CFG", "Engine", "NN", "GrammarVAE"]),
+      dependencies: ["CFG", "Engine", "NN", "GrammarVAE", "Chemistry"]),
 
     // Fuzz harnesses for the input readers (tools/fuzz.sh), shared with FuzzTests.
     .target(name: "FuzzHarnesses", dependencies: ["CFG", "Engine", "NN", "GrammarVAE", "Chemistry"]),

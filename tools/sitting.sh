@@ -10,6 +10,7 @@
 # ZINC=PATH picks the data file; PRESET (zinc-ar) the architecture and GRAMMAR (zinc) the
 # grammar of a first sitting; NAME (zinc) names the run: runs/NAME.*, Models/NAME.safetensors,
 # Models/NAME.sittings.jsonl, Models/NAME.curve.svg (NAME=zinc is the shipped default model).
+# EXTRA adds training options to a start (e.g. EXTRA="--lr 0.0005 --kl-weight 0.1").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ZINC=${ZINC:-../shared/data/zinc250k/250k_rndm_zinc_drugs_clean.smi.gz}
@@ -26,6 +27,8 @@ start)
   args=(train --preset "$PRESET" --grammar "$GRAMMAR" --data "$ZINC" --output "$OUT" --hold-out 5000 --paper-loss
     --batch-size 100 --checkpoint-minutes 5 --half --seed 1 --max-minutes "$minutes"
     --monitor-count 1000 --monitor-minutes 10)
+  # shellcheck disable=SC2206
+  [ -n "${EXTRA:-}" ] && args+=($EXTRA)
   if [ -f "$OUT.checkpoint" ]; then args+=(--resume); how=resume
   elif [ -f "Models/$NAME.safetensors" ] && [ -f "Models/$NAME.sittings.jsonl" ]; then
     args+=(--init-from "Models/$NAME.safetensors"); how=warm-start

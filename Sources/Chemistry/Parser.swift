@@ -84,6 +84,20 @@ struct Parser {
   let bytes: [UInt8]
   let columnOffset: Int
   var i = 0
+  /// Prefix mode: the input may stop anywhere a longer string could continue it (open rings
+  /// and branches, a trailing bond); what is open is left in `end`.
+  var partial = false
+  /// The parser's state where the input ended (filled in prefix mode).
+  var end = EndState()
+
+  struct EndState {
+    var state = State.start
+    var lastAtom = -1
+    var rings: [Int: OpenRing] = [:]
+    var openBranches = 0
+    /// Atoms that open branches still open (they take more bonds when the branch closes).
+    var branchAtoms: [Int] = []
+  }
 
   init(bytes: [UInt8], columnOffset: Int) {
     self.bytes = bytes
@@ -265,6 +279,12 @@ struct Parser {
       }
     }
 
+    if partial {
+      end = EndState(
+        state: state, lastAtom: prev, rings: rings, openBranches: branches.count,
+        branchAtoms: branches.map(\.atom))
+      return .success(mol)
+    }
     switch state {
     case .bond: return syntax(n - 1, "bond at the end of the input")
     case .start: return syntax(n - 1, "'.' at the end of the input")

@@ -86,18 +86,41 @@ extension VAEModel {
   /// could no longer finish within `steps` after choosing it (counting the fewest steps every
   /// pending symbol needs), so no output is ever incomplete; the cheapest production of the
   /// top symbol always fits, so the mask is never empty.
+  ///
+  /// With `constraint` (grammar models; implies the length budget) a production is allowed
+  /// only when the constraint accepts some completion of the derivation after it within
+  /// `steps` (see `ConstraintSearch`). Choices are tried best first (by logit, or by the
+  /// Gumbel-perturbed logit when sampling), so the first allowed one is the masked argmax;
+  /// after `constraintTries` refusals in one step the kept witness's production is taken.
+  /// A plain decode that the constraint accepts is what the masked decoder returns too (each
+  /// of its steps has a witness: its own rest), so every output is first decoded plainly and
+  /// only the rejected ones are decoded again under the constraint (with fresh noise when
+  /// sampling): the constraint never changes an output that was already valid.
   public func decode(
     latents: [[Float]], decodings: Int = 1, strategy: DecodingStrategy, rng: inout SeededRandom,
-    lengthBudget: Bool = false, chunk: Int = 512
+    lengthBudget: Bool = false, constraint: ConstraintSearch? = nil, constraintTries: Int = 2,
+    chunk: Int = 512
   ) -> [DecodedString] {
+    let constraint = configuration.kind == .grammar ? constraint : nil
     var out: [DecodedString] = []
     out.reserveCapacity(latents.count * decodings)
     let rowsPerChunk = max(1, chunk / max(decodings, 1))
     var k = 0
     while k < latents.count {
       let part = Array(latents[k..<min(latents.count, k + rowsPerChunk)])
-      out += decodeChunk(
-        part, decodings: decodings, strategy: strategy, lengthBudget: lengthBudget, rng: &rng)
+      var outputs = decodeChunk(
+        part, decodings: decodings, strategy: strategy,
+        lengthBudget: lengthBudget || constraint != nil, constraint: nil, tries: 1, rng: &rng)
+      if let constraint {
+        let redo = outputs.indices.filter { !constraint.accepts(outputs[$0].productions) }
+        if !redo.isEmpty {
+          let again = decodeChunk(
+            redo.map { part[$0 / decodings] }, decodings: 1, strategy: strategy,
+            lengthBudget: true, constraint: constraint, tries: max(1, constraintTries), rng: &rng)
+          for (i, o) in zip(redo, again) { outputs[i] = o }
+        }
+      }
+      out += outputs.map(\.decoded)
       k += rowsPerChunk
     }
     return out
@@ -105,8 +128,8 @@ extension VAEModel {
 
   func decodeChunk(
     _ latents: [[Float]], decodings K: Int, strategy: DecodingStrategy, lengthBudget: Bool,
-    rng: inout SeededRandom
-  ) -> [DecodedString] {
+    constraint: ConstraintSearch?, tries: Int, rng: inout SeededRandom
+  ) -> [(decoded: DecodedString, productions: [Int])] {
     let c = configuration
     let B = latents.count
     let N = B * K
@@ -136,6 +159,11 @@ extension VAEModel {
     let commits = budgeted ? (0..<V).map { grammar.stepsToFinish(production: $0) } : []
     let fewest = budgeted ? allowedByLHS.map { $0.map { commits[$0] }.min() ?? 0 } : []
     var pending = [Int](repeating: budgeted ? grammar.shortestDerivation : 0, count: N)
+    // Constrained rows (a row whose start has no witness decodes unconstrained).
+    var derivations: [ConstrainedDerivation?] =
+      constraint.map { search in (0..<N).map { _ in search.start(maxSteps: T) } }
+      ?? []
+    var ranked: [(score: Float, p: Int)] = []
     var remaining = N
     var t = 0
     while t < T && remaining > 0 {
@@ -146,6 +174,8 @@ extension VAEModel {
         var best = candidates.first ?? 0
         var bestScore = -Float.infinity
         let lhs = budgeted ? stacks.currentLHS(i) : 0
+        let constrained = !derivations.isEmpty && derivations[i] != nil
+        ranked.removeAll(keepingCapacity: true)
         for p in candidates {
           if budgeted && t + pending[i] - fewest[lhs] + commits[p] > T { continue }
           var s = logits[row + p]
@@ -154,10 +184,28 @@ extension VAEModel {
             if u < 1e-20 { u = 1e-20 }
             s = s / max(temperature, 1e-6) - logf(-logf(u))
           }
+          if constrained { ranked.append((s, p)) }
           if s > bestScore {
             bestScore = s
             best = p
           }
+        }
+        if constrained {
+          // Best first: the first choice the constraint allows; the witness's after `tries`.
+          ranked.sort { $0.score > $1.score || ($0.score == $1.score && $0.p < $1.p) }
+          var chosen: Int? = nil
+          var tried = 0
+          for (_, p) in ranked {
+            if p == derivations[i]!.witnessNext || tried < tries {
+              if p != derivations[i]!.witnessNext { tried += 1 }
+              if derivations[i]!.apply(p) {
+                chosen = p
+                break
+              }
+            }
+          }
+          if chosen == nil { chosen = derivations[i]!.applyWitness() }
+          best = chosen ?? best
         }
         if c.kind == .grammar {
           // Allowed by construction, so apply cannot fail; guard anyway (never a crash).
@@ -188,12 +236,12 @@ extension VAEModel {
     }
     return (0..<N).map { i in
       if c.kind == .character {
-        return .string(codec.characterString(choices[i].map { Int32($0) }))
+        return (.string(codec.characterString(choices[i].map { Int32($0) })), [])
       }
       guard done[i], choices[i] != [-1], let s = try? grammar.derive(choices[i]) else {
-        return .incomplete(steps: T)
+        return (.incomplete(steps: T), [])
       }
-      return .string(s)
+      return (.string(s), choices[i])
     }
   }
 }

@@ -30,6 +30,10 @@ public struct EvaluationReport: Codable, Sendable {
   public var novelty: Double = 0
   /// Whether decoding masked productions that could not finish within the length limit.
   public var lengthBudget: Bool = false
+  /// What decoding guaranteed: none, grammar or chemistry.
+  public var constraints: String = "none"
+  /// Prior decodings that the Chemistry module's SMILES checker accepts (SMILES grammars).
+  public var priorChemistryValid: Double? = nil
   public var seconds: Double = 0
 
   public init() {}
@@ -40,7 +44,8 @@ public enum Evaluation {
   /// encoding decoded `decodings` times (Gumbel-max, temperature 1); exact string match.
   public static func reconstruction(
     model: VAEModel, strings: [String], encodings: Int, decodings: Int, seed: UInt64,
-    lengthBudget: Bool = false, progress: (Int) -> Void = { _ in }
+    lengthBudget: Bool = false, constraint: ConstraintSearch? = nil,
+    progress: (Int) -> Void = { _ in }
   ) throws -> (accuracy: Double, sdvae: Double, meanGreedy: Double) {
     var rng = SeededRandom(seed: seed)
     var hits = 0
@@ -55,14 +60,15 @@ public enum Evaluation {
       let canon = part.map { model.codec.canonical($0) }
       let means = try model.encode(part, stochastic: false, rng: &rng)
       let greedy = model.decode(
-        latents: means, strategy: .greedy, rng: &rng, lengthBudget: lengthBudget)
+        latents: means, strategy: .greedy, rng: &rng, lengthBudget: lengthBudget,
+        constraint: constraint)
       for (o, s) in zip(greedy, canon) where o.string == s { greedyHits += 1 }
       var z: [[Float]] = []
       for _ in 0..<encodings { z += try model.encode(part, stochastic: true, rng: &rng) }
       // z is [encoding][string]; outputs [z][decoding].
       let out = model.decode(
         latents: z, decodings: decodings, strategy: .sample(temperature: 1), rng: &rng,
-        lengthBudget: lengthBudget, chunk: 25_600)
+        lengthBudget: lengthBudget, constraint: constraint, chunk: 25_600)
       for (zi, _) in z.enumerated() {
         let target = canon[zi % part.count]
         for d in 0..<decodings {
@@ -86,7 +92,8 @@ public enum Evaluation {
 
   /// Decodings of prior draws z ~ N(0, I): `samples` draws × `decodings` each.
   public static func priorDecodings(
-    model: VAEModel, samples: Int, decodings: Int, seed: UInt64, lengthBudget: Bool = false
+    model: VAEModel, samples: Int, decodings: Int, seed: UInt64, lengthBudget: Bool = false,
+    constraint: ConstraintSearch? = nil
   ) -> [DecodedString] {
     var rng = SeededRandom(seed: seed)
     let Z = model.configuration.latentSize
@@ -95,7 +102,7 @@ public enum Evaluation {
     }
     return model.decode(
       latents: z, decodings: decodings, strategy: .sample(temperature: 1), rng: &rng,
-      lengthBudget: lengthBudget, chunk: 4096)
+      lengthBudget: lengthBudget, constraint: constraint, chunk: 4096)
   }
 
   /// Runs `tools/rdkit_valid.py` (SMILES on stdin, 1/0 per line); nil when Python or RDKit

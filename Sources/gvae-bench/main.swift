@@ -2,6 +2,7 @@
 //   gvae-bench [--runs N] [--only matmul|PRESET] [--zinc-batch N] [--equation-batch N]
 //              [--threads N]            engine benchmarks (matmul, training steps)
 //   gvae-bench parse [--zinc PATH] [--equations PATH] [--runs N]
+//   gvae-bench decode [--model PATH] [--count N] [--runs N]   chemistry constraint vs grammar only
 import Foundation
 import GrammarVAE
 
@@ -41,6 +42,11 @@ if arguments.first == "parse" {
     Array(arguments.dropFirst()), usage: "gvae-bench parse [--zinc PATH] [--equations PATH] [--runs N]",
     integers: ["--runs"], strings: ["--zinc", "--equations"])
   runParseBenchmarks(o)
+} else if arguments.first == "decode" {
+  let o = BenchOptions(
+    Array(arguments.dropFirst()), usage: "gvae-bench decode [--model PATH] [--count N] [--runs N]",
+    integers: ["--count", "--runs"], strings: ["--model"])
+  runDecodeBenchmarks(o)
 } else {
   let o = BenchOptions(
     arguments,

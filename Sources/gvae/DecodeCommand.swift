@@ -29,6 +29,7 @@ struct DecodeCommand: ParsableCommand {
 
   func run() throws {
     let model = try modelOption.load()
+    let (lengthBudget, constraint) = try budget.resolve(for: model).decoding(for: model)
     let Z = model.configuration.latentSize
     var rng = SeededRandom(seed: seed)
     let strategy: DecodingStrategy = temperature.map { .sample(temperature: $0) } ?? .greedy
@@ -44,7 +45,7 @@ struct DecodeCommand: ParsableCommand {
       func flushPending() {
         let outputs = model.decode(
           latents: pending.map(\.z), strategy: strategy, rng: &rng,
-          lengthBudget: budget.lengthBudget)
+          lengthBudget: lengthBudget, constraint: constraint)
         for (p, o) in zip(pending, outputs) {
           printDecoded(o, number: p.number, format: format, out: out)
         }

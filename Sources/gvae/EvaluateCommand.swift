@@ -1,6 +1,7 @@
 import ArgumentParser
 import CFG
 import Foundation
+import Chemistry
 import GrammarVAE
 
 struct EvaluateCommand: ParsableCommand {
@@ -36,6 +37,12 @@ struct EvaluateCommand: ParsableCommand {
     name: .customLong("length-budget"),
     help: "Decode with the length-budget mask (as sample/decode do); off: the paper's protocol.")
   var lengthBudget = false
+  @Option(
+    help: ArgumentHelp(
+      "What every decoding obeys: none (the paper's protocol), grammar (the length budget) or"
+        + " chemistry (valid molecules).",
+      discussion: "Default: chemistry for SMILES-grammar models, else grammar with --length-budget, else none."))
+  var constraints: DecodingConstraints?
   @Option(help: "Random seed.") var seed: UInt64 = 0
   @Option(help: "Output: text or json.") var format: OutputFormat = .text
 
@@ -51,6 +58,10 @@ struct EvaluateCommand: ParsableCommand {
 
   func run() throws {
     let model = try modelOption.load()
+    let chosen = try DecodingConstraints.resolve(
+      constraints, lengthBudget: lengthBudget ? true : nil, model: model,
+      fallback: model.configuration.kind == .grammar && model.grammar.isSMILES ? .chemistry : .none)
+    let (lengthBudget, constraint) = chosen.decoding(for: model)
     let start = Date()
     var report = EvaluationReport()
     var trainingSet = Set<String>()
@@ -77,7 +88,7 @@ struct EvaluateCommand: ParsableCommand {
       if !test.isEmpty {
         let r = try Evaluation.reconstruction(
           model: model, strings: test, encodings: encodings, decodings: decodings, seed: seed,
-          lengthBudget: lengthBudget
+          lengthBudget: lengthBudget, constraint: constraint
         ) { done in
           if isatty(2) != 0 {
             FileHandle.standardError.write(Data("\rreconstruction: \(done)/\(test.count)".utf8))
@@ -95,7 +106,7 @@ struct EvaluateCommand: ParsableCommand {
     if priorSamples > 0 {
       let outs = Evaluation.priorDecodings(
         model: model, samples: priorSamples, decodings: priorDecodings, seed: seed &+ 1,
-        lengthBudget: lengthBudget)
+        lengthBudget: lengthBudget, constraint: constraint)
       let strings = outs.compactMap(\.string)
       report.priorSamples = priorSamples
       report.priorDecodings = priorDecodings
@@ -103,6 +114,10 @@ struct EvaluateCommand: ParsableCommand {
       let valid = strings.filter { model.codec.isGrammarValid($0) }
       report.priorGrammarValid = Double(valid.count) / Double(outs.count)
       var counted = valid
+      if model.configuration.kind == .grammar && model.grammar.isSMILES {
+        counted = valid.filter { SMILES.check($0).isValid }
+        report.priorChemistryValid = Double(counted.count) / Double(outs.count)
+      }
       if rdkit {
         if let script = locateScript("rdkit_valid.py"),
           let flags = Evaluation.rdkitValid(valid, script: script)
@@ -121,6 +136,7 @@ struct EvaluateCommand: ParsableCommand {
       }
     }
     report.lengthBudget = lengthBudget
+    report.constraints = chosen.rawValue
     report.seconds = Date().timeIntervalSince(start)
     switch format {
     case .json:
@@ -141,6 +157,7 @@ struct EvaluateCommand: ParsableCommand {
         print(
           "prior (\(priorSamples) draws × \(priorDecodings) decodings): complete \(pct(report.priorComplete)), grammar-valid \(pct(report.priorGrammarValid))"
         )
+        if let v = report.priorChemistryValid { print("molecules (gvae check): \(pct(v))") }
         if rdkit {
           print("rdkit: " + (report.priorRDKitValid.map { "valid \(pct($0))" } ?? "unavailable"))
         }
@@ -148,6 +165,7 @@ struct EvaluateCommand: ParsableCommand {
           "uniqueness \(pct(report.uniqueness))"
             + (trainingSet.isEmpty ? "" : ", novelty \(pct(report.novelty))"))
       }
+      print("constraints: \(report.constraints)")
       print(String(format: "time %.1f s", report.seconds))
     }
   }

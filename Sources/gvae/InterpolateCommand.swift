@@ -27,6 +27,7 @@ struct InterpolateCommand: ParsableCommand {
 
   func run() throws {
     let model = try modelOption.load()
+    let (lengthBudget, constraint) = try budget.resolve(for: model).decoding(for: model)
     var rng = SeededRandom(seed: seed)
     let ends: [[Float]]
     do {
@@ -40,7 +41,7 @@ struct InterpolateCommand: ParsableCommand {
     }
     let outputs = model.decode(
       latents: z, strategy: temperature.map { .sample(temperature: $0) } ?? .greedy, rng: &rng,
-      lengthBudget: budget.lengthBudget)
+      lengthBudget: lengthBudget, constraint: constraint)
     let out = OutputBuffer()
     for (k, o) in outputs.enumerated() {
       printDecoded(

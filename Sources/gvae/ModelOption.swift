@@ -53,12 +53,61 @@ struct ModelOption: ParsableArguments {
   }
 }
 
-/// `--[no-]length-budget`, shared by the commands that decode.
+/// `--constraints` (and the older `--[no-]length-budget`), shared by the commands that decode.
 struct LengthBudgetOption: ParsableArguments {
+  @Option(
+    help: ArgumentHelp(
+      "What every output obeys: none (the grammar's stack mask only: may be unfinished), grammar"
+        + " (also the length budget: always complete) or chemistry (also valid molecules: SMILES"
+        + " grammars).",
+      discussion: "Default: chemistry for SMILES-grammar models, else grammar."))
+  var constraints: DecodingConstraints?
   @Flag(
     inversion: .prefixedNo,
-    help: "Mask productions that could no longer finish within the length limit (grammar models).")
-  var lengthBudget = true
+    help: "Same as --constraints grammar (--no-length-budget: --constraints none).")
+  var lengthBudget: Bool?
+
+  /// The constraints for `model`, checked against it.
+  func resolve(for model: VAEModel, fallback: DecodingConstraints? = nil) throws -> DecodingConstraints {
+    try DecodingConstraints.resolve(
+      constraints, lengthBudget: lengthBudget, model: model,
+      fallback: fallback ?? DecodingConstraints.defaultFor(model))
+  }
+}
+
+extension DecodingConstraints: ExpressibleByArgument {}
+
+extension DecodingConstraints {
+  static func resolve(
+    _ explicit: DecodingConstraints?, lengthBudget: Bool?, model: VAEModel, fallback: DecodingConstraints
+  ) throws -> DecodingConstraints {
+    if let explicit, let lengthBudget, lengthBudget != (explicit != .none) {
+      throw ValidationError(
+        "--\(lengthBudget ? "" : "no-")length-budget contradicts --constraints \(explicit.rawValue)")
+    }
+    var c = explicit ?? lengthBudget.map { $0 ? .grammar : .none } ?? fallback
+    if model.configuration.kind == .character {
+      if explicit == .chemistry { throw ValidationError("--constraints chemistry needs a grammar model") }
+      if explicit == nil { c = .none }
+    } else if c == .chemistry && !model.grammar.isSMILES {
+      guard explicit == nil else {
+        throw ValidationError(
+          "--constraints chemistry needs a SMILES grammar; this model's grammar is '\(model.grammar.name)'")
+      }
+      c = .grammar
+    }
+    return c
+  }
+
+  /// Arguments for `VAEModel.decode`.
+  func decoding(for model: VAEModel) -> (lengthBudget: Bool, constraint: ConstraintSearch?) {
+    switch self {
+    case .none: return (false, nil)
+    case .grammar: return (true, nil)
+    case .chemistry:
+      return (true, ConstraintSearch(grammar: model.grammar, constraint: SMILESConstraint(grammar: model.grammar)))
+    }
+  }
 }
 
 /// Finds shipped model files: only `$GVAE_MODELS` when it is set; otherwise a `Models/`

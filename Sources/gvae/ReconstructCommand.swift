@@ -25,6 +25,7 @@ struct ReconstructCommand: ParsableCommand {
 
   func run() throws {
     let model = try modelOption.load()
+    let (lengthBudget, constraint) = try budget.resolve(for: model).decoding(for: model)
     var rng = SeededRandom(seed: seed)
     let strategy: DecodingStrategy = temperature.map { .sample(temperature: $0) } ?? .greedy
     let out = OutputBuffer()
@@ -34,7 +35,7 @@ struct ReconstructCommand: ParsableCommand {
       try forEachEncodable(block, first: first, model: model, report: report) { good in
         let z = try model.encode(good.map(\.input), stochastic: stochastic, rng: &rng)
         let outputs = model.decode(
-          latents: z, strategy: strategy, rng: &rng, lengthBudget: budget.lengthBudget)
+          latents: z, strategy: strategy, rng: &rng, lengthBudget: lengthBudget, constraint: constraint)
         for (g, o) in zip(good, outputs) {
           let exact = o.string == model.codec.canonical(g.input)
           printDecoded(

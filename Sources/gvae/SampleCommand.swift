@@ -37,6 +37,7 @@ struct SampleCommand: ParsableCommand {
 
   func run() throws {
     let model = try modelOption.load()
+    let (lengthBudget, constraint) = try budget.resolve(for: model).decoding(for: model)
     var rng = SeededRandom(seed: seed)
     let Z = model.configuration.latentSize
     var results: [DecodedString] = []
@@ -51,7 +52,7 @@ struct SampleCommand: ParsableCommand {
       let z = (0..<need).map { _ in (0..<Z).map { _ in rng.nextNormal() } }
       let out = model.decode(
         latents: z, strategy: strategy(greedy: greedy, temperature: temperature), rng: &rng,
-        lengthBudget: budget.lengthBudget)
+        lengthBudget: lengthBudget, constraint: constraint)
       for o in out {
         if o.string == nil {
           incomplete += 1

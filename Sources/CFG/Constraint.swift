@@ -1,0 +1,411 @@
+// Semantic constraints over leftmost derivations. The grammar mask guarantees syntax; a
+// constraint (chemistry for SMILES, or a user's own) judges the terminals derived so far, and
+// the decoder allows a production only when a complete derivation that the constraint accepts
+// can still be reached within the steps left. Each allowed choice is proved by a witness: a
+// completion found by a goal-directed search. The witness of the last choice is kept, so its
+// next production is always allowed and decoding never reaches a dead end.
+
+/// A constraint's judgement of the terminals derived so far.
+public struct ConstraintAdvice: Equatable, Sendable {
+  public enum Status: Equatable, Sendable {
+    /// No continuation can be accepted.
+    case dead
+    /// Not acceptable as it stands; a continuation may be.
+    case open
+    /// Acceptable as a complete string.
+    case complete
+  }
+  public var status: Status
+  /// What the constraint would like derived next, best first: sequences of one or two
+  /// terminals (indices into `Grammar.terminals`). The search prefers productions that
+  /// reach them soonest.
+  public var goals: [Goal]
+
+  /// One or two terminals wanted next; `then`: a terminal still wanted after them (the
+  /// search then prefers productions that leave room for it), nil when they would finish.
+  public struct Goal: Equatable, Sendable {
+    public var terminals: [Int]
+    public var then: Int?
+    public init(_ terminals: [Int], then: Int? = nil) {
+      self.terminals = terminals
+      self.then = then
+    }
+  }
+
+  public init(status: Status, goals: [Goal] = []) {
+    self.status = status
+    self.goals = goals
+  }
+}
+
+/// A semantic constraint on the strings of a grammar.
+public protocol DerivationConstraint: Sendable {
+  /// Judges a prefix of terminals (indices into `Grammar.terminals`), in derivation order.
+  /// Must never answer `.dead` for a prefix that has an accepted completion; may answer
+  /// `.open` for one that has none (the search then backtracks).
+  func examine(_ terminals: [Int]) -> ConstraintAdvice
+}
+
+/// A grammar with a constraint, and the tables its completion search needs. Build once per
+/// grammar and share between derivations.
+public final class ConstraintSearch: Sendable {
+  public let grammar: Grammar
+  public let constraint: any DerivationConstraint
+  /// Productions one search may try before it gives up (the choice is then not allowed).
+  public let nodeLimit: Int
+  let T: Int
+  let never = Int32.max
+  /// Fewest steps for a non-terminal to derive a string that starts with terminal t:
+  /// `[nonterminal][t]`; that is exactly t: `exact`; that starts with t1 t2: `first2`
+  /// `[nonterminal][t1 * T + t2]`. (SMILES grammars have no empty productions but padding;
+  /// an empty right-hand side counts as deriving nothing.)
+  let first1: [[Int32]]
+  let exact: [[Int32]]
+  let first2: [[Int32]]
+  /// Whether a production leaves room for terminal t after its first symbol: some later
+  /// right-hand-side non-terminal can derive a string containing t (`chain -> atom chain`
+  /// for an atom; not `chain -> atom`). `[production][t]`.
+  let roomFor: [[Bool]]
+
+  public init(grammar: Grammar, constraint: any DerivationConstraint, nodeLimit: Int = 60) {
+    self.grammar = grammar
+    self.constraint = constraint
+    self.nodeLimit = nodeLimit
+    let T = grammar.terminals.count
+    self.T = T
+    let P = grammar.productions.count
+    let N = grammar.ntCount
+    let never = Int32.max
+    func plus(_ a: Int32, _ b: Int32) -> Int32 { a == never || b == never ? never : a + b }
+    var F1 = [[Int32]](repeating: [Int32](repeating: never, count: T), count: N)
+    var E = F1
+    var F2 = [[Int32]](repeating: [Int32](repeating: never, count: T * T), count: N)
+    var changed = true
+    while changed {
+      changed = false
+      for p in 0..<P where grammar.usable[p] {
+        let n = Int(grammar.lhsID[p])
+        let rhs = grammar.rhsIDs[p]
+        guard let s1 = rhs.first else { continue }
+        for t in 0..<T {
+          var c1 = never
+          var ce = never
+          if s1 < 0 {
+            if Int(~s1) == t { c1 = 1; if rhs.count == 1 { ce = 1 } }
+          } else {
+            c1 = plus(F1[Int(s1)][t], 1)
+            if rhs.count == 1 { ce = plus(E[Int(s1)][t], 1) }
+          }
+          if c1 < F1[n][t] { F1[n][t] = c1; changed = true }
+          if ce < E[n][t] { E[n][t] = ce; changed = true }
+        }
+      }
+    }
+    changed = true
+    while changed {
+      changed = false
+      for p in 0..<P where grammar.usable[p] {
+        let n = Int(grammar.lhsID[p])
+        for t1 in 0..<T {
+          for t2 in 0..<T {
+            let c = ConstraintSearch.cost2(grammar.rhsIDs[p], t1, t2, T, F1, E, F2)
+            if c < F2[n][t1 * T + t2] { F2[n][t1 * T + t2] = c; changed = true }
+          }
+        }
+      }
+    }
+    first1 = F1
+    exact = E
+    first2 = F2
+    // contains[n][t]: n derives some string containing t.
+    var contains = [[Bool]](repeating: [Bool](repeating: false, count: T), count: N)
+    changed = true
+    while changed {
+      changed = false
+      for p in 0..<P where grammar.usable[p] {
+        let n = Int(grammar.lhsID[p])
+        for s in grammar.rhsIDs[p] {
+          if s < 0 {
+            if !contains[n][Int(~s)] { contains[n][Int(~s)] = true; changed = true }
+          } else {
+            for t in 0..<T where contains[Int(s)][t] && !contains[n][t] {
+              contains[n][t] = true
+              changed = true
+            }
+          }
+        }
+      }
+    }
+    roomFor = (0..<P).map { p in
+      let rhs = grammar.rhsIDs[p].dropFirst()
+      return (0..<T).map { t in rhs.contains { $0 >= 0 && contains[Int($0)][t] } }
+    }
+  }
+
+  /// Steps for a right-hand side to derive a string starting with t1 t2 (counting the
+  /// production itself), from the non-terminal tables.
+  static func cost2(
+    _ rhs: [Int32], _ t1: Int, _ t2: Int, _ T: Int, _ F1: [[Int32]], _ E: [[Int32]], _ F2: [[Int32]]
+  ) -> Int32 {
+    let never = Int32.max
+    func plus(_ a: Int32, _ b: Int32) -> Int32 { a == never || b == never ? never : a + b }
+    guard let s1 = rhs.first else { return never }
+    // The second terminal from the symbol after the first.
+    func then(_ t: Int) -> Int32 {
+      guard rhs.count > 1 else { return never }
+      let s2 = rhs[1]
+      if s2 < 0 { return Int(~s2) == t ? 0 : never }
+      return F1[Int(s2)][t]
+    }
+    if s1 < 0 { return Int(~s1) == t1 ? plus(1, then(t2)) : never }
+    let inside = plus(F2[Int(s1)][t1 * T + t2], 1)
+    let split = plus(plus(E[Int(s1)][t1], 1), then(t2))
+    return min(inside, split)
+  }
+
+  /// Steps for production p to reach a goal (one or two terminals) first.
+  @inline(__always) func reach(_ p: Int, _ goal: [Int]) -> Int32 {
+    let rhs = grammar.rhsIDs[p]
+    guard let s1 = rhs.first, !goal.isEmpty else { return never }
+    if goal.count == 1 {
+      if s1 < 0 { return Int(~s1) == goal[0] ? 1 : never }
+      let f = first1[Int(s1)][goal[0]]
+      return f == never ? never : f + 1
+    }
+    return ConstraintSearch.cost2(rhs, goal[0], goal[1], T, first1, exact, first2)
+  }
+
+  /// A derivation at its start, with its first witness; nil when no completion within
+  /// `maxSteps` is accepted (or the search gave up).
+  public func start(maxSteps: Int) -> ConstrainedDerivation? {
+    var d = ConstrainedDerivation(
+      search: self, stack: [grammar.tables.startNT], terminals: [], steps: 0, maxSteps: maxSteps)
+    guard let w = witness(from: d) else { return nil }
+    d.witness = w
+    return d
+  }
+
+  /// Whether a complete production sequence derives a string the constraint accepts.
+  public func accepts(_ productions: [Int]) -> Bool {
+    var d = ConstrainedDerivation(
+      search: self, stack: [grammar.tables.startNT], terminals: [], steps: 0, maxSteps: Int.max)
+    for p in productions {
+      if d.isComplete { break }  // padding
+      guard let next = d.advanced(by: p) else { return false }
+      d = next
+    }
+    return d.isComplete && constraint.examine(d.terminals).status == .complete
+  }
+
+  /// Moves terminals on top of the stack to the output.
+  @inline(__always) func flush(_ stack: inout [Int32], _ terminals: inout [Int]) -> Bool {
+    var moved = false
+    while let top = stack.last, top < 0 {
+      terminals.append(Int(~top))
+      stack.removeLast()
+      moved = true
+    }
+    return moved
+  }
+
+  @inline(__always) func pendingSteps(_ stack: [Int32]) -> Int {
+    var s = 0
+    for x in stack where x >= 0 { s = Grammar.addSteps(s, grammar.minSteps[Int(x)]) }
+    return s
+  }
+
+  /// A completion of `d` (productions, in order) that the constraint accepts, found by a
+  /// depth-first search that tries first the productions reaching the constraint's goals
+  /// soonest, then the ones that finish soonest; nil when none is found within `nodeLimit`.
+  func witness(from d: ConstrainedDerivation) -> [Int]? {
+    struct Frame {
+      var stack: [Int32]
+      var terminals: [Int]
+      var steps: Int
+      var advice: ConstraintAdvice
+      var candidates: [Int]
+      var next: Int
+    }
+    var frames: [Frame] = []
+    var path: [Int] = []
+    var nodes = 0
+    var stack = d.stack
+    var terminals = d.terminals
+    var steps = d.steps
+    var advice = constraint.examine(terminals)
+    var judged: [[Int]: ConstraintAdvice] = [:]
+    // Expands to a new frame, or reports a leaf: true = accepted, false = dead end.
+    while true {
+      var leaf: Bool? = nil
+      if advice.status == .dead {
+        leaf = false
+      } else if stack.isEmpty {
+        leaf = advice.status == .complete
+      } else if Grammar.addSteps(steps, pendingSteps(stack)) > d.maxSteps {
+        leaf = false
+      } else {
+        let top = Int(stack.last!)
+        let rest = pendingSteps(stack) - grammar.minSteps[top]
+        var scored: [(key: (Int, Int32, Int), p: Int)] = []
+        for q in grammar.productionsOf[top] {
+          let p = Int(q)
+          guard grammar.usable[p] else { continue }
+          let finish = grammar.stepsToFinish(production: p)
+          if Grammar.addSteps(Grammar.addSteps(steps, finish), rest) > d.maxSteps { continue }
+          var rank = advice.goals.count
+          var soonest = never
+          var then: Int? = nil
+          for (i, g) in advice.goals.enumerated() {
+            let r = reach(p, g.terminals)
+            if r != never {
+              rank = i
+              soonest = r
+              then = g.then
+              break
+            }
+          }
+          // Room for what is wanted after the goal first; then the shortest ending.
+          let room = then.map { roomFor[p][$0] ? 0 : 1 } ?? 0
+          let tie = room * 1_000_000 + finish
+          scored.append(((rank, soonest, tie), p))
+        }
+        scored.sort { $0.key < $1.key || ($0.key == $1.key && $0.p < $1.p) }
+        // Only the productions that reach a goal, when some do: the rest cannot help.
+        if let first = scored.first, first.key.0 < advice.goals.count {
+          scored.removeAll { $0.key.0 >= advice.goals.count }
+        }
+        frames.append(
+          Frame(
+            stack: stack, terminals: terminals, steps: steps, advice: advice,
+            candidates: scored.map(\.p), next: 0))
+      }
+      if leaf == true { return path }
+      // Next untried candidate of the deepest frame that has one. `path` holds one choice
+      // per frame whose candidate is being explored.
+      while true {
+        guard !frames.isEmpty else { return nil }
+        let deepest = frames.count - 1
+        if path.count > deepest { path.removeSubrange(deepest...) }
+        if frames[deepest].next >= frames[deepest].candidates.count {
+          frames.removeLast()
+          continue
+        }
+        nodes += 1
+        if nodes > nodeLimit { return nil }
+        let p = frames[deepest].candidates[frames[deepest].next]
+        frames[deepest].next += 1
+        path.append(p)
+        stack = frames[deepest].stack
+        terminals = frames[deepest].terminals
+        steps = frames[deepest].steps + 1
+        stack.removeLast()
+        for s in grammar.rhsIDs[p].reversed() { stack.append(s) }
+        if flush(&stack, &terminals) || stack.isEmpty {
+          // Sibling productions often derive the same terminals (`chain -> atom` and
+          // `chain -> atom chain` both write the atom next): judge each prefix once.
+          if let known = judged[terminals] {
+            advice = known
+          } else {
+            advice = constraint.examine(terminals)
+            judged[terminals] = advice
+          }
+        } else {
+          advice = frames[deepest].advice
+        }
+        break
+      }
+    }
+  }
+}
+
+/// One derivation under a constraint: the symbols still to expand, the terminals derived so
+/// far, and a witness completion that the constraint accepts.
+public struct ConstrainedDerivation: Sendable {
+  let search: ConstraintSearch
+  var stack: [Int32]  // top last; terminals are moved to `terminals` as soon as they surface
+  public private(set) var terminals: [Int]
+  public private(set) var steps: Int
+  public let maxSteps: Int
+  var witness: [Int] = []
+  var witnessAt = 0
+
+  init(search: ConstraintSearch, stack: [Int32], terminals: [Int], steps: Int, maxSteps: Int) {
+    self.search = search
+    self.stack = stack
+    self.terminals = terminals
+    self.steps = steps
+    self.maxSteps = maxSteps
+    _ = search.flush(&self.stack, &self.terminals)
+  }
+
+  public var isComplete: Bool { stack.isEmpty }
+
+  /// The production the kept witness takes next (always allowed); nil once complete.
+  public var witnessNext: Int? { witnessAt < witness.count ? witness[witnessAt] : nil }
+
+  /// The derivation after production `p` (which must expand the top symbol), without a witness.
+  func advanced(by p: Int) -> ConstrainedDerivation? {
+    guard let top = stack.last, top >= 0, search.grammar.usable[p], search.grammar.lhsID[p] == top
+    else { return nil }
+    var next = self
+    next.stack.removeLast()
+    for s in search.grammar.rhsIDs[p].reversed() { next.stack.append(s) }
+    _ = search.flush(&next.stack, &next.terminals)
+    next.steps += 1
+    next.witness = []
+    next.witnessAt = 0
+    return next
+  }
+
+  /// Whether production `p` is allowed now: the witness takes it, or a new witness exists
+  /// after it. Costs a search unless the witness takes `p`.
+  public func allows(_ p: Int) -> Bool {
+    if p == witnessNext { return true }
+    guard let next = advanced(by: p) else { return false }
+    return search.witness(from: next) != nil
+  }
+
+  /// Applies `p` when it is allowed (see `allows`), keeping a witness; false (and no change)
+  /// when it is not.
+  public mutating func apply(_ p: Int) -> Bool {
+    if p == witnessNext {
+      guard let next = advanced(by: p) else { return false }
+      let w = witness
+      let at = witnessAt + 1
+      self = next
+      witness = w
+      witnessAt = at
+      return true
+    }
+    guard var next = advanced(by: p) else { return false }
+    if let w = repairedWitness(after: p, next) ?? search.witness(from: next) {
+      next.witness = w
+      self = next
+      return true
+    }
+    return false
+  }
+
+  /// The kept witness's remaining productions, when `p` expands the same non-terminals as
+  /// the witness's next production (another atom, bond or digit) and the string they then
+  /// derive is accepted: one check instead of a search.
+  func repairedWitness(after p: Int, _ next: ConstrainedDerivation) -> [Int]? {
+    guard let q = witnessNext else { return nil }
+    let g = search.grammar
+    guard g.rhsIDs[p].filter({ $0 >= 0 }) == g.rhsIDs[q].filter({ $0 >= 0 }) else { return nil }
+    let tail = Array(witness[(witnessAt + 1)...])
+    var d = next
+    for r in tail {
+      guard let e = d.advanced(by: r) else { return nil }
+      d = e
+    }
+    guard d.isComplete, search.constraint.examine(d.terminals).status == .complete else { return nil }
+    return tail
+  }
+
+  /// Applies the witness's next production (always allowed) and returns it; nil when complete.
+  public mutating func applyWitness() -> Int? {
+    guard let p = witnessNext else { return nil }
+    return apply(p) ? p : nil
+  }
+}

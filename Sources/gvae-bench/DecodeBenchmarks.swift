@@ -1,0 +1,70 @@
+// Decoding with and without the chemistry constraint, in the same run: the time ratio, the
+// validity of what comes out, and how often the constraint changes a decode that was already
+// a molecule.
+import CFG
+import Chemistry
+import Engine
+import Foundation
+import GrammarVAE
+
+func runDecodeBenchmarks(_ options: BenchOptions) {
+  let path = options["--model"] ?? "Models/zinc.safetensors"
+  let count = options.int("--count") ?? 200
+  let runs = options.int("--runs") ?? 3
+  let model: VAEModel
+  do { model = try VAEModel.load(path: path) } catch {
+    FileHandle.standardError.write(Data("gvae-bench: \(error)\n".utf8))
+    exit(1)
+  }
+  let search = ConstraintSearch(grammar: model.grammar, constraint: SMILESConstraint(grammar: model.grammar))
+  var rng = SeededRandom(seed: 11)
+  let Z = model.configuration.latentSize
+  let z = (0..<count).map { _ in (0..<Z).map { _ in rng.nextNormal() } }
+  func decode(_ constrained: Bool, _ strategy: DecodingStrategy, seed: UInt64) -> [DecodedString] {
+    var r = SeededRandom(seed: seed)
+    return model.decode(
+      latents: z, strategy: strategy, rng: &r, lengthBudget: true,
+      constraint: constrained ? search : nil)
+  }
+  // Interleaved runs so both see the same machine.
+  var times: [[Double]] = [[], []]
+  var outputs: [[DecodedString]] = [[], []]
+  _ = decode(false, .sample(temperature: 1), seed: 0)
+  for run in 0..<runs {
+    for (k, constrained) in [false, true].enumerated() {
+      let start = DispatchTime.now().uptimeNanoseconds
+      let out = decode(constrained, .sample(temperature: 1), seed: UInt64(run))
+      times[k].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+      if run == 0 { outputs[k] = out }
+    }
+  }
+  let medians = times.map { t in t.sorted()[t.count / 2] }
+  for (k, name) in ["decode-grammar", "decode-chemistry"].enumerated() {
+    let strings = outputs[k].compactMap(\.string)
+    let valid = strings.filter { SMILES.check($0).isValid }
+    report(
+      name, medianSeconds: medians[k],
+      [
+        "model": path, "latents": count, "per_latent_ms": 1000 * medians[k] / Double(count),
+        "valid_fraction": Double(valid.count) / Double(max(count, 1)),
+        "unique_fraction": Double(Set(valid).count) / Double(max(valid.count, 1)),
+      ])
+  }
+  // Greedy decodes that are molecules already: does the constraint leave them alone?
+  let plain = decode(false, .greedy, seed: 0)
+  let constrained = decode(true, .greedy, seed: 0)
+  var molecules = 0
+  var same = 0
+  for (a, b) in zip(plain, constrained) {
+    guard let s = a.string, SMILES.check(s).isValid else { continue }
+    molecules += 1
+    if b.string == s { same += 1 }
+  }
+  report(
+    "decode-chemistry-ratio", medianSeconds: medians[1],
+    [
+      "ratio_to_grammar": medians[1] / medians[0],
+      "greedy_molecules_unchanged": Double(same) / Double(max(molecules, 1)),
+      "greedy_molecules": molecules,
+    ])
+}

@@ -1,0 +1,150 @@
+import CFG
+import Chemistry
+import Engine
+import Testing
+
+@testable import GrammarVAE
+
+@Suite struct ChemistryConstraintTests {
+  @Test(arguments: ["zinc", "zinc-rr"]) func startHasWitness(name: String) throws {
+    let g = try Grammar.named(name)
+    let search = ConstraintSearch(grammar: g, constraint: SMILESConstraint(grammar: g))
+    var d = try #require(search.start(maxSteps: g.maxLength))
+    var productions: [Int] = []
+    while let p = d.applyWitness() { productions.append(p) }
+    #expect(d.isComplete)
+    let s = try g.derive(productions)
+    #expect(SMILES.check(s).isValid, "\(s)")
+    #expect(search.accepts(productions))
+  }
+
+  /// Random decodes that respect the mask: at each step a few allowed productions are tried
+  /// in a random order (as a sampler with random logits would), then the witness's; every
+  /// result must be complete, within the length limit and a molecule by the checker.
+  @Test(arguments: ["zinc", "zinc-rr"]) func randomMaskRespectingDecodesAreMolecules(name: String) throws {
+    let g = try Grammar.named(name)
+    let search = ConstraintSearch(grammar: g, constraint: SMILESConstraint(grammar: g))
+    var rng = SeededRandom(seed: 7)
+    let lhs = g.lhsIndexOfProduction
+    var distinct = Set<String>()
+    var rings = 0
+    let decodes = 40
+    for _ in 0..<decodes {
+      var d = try #require(search.start(maxSteps: g.maxLength))
+      var productions: [Int] = []
+      var stack = DerivationStack(grammar: g)
+      while !d.isComplete {
+        var options = (0..<g.productions.count).filter { g.isUsable($0) && lhs[$0] == stack.currentLHS }
+        options.shuffle(using: &rng)
+        var chosen: Int? = nil
+        for p in options.prefix(2) where d.apply(p) {
+          chosen = p
+          break
+        }
+        if chosen == nil { chosen = d.applyWitness() }
+        let p = try #require(chosen, "no allowed production after \(productions.count) steps")
+        try stack.apply(production: p)
+        productions.append(p)
+      }
+      #expect(productions.count <= g.maxLength)
+      let s = try g.derive(productions)
+      let check = SMILES.check(s)
+      #expect(check.isValid, "\(s): \(check.error?.description ?? "")")
+      rings += check.summary?.ringCount ?? 0
+      distinct.insert(s)
+    }
+    #expect(distinct.count > decodes / 2)
+    _ = rings
+  }
+
+  /// A derivation that opens rings gets them closed: after choosing ring bonds on aromatic
+  /// atoms, the witness completes an aromatic ring.
+  @Test func openedRingsAreClosed() throws {
+    let g = try Grammar.named("zinc-rr")
+    let search = ConstraintSearch(grammar: g, constraint: SMILESConstraint(grammar: g))
+    let parser = Parser(grammar: g)
+    // The first steps of "c1ccc(…": aromatic atoms and an open ring.
+    let prefix = Array(try parser.parse("c1cccc1C").prefix(7))
+    var d = try #require(search.start(maxSteps: g.maxLength))
+    var productions: [Int] = []
+    for p in prefix {
+      let applied = d.apply(p)
+      #expect(applied, "production \(g.productions[p]) refused")
+      productions.append(p)
+    }
+    while let p = d.applyWitness() { productions.append(p) }
+    let s = try g.derive(productions)
+    #expect(s.hasPrefix("c1c"), "\(s)")
+    #expect(SMILES.check(s).summary?.ringCount == 1, "\(s)")
+  }
+
+  /// The decoder itself on an untrained network (near-uniform choices): every sample is
+  /// complete and a molecule with the constraint; without it most are not.
+  @Test func untrainedModelSamplesAreMolecules() throws {
+    let g = try Grammar.named("zinc-rr")
+    var c = Preset.tinyAR.configuration(kind: .grammar, steps: g.maxLength, vocabularySize: g.productions.count)
+    c.decoder = .autoregressive
+    let text = try #require(ShippedGrammar.all.first { $0.name == "zinc-rr" }).text
+    let model = try VAEModel(configuration: c, grammar: g, grammarText: text, seed: 3)
+    let search = ConstraintSearch(grammar: g, constraint: SMILESConstraint(grammar: g))
+    var rng = SeededRandom(seed: 5)
+    let z = (0..<24).map { _ in (0..<c.latentSize).map { _ in rng.nextNormal() } }
+    let constrained = model.decode(
+      latents: z, strategy: .sample(temperature: 1), rng: &rng, constraint: search)
+    for o in constrained {
+      let s = try #require(o.string, "incomplete")
+      #expect(SMILES.check(s).isValid, "\(s)")
+    }
+    let plain = model.decode(latents: z, strategy: .sample(temperature: 1), rng: &rng, lengthBudget: true)
+    let plainValid = plain.compactMap(\.string).filter { SMILES.check($0).isValid }.count
+    #expect(plainValid < z.count / 2, "an untrained decoder should mostly fail without the constraint")
+  }
+
+  /// Greedy decodes that are molecules already come back unchanged under the constraint.
+  @Test func validDecodesAreLeftAlone() throws {
+    let g = try Grammar.named("zinc-rr")
+    let search = ConstraintSearch(grammar: g, constraint: SMILESConstraint(grammar: g))
+    let parser = Parser(grammar: g)
+    for s in ["CC(=O)Oc1ccccc1C(=O)O", "c1ccc2[nH]ccc2c1", "C1CC1N"] {
+      let seq = try parser.parse(s)
+      #expect(search.accepts(seq), "\(s)")
+    }
+    for s in ["c1ccccc1C", "CC"] { #expect(search.accepts(try parser.parse(s))) }
+    for s in ["c1cccc1", "C(C)(C)(C)(C)C", "ccc"] { #expect(!search.accepts(try parser.parse(s)), "\(s)") }
+  }
+}
+
+@Suite struct SMILESPrefixAdviceTests {
+  func advise(_ s: String) -> SMILESPrefixAdvice { SMILES.advise(prefix: Array(s.utf8)) }
+
+  @Test func deadPrefixes() {
+    // Valence exceeded, ring onto a bonded atom, a one-neighbour aromatic atom left behind,
+    // an unkekulizable closed ring, syntax.
+    for s in ["C(C)(C)(C)(C)C", "F(C)C", "C1C1", "c1ccccc1(c)C", "c1cccc1", "C)"] {
+      #expect(advise(s).status == .dead, "\(s) \(advise(s))")
+    }
+  }
+
+  @Test func openAndComplete() {
+    #expect(advise("").status == .open)
+    #expect(advise("CC").status == .complete)
+    #expect(advise("c1ccccc1").status == .complete)
+    #expect(advise("C1CC").status == .open)
+    #expect(advise("CC(").status == .open)
+    #expect(advise("CC[N").status == .open)  // bracket still open
+    #expect(advise("CC=").status == .open)
+    #expect(advise("Cc").status == .open)  // aromatic atom that may still open a ring
+  }
+
+  @Test func goalsCloseRings() {
+    // After four aromatic atoms a fifth and then the digit would make a five-ring: not
+    // kekulizable without a lone pair, so the six-ring is proposed.
+    let a = advise("c1cccc")
+    #expect(a.goals.first?.terminals == ["c", "1"])
+    #expect(advise("c1ccccc").goals.first?.terminals == ["1"])
+    #expect(advise("c1cc[nH]c").goals.first?.terminals == ["1"])  // pyrrole
+    #expect(advise("C1CC").goals.first?.terminals == ["1"])
+    #expect(advise("C1CC").goals.first?.then == nil)
+    #expect(advise("C1CC2CC").goals.first?.then == "C")  // ring 1 stays open
+  }
+}
