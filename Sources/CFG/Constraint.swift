@@ -66,6 +66,8 @@ public final class ConstraintSearch: Sendable {
   /// right-hand-side non-terminal can derive a string containing t (`chain -> atom chain`
   /// for an atom; not `chain -> atom`). `[production][t]`.
   let roomFor: [[Bool]]
+  /// The production of each non-terminal that finishes in the fewest steps (-1: none).
+  let cheapest: [Int]
 
   public init(grammar: Grammar, constraint: any DerivationConstraint, nodeLimit: Int = 60) {
     self.grammar = grammar
@@ -136,6 +138,16 @@ public final class ConstraintSearch: Sendable {
         }
       }
     }
+    cheapest = (0..<N).map { n in
+      guard n < grammar.productionsOf.count else { return -1 }
+      var best = -1
+      var bestSteps = Int.max
+      for q in grammar.productionsOf[n] where grammar.usable[Int(q)] {
+        let c = grammar.stepsToFinish(production: Int(q))
+        if c < bestSteps { (best, bestSteps) = (Int(q), c) }
+      }
+      return best
+    }
     roomFor = (0..<P).map { p in
       let rhs = grammar.rhsIDs[p].dropFirst()
       return (0..<T).map { t in rhs.contains { $0 >= 0 && contains[Int($0)][t] } }
@@ -197,6 +209,25 @@ public final class ConstraintSearch: Sendable {
     return d.isComplete && constraint.examine(d.terminals).status == .complete
   }
 
+  /// The cheapest productions that finish `stack` (leftmost first) and the terminals then
+  /// derived; nil when some symbol cannot finish.
+  func shortestFinish(_ stack: [Int32], _ terminals: [Int]) -> (productions: [Int], terminals: [Int])? {
+    var stack = stack
+    var terminals = terminals
+    var productions: [Int] = []
+    while let top = stack.popLast() {
+      if top < 0 {
+        terminals.append(Int(~top))
+        continue
+      }
+      let p = cheapest[Int(top)]
+      guard p >= 0 else { return nil }
+      productions.append(p)
+      for s in grammar.rhsIDs[p].reversed() { stack.append(s) }
+    }
+    return (productions, terminals)
+  }
+
   /// Moves terminals on top of the stack to the output.
   @inline(__always) func flush(_ stack: inout [Int32], _ terminals: inout [Int]) -> Bool {
     var moved = false
@@ -234,6 +265,7 @@ public final class ConstraintSearch: Sendable {
     var steps = d.steps
     var advice = constraint.examine(terminals)
     var judged: [[Int]: ConstraintAdvice] = [:]
+    var shortcuts = 0
     // Expands to a new frame, or reports a leaf: true = accepted, false = dead end.
     while true {
       var leaf: Bool? = nil
@@ -241,6 +273,17 @@ public final class ConstraintSearch: Sendable {
         leaf = false
       } else if stack.isEmpty {
         leaf = advice.status == .complete
+      } else if Grammar.addSteps(steps, pendingSteps(stack)) > d.maxSteps {
+        leaf = false
+      } else if advice.status == .complete && shortcuts < 2,
+        let rest = shortestFinish(stack, terminals)
+      {
+        // Already acceptable: the cheapest way to finish, judged once as a whole, usually
+        // is too (checking every terminal on the way would cost a judgement each).
+        shortcuts += 1
+        if constraint.examine(rest.terminals).status == .complete { return path + rest.productions }
+      }
+      if leaf != nil || stack.isEmpty || advice.status == .dead {
       } else if Grammar.addSteps(steps, pendingSteps(stack)) > d.maxSteps {
         leaf = false
       } else {

@@ -96,10 +96,12 @@ extension VAEModel {
   /// of its steps has a witness: its own rest), so every output is first decoded plainly and
   /// only the rejected ones are decoded again under the constraint (with fresh noise when
   /// sampling): the constraint never changes an output that was already valid.
+  /// (`plainFirst: false` decodes every output under the constraint in one pass, for
+  /// comparison: faster, but a refused search changes some outputs that were valid.)
   public func decode(
     latents: [[Float]], decodings: Int = 1, strategy: DecodingStrategy, rng: inout SeededRandom,
     lengthBudget: Bool = false, constraint: ConstraintSearch? = nil, constraintTries: Int = 2,
-    chunk: Int = 512
+    plainFirst: Bool = true, chunk: Int = 512
   ) -> [DecodedString] {
     let constraint = configuration.kind == .grammar ? constraint : nil
     var out: [DecodedString] = []
@@ -110,8 +112,9 @@ extension VAEModel {
       let part = Array(latents[k..<min(latents.count, k + rowsPerChunk)])
       var outputs = decodeChunk(
         part, decodings: decodings, strategy: strategy,
-        lengthBudget: lengthBudget || constraint != nil, constraint: nil, tries: 1, rng: &rng)
-      if let constraint {
+        lengthBudget: lengthBudget || constraint != nil, constraint: plainFirst ? nil : constraint,
+        tries: max(1, constraintTries), rng: &rng)
+      if let constraint, plainFirst {
         let redo = outputs.indices.filter { !constraint.accepts(outputs[$0].productions) }
         if !redo.isEmpty {
           let again = decodeChunk(

@@ -43,6 +43,10 @@ struct EvaluateCommand: ParsableCommand {
         + " chemistry (valid molecules).",
       discussion: "Default: chemistry for SMILES-grammar models, else grammar with --length-budget, else none."))
   var constraints: DecodingConstraints?
+  @Option(
+    name: .customLong("prior-output"),
+    help: "Write every prior decoding to this file, one per line (empty: unfinished).")
+  var priorOutput: String?
   @Option(help: "Random seed.") var seed: UInt64 = 0
   @Option(help: "Output: text or json.") var format: OutputFormat = .text
 
@@ -108,6 +112,12 @@ struct EvaluateCommand: ParsableCommand {
         model: model, samples: priorSamples, decodings: priorDecodings, seed: seed &+ 1,
         lengthBudget: lengthBudget, constraint: constraint)
       let strings = outs.compactMap(\.string)
+      if let priorOutput {
+        let text = outs.map { ($0.string ?? "") + "\n" }.joined()
+        do { try text.write(toFile: priorOutput, atomically: true, encoding: .utf8) } catch {
+          throw fail("cannot write --prior-output \(priorOutput): \(error.localizedDescription)")
+        }
+      }
       report.priorSamples = priorSamples
       report.priorDecodings = priorDecodings
       report.priorComplete = Double(strings.count) / Double(outs.count)

@@ -41,6 +41,7 @@ struct OptimizeCommand: ParsableCommand {
   @Option(help: "Random seed.") var seed: UInt64 = 0
   @Option(help: "Decodings per proposed point (the paper: 25).") var decodings = 25
   @Option(help: "Decoding temperature.") var temperature: Float = 1
+  @OptionGroup var budget: LengthBudgetOption
   @OptionGroup var surrogate: SurrogateOptions
   @Option(
     help: ArgumentHelp(
@@ -82,6 +83,7 @@ struct OptimizeCommand: ParsableCommand {
       out.flush()
     }
     let model = try modelOption.load()
+    let decoding = try budget.resolve(for: model).decoding(for: model)
     let scorer = try Scorer(objective: objective, maximize: maximize, python: python)
     defer { scorer.close() }
     var rng = SeededRandom(seed: seed)
@@ -180,7 +182,8 @@ struct OptimizeCommand: ParsableCommand {
       }
       let decoded = model.decode(
         latents: points.map { $0.map { Float($0) } }, decodings: decodings,
-        strategy: .sample(temperature: temperature), rng: &rng, lengthBudget: true)
+        strategy: .sample(temperature: temperature), rng: &rng, lengthBudget: decoding.lengthBudget,
+        constraint: decoding.constraint)
       for (k, p) in points.enumerated() {
         let candidates = decoded[(k * decodings)..<((k + 1) * decodings)].compactMap(\.string)
         let (string, score) = try scorer.mostFrequentValid(candidates)

@@ -186,6 +186,33 @@ func gvaeWithEnvironment(_ arguments: [String], _ env: [String: String]) throws 
     #expect(p.status == 0, "\(p.stderr)")
   }
 
+  /// The chemistry constraint is the default for SMILES models: every sample is a molecule.
+  @Test(.enabled(if: has("zinc"))) func zincSamplesAreMolecules() throws {
+    for (args, n) in [(["sample", "-n", "30", "--seed", "5"], 30), (["sample", "-n", "10", "--greedy", "--seed", "6"], 10)] {
+      let r = try gvae(args)
+      #expect(r.status == 0, "\(r.stderr)")
+      #expect(r.stdout.split(separator: "\n").count == n)
+      let c = try gvae(["check"], stdin: r.stdout)
+      #expect(c.status == 0, "\(c.stdout)")
+    }
+    let z = try gvae(["encode", "CC(=O)Nc1ccc(O)cc1"])
+    let d = try gvae(["decode", "--constraints", "chemistry"], stdin: z.stdout)
+    #expect(d.status == 0, "\(d.stderr)")
+    #expect(try gvae(["check"], stdin: d.stdout).status == 0)
+  }
+
+  @Test(.enabled(if: has("zinc") && has("equation"))) func contradictoryConstraintsAreErrors() throws {
+    let a = try gvae(["sample", "--constraints", "chemistry", "--no-length-budget"])
+    #expect(a.status != 0)
+    #expect(a.stderr.contains("--no-length-budget contradicts --constraints chemistry"), "\(a.stderr)")
+    let b = try gvae(["sample", "--model", "equation", "--constraints", "chemistry"])
+    #expect(b.status != 0)
+    #expect(b.stderr.contains("needs a SMILES grammar"), "\(b.stderr)")
+    let c = try gvae(["sample", "--constraints", "valence"])
+    #expect(c.status != 0)
+    #expect(c.stderr.contains("valence"), "\(c.stderr)")
+  }
+
   @Test(.enabled(if: has("equation"))) func equationSamplesParse() throws {
     let r = try gvae(["sample", "--model", "equation", "-n", "200", "--seed", "2"])
     #expect(r.status == 0)
