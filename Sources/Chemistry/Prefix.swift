@@ -63,6 +63,27 @@ extension SMILES {
     guard case .success(var mol) = parser.parse() else { return SMILESPrefixAdvice(status: .dead) }
     let end = parser.end
 
+    // The constraint stays where this checker and RDKit agree. Exotic aromatic atoms (never
+    // in ZINC) are where RDKit's kekulizer refuses what a matching allows: charges beyond ±1, charged o or s, bracket radicals ([c], [s]), more than
+    // three bonds on n, o, s (four on c, as in c=O), double bonds to anything but O, S, N.
+    for (k, a) in mol.atoms.enumerated() where a.aromatic {
+      if abs(a.charge) > 1 || (a.charge != 0 && (a.element == 8 || a.element == 16)) {
+        return SMILESPrefixAdvice(status: .dead)
+      }
+      if a.bracket && a.hydrogens == 0 && a.charge == 0 && a.element != 7 {
+        return SMILESPrefixAdvice(status: .dead)
+      }
+      var used = a.hydrogens
+      for b in a.bonds {
+        let bond = mol.bonds[b]
+        used += bond.order.integer
+        if bond.order == .double || bond.order == .triple || bond.order == .quadruple {
+          let other = mol.atoms[bond.other(k)]
+          if other.aromatic || ![7, 8, 16].contains(other.element) { return SMILESPrefixAdvice(status: .dead) }
+        }
+      }
+      if used > (a.element == 6 ? 4 : 3) { return SMILESPrefixAdvice(status: .dead) }
+    }
     // Bonds and hydrogens so far against the largest valence each atom may reach.
     var free = [Int](repeating: Int.max, count: mol.atoms.count)
     for k in mol.atoms.indices {
