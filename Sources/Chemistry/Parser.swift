@@ -44,6 +44,8 @@ struct Bond {
   var b: Int
   var order: BondOrder
   var inRing = false
+  /// Written as / or \ (a stereo mark; between aromatic atoms the bond is aromatic).
+  var directional = false
   func other(_ i: Int) -> Int { i == a ? b : a }
 }
 
@@ -51,8 +53,8 @@ struct Molecule {
   var atoms: [Atom] = []
   var bonds: [Bond] = []
 
-  mutating func addBond(_ a: Int, _ b: Int, _ order: BondOrder) {
-    bonds.append(Bond(a: a, b: b, order: order))
+  mutating func addBond(_ a: Int, _ b: Int, _ order: BondOrder, directional: Bool = false) {
+    bonds.append(Bond(a: a, b: b, order: order, directional: directional))
     atoms[a].bonds.append(bonds.count - 1)
     atoms[b].bonds.append(bonds.count - 1)
   }
@@ -69,6 +71,7 @@ struct Molecule {
 struct BondToken {
   var symbol: UInt8
   var column: Int
+  var isDirectional: Bool { symbol == UInt8(ascii: "/") || symbol == UInt8(ascii: "\\") }
   var order: BondOrder {
     switch symbol {
     case UInt8(ascii: "="): return .double
@@ -249,7 +252,7 @@ struct Parser {
           case (nil, nil): order = .single
           }
           order = bondOrder(open.bond ?? pending, mol.atoms[other], mol.atoms[prev])
-          mol.addBond(other, prev, order)
+          mol.addBond(other, prev, order, directional: (open.bond ?? pending)?.isDirectional ?? false)
         } else {
           rings[label] = OpenRing(atom: prev, bond: pending, column: column(at))
         }
@@ -304,7 +307,7 @@ struct Parser {
     mol.atoms.append(atom)
     let k = mol.atoms.count - 1
     guard prev >= 0 else { return }
-    mol.addBond(prev, k, bondOrder(pending, mol.atoms[prev], atom))
+    mol.addBond(prev, k, bondOrder(pending, mol.atoms[prev], atom), directional: pending?.isDirectional ?? false)
   }
 
   /// Unwritten bonds and directional bonds (/ \\) between two aromatic atoms are aromatic,

@@ -65,7 +65,8 @@ extension SMILES {
 
     // The constraint stays where this checker and RDKit agree. Exotic aromatic atoms (never
     // in ZINC) are where RDKit's kekulizer refuses what a matching allows: charges beyond ±1, charged o or s, bracket radicals ([c], [s]), more than
-    // three bonds on n, o, s (four on c, as in c=O), double bonds to anything but O, S, N.
+    // three bonds on n, o, s (four on c, as in c=O), double bonds to anything but O, S, N,
+    // and / or \ between two aromatic atoms.
     for (k, a) in mol.atoms.enumerated() where a.aromatic {
       if abs(a.charge) > 1 || (a.charge != 0 && (a.element == 8 || a.element == 16)) {
         return SMILESPrefixAdvice(status: .dead)
@@ -77,6 +78,7 @@ extension SMILES {
       for b in a.bonds {
         let bond = mol.bonds[b]
         used += bond.order.integer
+        if bond.directional && mol.atoms[bond.other(k)].aromatic { return SMILESPrefixAdvice(status: .dead) }
         if bond.order == .double || bond.order == .triple || bond.order == .quadruple {
           let other = mol.atoms[bond.other(k)]
           if other.aromatic || ![7, 8, 16].contains(other.element) { return SMILESPrefixAdvice(status: .dead) }

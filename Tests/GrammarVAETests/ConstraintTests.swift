@@ -120,7 +120,7 @@ import Testing
   @Test func deadPrefixes() {
     // Valence exceeded, ring onto a bonded atom, a one-neighbour aromatic atom left behind,
     // an unkekulizable closed ring, syntax.
-    for s in ["C(C)(C)(C)(C)C", "F(C)C", "C1C1", "c1ccccc1(c)C", "c1cccc1", "C)", "c1ccccc1=c"] {
+    for s in ["C(C)(C)(C)(C)C", "F(C)C", "C1C1", "c1ccccc1(c)C", "c1cccc1", "C)", "c1ccccc1=c", "c1ccccc1/c", "c1cc[c-2]"] {
       #expect(advise(s).status == .dead, "\(s) \(advise(s))")
     }
   }
