@@ -269,26 +269,22 @@ public final class ConstraintSearch: Sendable {
     // Expands to a new frame, or reports a leaf: true = accepted, false = dead end.
     while true {
       var leaf: Bool? = nil
+      let pending = stack.isEmpty ? 0 : pendingSteps(stack)
       if advice.status == .dead {
         leaf = false
       } else if stack.isEmpty {
         leaf = advice.status == .complete
-      } else if Grammar.addSteps(steps, pendingSteps(stack)) > d.maxSteps {
-        leaf = false
-      } else if advice.status == .complete && shortcuts < 2,
-        let rest = shortestFinish(stack, terminals)
-      {
-        // Already acceptable: the cheapest way to finish, judged once as a whole, usually
-        // is too (checking every terminal on the way would cost a judgement each).
-        shortcuts += 1
-        if constraint.examine(rest.terminals).status == .complete { return path + rest.productions }
-      }
-      if leaf != nil || stack.isEmpty || advice.status == .dead {
-      } else if Grammar.addSteps(steps, pendingSteps(stack)) > d.maxSteps {
+      } else if Grammar.addSteps(steps, pending) > d.maxSteps {
         leaf = false
       } else {
+        if advice.status == .complete && shortcuts < 2, let rest = shortestFinish(stack, terminals) {
+          // Already acceptable: the cheapest way to finish, judged once as a whole, usually
+          // is too (checking every terminal on the way would cost a judgement each).
+          shortcuts += 1
+          if constraint.examine(rest.terminals).status == .complete { return path + rest.productions }
+        }
         let top = Int(stack.last!)
-        let rest = pendingSteps(stack) - grammar.minSteps[top]
+        let rest = pending - grammar.minSteps[top]
         var scored: [(key: (Int, Int32, Int), p: Int)] = []
         for q in grammar.productionsOf[top] {
           let p = Int(q)
