@@ -13,6 +13,7 @@ let package = Package(
     .library(name: "NN", targets: ["NN"]),
     .library(name: "GrammarVAE", targets: ["GrammarVAE"]),
     .library(name: "Chemistry", targets: ["Chemistry"]),
+    .library(name: "Images", targets: ["Images"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
@@ -40,11 +41,17 @@ let package = Package(
     // optimisation, the expression objective and external scorers. Double precision.
     .target(name: "LatentOptimization", dependencies: ["Engine"], exclude: ["README.md"]),
 
+    // zlib from the system (Debian zlib1g-dev): gzip inflate, PNG deflate.
+    .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+
+    // Image data (idx, .npy, CSV), binarisation, PNG grids, image VAEs (ELBO, IWAE).
+    .target(name: "Images", dependencies: ["Engine", "NN", "CZlib"], exclude: ["README.md"]),
+
     // Executables: argument parsing and printing only.
     .executableTarget(
       name: "gvae",
       dependencies: [
-        "CFG", "Engine", "NN", "GrammarVAE", "Chemistry", "LatentOptimization",
+        "CFG", "Engine", "NN", "GrammarVAE", "Chemistry", "LatentOptimization", "Images",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(
@@ -72,6 +79,7 @@ let package = Package(
     .testTarget(name: "GVAEToolTests", dependencies: ["CFG"]),
     .testTarget(name: "ChemistryTests", dependencies: ["Chemistry"], exclude: ["Golden"]),
     .testTarget(name: "LatentOptimizationTests", dependencies: ["LatentOptimization", "Engine"]),
+    .testTarget(name: "ImagesTests", dependencies: ["Images", "NN", "Engine", "TestSupport", "CZlib"]),
     // Replays Fuzz/regressions (read through #filePath).
     .testTarget(name: "FuzzTests", dependencies: ["FuzzHarnesses"]),
   ]

@@ -2,9 +2,10 @@
 # Installs the system packages gvae needs on Debian/Ubuntu; quiet and quick when present.
 #   libxml2-dev          FoundationXML on Linux links it
 #   libopenblas0-pthread matrix multiply (loaded at run time; without it a slower built-in GEMM runs)
+#   zlib1g-dev           gzip data files and PNG output (Sources/Images links libz)
 set -euo pipefail
 need=()
-for pkg in libxml2-dev libopenblas0-pthread; do
+for pkg in libxml2-dev libopenblas0-pthread zlib1g-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
