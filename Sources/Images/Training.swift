@@ -1,0 +1,342 @@
+// Training an image VAE: seeded shuffling, dynamic binarisation, the IWAE paper's learning-rate
+// schedule, validation, best model, atomic checkpoints, exact resume and a NaN guard.
+import Engine
+import Foundation
+import NN
+
+public struct ImageTrainingSettings: Codable, Sendable, Equatable {
+  public var batchSize: Int = 100
+  public var epochs: Int = 100
+  public var learningRate: Float = 1e-3
+  public var seed: UInt64 = 0
+  /// Samples per image in the bound: 1 is the ELBO (analytic KL), k > 1 the IWAE bound.
+  public var importanceSamples: Int = 1
+  /// "iwae": stage i (0, 1, …, 7) lasts 3^i epochs at lr·10^(−i/7) (Burda et al. 2016, §5);
+  /// "constant": lr throughout.
+  public var schedule: String = "iwae"
+  /// Training images held out (seeded) for validation and best-model keeping.
+  public var validationCount: Int = 1000
+  /// Fresh Bernoulli draw of every training image per epoch (false: the pixels as they are).
+  public var binarize: Bool = true
+  public var adamEpsilon: Float = 1e-4
+  public var gradientClip: Float = 0
+  public var maxMinutes: Double = 0
+  public var checkpointMinutes: Double = 10
+
+  public init() {}
+
+  /// The learning rate of `epoch` (0-based) under the schedule.
+  public func learningRate(epoch: Int) -> Float {
+    guard schedule == "iwae" else { return learningRate }
+    var stage = 0
+    var end = 1
+    while epoch >= end && stage < 7 {
+      stage += 1
+      end += Int(pow(3.0, Double(stage)))
+    }
+    return learningRate * Float(pow(10.0, -Double(stage) / 7))
+  }
+}
+
+/// One epoch (also a line of the JSON-lines log; field names as the Grammar VAE's).
+public struct ImageEpochRecord: Codable, Sendable, Equatable {
+  public var epoch: Int
+  public var step: Int
+  /// Mean negative bound per training image (nats).
+  public var trainLoss: Double
+  public var trainReconstruction: Double
+  public var trainKL: Double
+  public var validationLoss: Double?
+  public var validationReconstruction: Double?
+  public var validationKL: Double?
+  public var learningRate: Float
+  public var seconds: Double
+  public var rowsPerSecond: Double
+}
+
+public struct ImageTrainerState: Codable, Sendable, Equatable {
+  public var epoch = 0
+  public var batchInEpoch = 0
+  public var step = 0
+  /// The reparameterisation noise stream.
+  public var noise: SeededRandom
+  public var bestValidation = Double.infinity
+  public var history: [ImageEpochRecord] = []
+  public var epochLoss = 0.0
+  public var epochReconstruction = 0.0
+  public var epochKL = 0.0
+  public var epochImages = 0
+  public var elapsed = 0.0
+  public var imagesSeen = 0
+}
+
+public enum ImageTrainingEvent {
+  case batch(epoch: Int, batch: Int, batches: Int, loss: Double, imagesPerSecond: Double)
+  case epoch(ImageEpochRecord)
+  case checkpoint(path: String)
+  case bestModel(path: String, validationLoss: Double)
+}
+
+public enum ImageTrainingOutcome: Sendable, Equatable {
+  case finished, interrupted, timeLimit
+  case stoppedAfterEpoch(Int)
+}
+
+public enum ImageTrainingError: Error, CustomStringConvertible {
+  case nonFinite(epoch: Int, step: Int, checkpoint: String)
+  case checkpoint(String)
+  case data(String)
+
+  public var description: String {
+    switch self {
+    case .nonFinite(let e, let s, let c):
+      return "loss became NaN or infinite at epoch \(e + 1), step \(s); stopped without saving. "
+        + "The last good checkpoint is \(c) (resume with a lower --lr or --clip)"
+    case .checkpoint(let m), .data(let m): return m
+    }
+  }
+}
+
+public final class ImageTrainer {
+  public let model: ImageVAE
+  public let settings: ImageTrainingSettings
+  public let train: ImageSet
+  /// Binarised once (seed `Binarization.testSeed + 1`) when `settings.binarize`.
+  public let validation: ImageSet
+  public var state: ImageTrainerState
+  let adam: Adam
+  public let outputPath: String
+  public var checkpointPath: String { outputPath + ".checkpoint" }
+  public var shouldStop: () -> Bool = { false }
+  public var onEvent: (ImageTrainingEvent) -> Void = { _ in }
+  /// Test hooks: stop after this many epochs (a simulated kill); a NaN loss at this step.
+  public var stopAfterEpoch: Int? = nil
+  public var injectNonFiniteAtStep: Int? = nil
+  /// Extra fields of the training summary in the model file (data path, layout, …).
+  public var summaryExtras: [String: String] = [:]
+
+  /// Splits `images` into training and validation images by a seeded shuffle.
+  public init(
+    model: ImageVAE, settings: ImageTrainingSettings, images: ImageSet, outputPath: String
+  ) throws(ImageTrainingError) {
+    guard images.pixelsPerImage == model.configuration.pixels else {
+      throw .data(
+        "the images are \(images.height)×\(images.width), the model's \(model.configuration.height)×\(model.configuration.width)")
+    }
+    let nVal = min(settings.validationCount, images.count / 2)
+    var rng = SeededRandom(seed: settings.seed ^ 0xDA7A)
+    var order = Array(0..<images.count)
+    order.shuffle(using: &rng)
+    let val = images.subset(Array(order.prefix(nVal)).sorted())
+    self.train = images.subset(Array(order.dropFirst(nVal)).sorted())
+    guard train.count > 0 else { throw .data("no training images") }
+    self.validation = settings.binarize ? Binarization.fixed(val, seed: Binarization.testSeed + 1) : val
+    self.model = model
+    self.settings = settings
+    self.outputPath = outputPath
+    self.adam = Adam(
+      parameters: model.parameters,
+      hyperparameters: Adam.Hyperparameters(
+        learningRate: settings.learningRate, epsilon: settings.adamEpsilon))
+    self.state = ImageTrainerState(noise: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 7))
+  }
+
+  /// The image order of an epoch, cut into batches: depends only on the seed and the epoch.
+  public func batches(epoch: Int) -> [[Int]] {
+    var rng = SeededRandom(seed: settings.seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1))
+    var order = Array(0..<train.count)
+    order.shuffle(using: &rng)
+    let bs = max(1, settings.batchSize)
+    return stride(from: 0, to: order.count, by: bs).map { Array(order[$0..<min(order.count, $0 + bs)]) }
+  }
+
+  /// A batch's pixels, binarised by a draw that depends only on (seed, epoch, batch): a fresh
+  /// Bernoulli sample every epoch, the same after a resume.
+  func batchPixels(_ rows: [Int], epoch: Int, batch: Int) -> Tensor {
+    let x = train.batch(rows)
+    guard settings.binarize else { return x }
+    var rng = SeededRandom(seed: settings.seed ^ 0xB1_0000_0000 &+ UInt64(epoch) << 24 &+ UInt64(batch))
+    return Binarization.sample(x, rng: &rng)
+  }
+
+  /// One Adam step; throws on a non-finite loss or gradient (nothing updated then).
+  func trainBatch(_ x: Tensor) throws(ImageTrainingError) -> BatchBound {
+    zeroGradients(model.parameters)
+    var noise = state.noise
+    let tape = Tape()
+    let b = model.bound(x, samples: settings.importanceSamples, tape: tape, rng: &noise)
+    tape.backward(b.loss)
+    var loss = Double(b.loss.value.scalar)
+    if injectNonFiniteAtStep == state.step { loss = .nan }
+    let norm =
+      settings.gradientClip > 0
+      ? clipGradientsByGlobalNorm(model.parameters, maxNorm: settings.gradientClip, epsilon: 0)
+      : globalGradientNorm(model.parameters)
+    guard loss.isFinite && norm.isFinite else {
+      throw .nonFinite(epoch: state.epoch, step: state.step, checkpoint: checkpointPath)
+    }
+    adam.learningRate = settings.learningRate(epoch: state.epoch)
+    adam.step()
+    state.noise = noise
+    return b
+  }
+
+  /// Mean negative bound on the validation images (noise seeded by the epoch), with the
+  /// reconstruction and KL terms.
+  public func validationLoss(epoch: Int) -> (loss: Double, reconstruction: Double, kl: Double)? {
+    guard validation.count > 0 else { return nil }
+    var rng = SeededRandom(seed: settings.seed ^ 0x5EED_0000 &+ UInt64(epoch))
+    var bound = 0.0
+    var recon = 0.0
+    var kl = 0.0
+    let bs = max(1, settings.batchSize)
+    for start in stride(from: 0, to: validation.count, by: bs) {
+      let x = validation.batch(Array(start..<min(validation.count, start + bs)))
+      let b = model.bound(x, samples: settings.importanceSamples, tape: Tape(recording: false), rng: &rng)
+      bound += b.boundSum
+      recon += b.reconstructionSum
+      kl += b.klSum
+    }
+    let n = Double(validation.count)
+    return (-bound / n, recon / n, kl / n)
+  }
+
+  public func run() throws(ImageTrainingError) -> ImageTrainingOutcome {
+    let start = Date()
+    let elapsedBefore = state.elapsed
+    var lastCheckpoint = Date()
+    while state.epoch < settings.epochs {
+      let epoch = state.epoch
+      let batches = batches(epoch: epoch)
+      let epochStart = Date()
+      var imagesThisSession = 0
+      while state.batchInEpoch < batches.count {
+        let rows = batches[state.batchInEpoch]
+        let b = try trainBatch(batchPixels(rows, epoch: epoch, batch: state.batchInEpoch))
+        state.step += 1
+        state.batchInEpoch += 1
+        state.epochLoss -= b.boundSum
+        state.epochReconstruction += b.reconstructionSum
+        state.epochKL += b.klSum
+        state.epochImages += b.images
+        state.imagesSeen += b.images
+        imagesThisSession += b.images
+        state.elapsed = elapsedBefore + Date().timeIntervalSince(start)
+        onEvent(
+          .batch(
+            epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
+            loss: state.epochLoss / Double(max(state.epochImages, 1)),
+            imagesPerSecond: Double(imagesThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
+        if shouldStop() {
+          try saveCheckpoint()
+          return .interrupted
+        }
+        if settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 {
+          try saveCheckpoint()
+          return .timeLimit
+        }
+        if Date().timeIntervalSince(lastCheckpoint) > settings.checkpointMinutes * 60 {
+          try saveCheckpoint()
+          lastCheckpoint = Date()
+        }
+      }
+      let seconds = Date().timeIntervalSince(epochStart)
+      let val = validationLoss(epoch: epoch)
+      let n = Double(max(state.epochImages, 1))
+      let record = ImageEpochRecord(
+        epoch: epoch + 1, step: state.step, trainLoss: state.epochLoss / n,
+        trainReconstruction: state.epochReconstruction / n, trainKL: state.epochKL / n,
+        validationLoss: val?.loss, validationReconstruction: val?.reconstruction,
+        validationKL: val?.kl, learningRate: settings.learningRate(epoch: epoch), seconds: seconds,
+        rowsPerSecond: Double(imagesThisSession) / max(seconds, 1e-9))
+      state.history.append(record)
+      state.epoch += 1
+      state.batchInEpoch = 0
+      state.epochLoss = 0
+      state.epochReconstruction = 0
+      state.epochKL = 0
+      state.epochImages = 0
+      let monitored = val?.loss ?? record.trainLoss
+      if monitored < state.bestValidation {
+        state.bestValidation = monitored
+        try saveModel(to: outputPath)
+        onEvent(.bestModel(path: outputPath, validationLoss: monitored))
+      }
+      state.elapsed = elapsedBefore + Date().timeIntervalSince(start)
+      onEvent(.epoch(record))
+      try saveCheckpoint()
+      lastCheckpoint = Date()
+      if let k = stopAfterEpoch, state.epoch >= k, state.epoch < settings.epochs {
+        return .stoppedAfterEpoch(state.epoch)
+      }
+      if settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 {
+        return state.epoch < settings.epochs ? .timeLimit : .finished
+      }
+    }
+    return .finished
+  }
+
+  // MARK: Files
+
+  public func summary() -> String {
+    var s = summaryExtras
+    s["epochs_completed"] = String(state.epoch)
+    s["steps"] = String(state.step)
+    s["training_images"] = String(train.count)
+    s["validation_images"] = String(validation.count)
+    s["seconds"] = String(format: "%.0f", state.elapsed)
+    s["binarization"] =
+      settings.binarize
+      ? "dynamic: a fresh Bernoulli draw per epoch; validation once with seed \(Binarization.testSeed + 1)"
+      : "none"
+    if let last = state.history.last {
+      s["train_loss"] = String(format: "%.4f", last.trainLoss)
+      if let v = last.validationLoss { s["validation_loss"] = String(format: "%.4f", v) }
+    }
+    s["settings"] = ImageVAE.json(settings)
+    return ImageVAE.json(s)
+  }
+
+  public func saveModel(to path: String) throws(ImageTrainingError) {
+    do { try model.save(to: path, trainingSummary: summary()) } catch {
+      throw .checkpoint(error.description)
+    }
+  }
+
+  /// Weights, Adam's moments and the trainer state in one file, written atomically.
+  public func saveCheckpoint() throws(ImageTrainingError) {
+    var metadata = model.container(trainingSummary: summary()).metadata
+    metadata["gvae.trainer_state"] = ImageVAE.json(state)
+    metadata["gvae.training_settings"] = ImageVAE.json(settings)
+    do {
+      try Checkpoint.save(
+        parameters: model.parameters, optimizer: adam, metadata: metadata,
+        to: URL(fileURLWithPath: checkpointPath))
+    } catch { throw .checkpoint("cannot write \(checkpointPath): \(error)") }
+    onEvent(.checkpoint(path: checkpointPath))
+  }
+
+  /// Restores weights, Adam and the trainer state from `checkpointPath`; the configuration
+  /// must be this run's, and the counters must be ones a run can produce.
+  public func resume() throws(ImageTrainingError) {
+    func bad(_ m: String) -> ImageTrainingError { .checkpoint("\(checkpointPath): \(m); start without --resume") }
+    let file: SafeTensorsFile
+    do { file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: checkpointPath)) } catch {
+      throw .checkpoint("\(checkpointPath): \(error)")
+    }
+    guard let js = file.metadata[ImageVAE.configurationKey],
+      let c = try? JSONDecoder().decode(ImageVAEConfiguration.self, from: Data(js.utf8)), c == model.configuration
+    else { throw bad("holds a model with a different configuration") }
+    guard let sj = file.metadata["gvae.trainer_state"],
+      let s = try? JSONDecoder().decode(ImageTrainerState.self, from: Data(sj.utf8))
+    else { throw bad("trainer state is missing or malformed") }
+    guard (0...1_000_000).contains(s.epoch), s.step >= 0, s.epochImages >= 0, s.imagesSeen >= 0,
+      s.history.count <= s.epoch, s.elapsed.isFinite, s.elapsed >= 0,
+      (0...batches(epoch: s.epoch).count).contains(s.batchInEpoch)
+    else { throw bad("impossible trainer state (epoch \(s.epoch), batch \(s.batchInEpoch), step \(s.step))") }
+    do {
+      try Checkpoint.load(parameters: model.parameters, optimizer: adam, from: URL(fileURLWithPath: checkpointPath))
+    } catch { throw .checkpoint("\(checkpointPath): \(error)") }
+    state = s
+  }
+}
