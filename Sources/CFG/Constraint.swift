@@ -209,6 +209,40 @@ public final class ConstraintSearch: Sendable {
     return d.isComplete && constraint.examine(d.terminals).status == .complete
   }
 
+  /// Where a derivation that the constraint rejects can be continued under it: the longest
+  /// prefix of `productions` that ends before the first dead prefix and has a witness
+  /// (tried at one, two, four, … productions before it; the start last), with that witness
+  /// kept. A decoder redoes only the steps after it. Nil when not even the start has one.
+  public func resumption(of productions: [Int], maxSteps: Int) -> (kept: Int, derivation: ConstrainedDerivation)? {
+    var prefixes = [
+      ConstrainedDerivation(search: self, stack: [grammar.tables.startNT], terminals: [], steps: 0, maxSteps: maxSteps)
+    ]
+    for p in productions {
+      guard let last = prefixes.last, !last.isComplete, let next = last.advanced(by: p) else { break }
+      prefixes.append(next)
+    }
+    // First bad prefix by bisection: the whole sequence is bad (rejected), and a dead prefix
+    // stays dead whatever follows it.
+    var lo = 0
+    var hi = prefixes.count - 1
+    while lo < hi {
+      let mid = (lo + hi) / 2
+      if constraint.examine(prefixes[mid].terminals).status == .dead { hi = mid } else { lo = mid + 1 }
+    }
+    var back = 1
+    var kept = hi - 1
+    while kept > 0 {
+      var d = prefixes[kept]
+      if let w = witness(from: d) {
+        d.witness = w
+        return (kept, d)
+      }
+      kept = hi - 2 * back
+      back *= 2
+    }
+    return start(maxSteps: maxSteps).map { (0, $0) }
+  }
+
   /// The cheapest productions that finish `stack` (leftmost first) and the terminals then
   /// derived; nil when some symbol cannot finish.
   func shortestFinish(_ stack: [Int32], _ terminals: [Int]) -> (productions: [Int], terminals: [Int])? {
@@ -263,8 +297,8 @@ public final class ConstraintSearch: Sendable {
     var stack = d.stack
     var terminals = d.terminals
     var steps = d.steps
-    var advice = constraint.examine(terminals)
-    var judged: [[Int]: ConstraintAdvice] = [:]
+    let memo = d.memo
+    var advice = memo.examine(terminals, constraint)
     var shortcuts = 0
     // Expands to a new frame, or reports a leaf: true = accepted, false = dead end.
     while true {
@@ -281,7 +315,7 @@ public final class ConstraintSearch: Sendable {
           // Already acceptable: the cheapest way to finish, judged once as a whole, usually
           // is too (checking every terminal on the way would cost a judgement each).
           shortcuts += 1
-          if constraint.examine(rest.terminals).status == .complete { return path + rest.productions }
+          if memo.examine(rest.terminals, constraint).status == .complete { return path + rest.productions }
         }
         let top = Int(stack.last!)
         let rest = pending - grammar.minSteps[top]
@@ -342,18 +376,26 @@ public final class ConstraintSearch: Sendable {
         if flush(&stack, &terminals) || stack.isEmpty {
           // Sibling productions often derive the same terminals (`chain -> atom` and
           // `chain -> atom chain` both write the atom next): judge each prefix once.
-          if let known = judged[terminals] {
-            advice = known
-          } else {
-            advice = constraint.examine(terminals)
-            judged[terminals] = advice
-          }
+          advice = memo.examine(terminals, constraint)
         } else {
           advice = frames[deepest].advice
         }
         break
       }
     }
+  }
+}
+
+/// Remembered judgements of terminal prefixes.
+/// (A derivation is used by one decoding at a time; the table is not shared across threads.)
+final class AdviceMemo: @unchecked Sendable {
+  var table: [[Int]: ConstraintAdvice] = [:]
+
+  func examine(_ terminals: [Int], _ constraint: any DerivationConstraint) -> ConstraintAdvice {
+    if let known = table[terminals] { return known }
+    let a = constraint.examine(terminals)
+    table[terminals] = a
+    return a
   }
 }
 
@@ -367,6 +409,9 @@ public struct ConstrainedDerivation: Sendable {
   public let maxSteps: Int
   var witness: [Int] = []
   var witnessAt = 0
+  /// Judgements shared by every search of this derivation and its descendants: consecutive
+  /// searches revisit many of the same prefixes.
+  let memo = AdviceMemo()
 
   init(search: ConstraintSearch, stack: [Int32], terminals: [Int], steps: Int, maxSteps: Int) {
     self.search = search
@@ -438,7 +483,7 @@ public struct ConstrainedDerivation: Sendable {
       guard let e = d.advanced(by: r) else { return nil }
       d = e
     }
-    guard d.isComplete, search.constraint.examine(d.terminals).status == .complete else { return nil }
+    guard d.isComplete, memo.examine(d.terminals, search.constraint).status == .complete else { return nil }
     return tail
   }
 

@@ -104,22 +104,44 @@ extension VAEModel {
     plainFirst: Bool = true, chunk: Int = 512
   ) -> [DecodedString] {
     let constraint = configuration.kind == .grammar ? constraint : nil
+    // The autoregressive decoder's rejected outputs resume from their saved GRU states.
+    let resumable = constraint != nil && plainFirst && configuration.decoder != .repeated
     var out: [DecodedString] = []
     out.reserveCapacity(latents.count * decodings)
-    let rowsPerChunk = max(1, chunk / max(decodings, 1))
+    // Saved states cost layers × H floats per step and output: keep a chunk near 100 MB.
+    let stateBytes = 4 * configuration.gruLayers * configuration.gruHidden * configuration.steps
+    let rows = resumable ? min(chunk, max(16, 100_000_000 / max(stateBytes, 1))) : chunk
+    let rowsPerChunk = max(1, rows / max(decodings, 1))
     var k = 0
     while k < latents.count {
       let part = Array(latents[k..<min(latents.count, k + rowsPerChunk)])
       var outputs = decodeChunk(
         part, decodings: decodings, strategy: strategy,
         lengthBudget: lengthBudget || constraint != nil, constraint: plainFirst ? nil : constraint,
-        tries: max(1, constraintTries), rng: &rng)
+        tries: max(1, constraintTries), rng: &rng, recordStates: resumable)
       if let constraint, plainFirst {
         let redo = outputs.indices.filter { !constraint.accepts(outputs[$0].productions) }
         if !redo.isEmpty {
-          let again = decodeChunk(
-            redo.map { part[$0 / decodings] }, decodings: 1, strategy: strategy,
-            lengthBudget: true, constraint: constraint, tries: max(1, constraintTries), rng: &rng)
+          let again: [ChunkOutput]
+          if resumable {
+            let size = configuration.gruLayers * configuration.gruHidden
+            let resumes = redo.map { i -> Resumption in
+              let o = outputs[i]
+              guard let (kept, d) = constraint.resumption(of: o.choices, maxSteps: configuration.steps)
+              else { return Resumption(latent: i / decodings, choices: [], state: nil, derivation: nil) }
+              // states[j - 1] is the state after j choices.
+              let state = kept == 0 ? nil : Array(o.states[((kept - 1) * size)..<(kept * size)])
+              return Resumption(
+                latent: i / decodings, choices: Array(o.choices[..<kept]), state: state, derivation: d)
+            }
+            again = decodeChunk(
+              part, decodings: 1, strategy: strategy, lengthBudget: true, constraint: constraint,
+              tries: max(1, constraintTries), rng: &rng, resume: resumes)
+          } else {
+            again = decodeChunk(
+              redo.map { part[$0 / decodings] }, decodings: 1, strategy: strategy,
+              lengthBudget: true, constraint: constraint, tries: max(1, constraintTries), rng: &rng)
+          }
           for (i, o) in zip(redo, again) { outputs[i] = o }
         }
       }
@@ -129,24 +151,55 @@ extension VAEModel {
     return out
   }
 
+  /// A decoding that continues from a kept prefix: its latent (an index into the chunk's
+  /// latents), the choices kept, the GRU state after them (layers × H; nil: a fresh start)
+  /// and the constrained derivation there (nil: decode unconstrained from the start).
+  struct Resumption {
+    var latent: Int
+    var choices: [Int]
+    var state: [Float]?
+    var derivation: ConstrainedDerivation?
+  }
+
+  struct ChunkOutput {
+    var decoded: DecodedString
+    /// The productions of a complete derivation (empty otherwise).
+    var productions: [Int]
+    /// Every choice made, complete or not.
+    var choices: [Int]
+    /// With `recordStates`: the GRU state after each choice, layers × H floats per choice.
+    var states: [Float]
+  }
+
+  /// Decodes a chunk in lockstep; rows that finish leave the batch. With `resume`, one output
+  /// per resumption (`latents` and `decodings` then only supply the latent vectors).
   func decodeChunk(
     _ latents: [[Float]], decodings K: Int, strategy: DecodingStrategy, lengthBudget: Bool,
-    constraint: ConstraintSearch?, tries: Int, rng: inout SeededRandom
-  ) -> [(decoded: DecodedString, productions: [Int])] {
+    constraint: ConstraintSearch?, tries: Int, rng: inout SeededRandom,
+    recordStates: Bool = false, resume: [Resumption]? = nil
+  ) -> [ChunkOutput] {
     let c = configuration
-    let B = latents.count
-    let N = B * K
     let V = c.vocabularySize
     let T = c.steps
     // The paper's decoder never sees its choices: one stream row serves all K decodings of
     // a latent. The autoregressive one needs a row (a GRU state) per output.
-    let shared = c.decoder == .repeated
-    let z = latents.flatMap { v in shared ? v : Array([[Float]](repeating: v, count: K).joined()) }
+    let shared = c.decoder == .repeated && resume == nil
+    let perRow = shared ? K : 1
+    let N = resume?.count ?? latents.count * K
+    let owners: [Int] = resume?.map(\.latent) ?? (0..<(shared ? latents.count : N)).map { shared ? $0 : $0 / K }
+    let z = owners.flatMap { latents[$0] }
     let stream = DecoderStream(
-      network: network, latents: Tensor(shape: [shared ? B : N, c.latentSize], storage: z))
-    var previous = [Int](repeating: network.startIndex, count: shared ? 0 : N)
+      network: network, latents: Tensor(shape: [owners.count, c.latentSize], storage: z),
+      states: resume.map { r in
+        r.map { $0.state ?? [Float](repeating: 0, count: c.gruLayers * c.gruHidden) }
+      })
+    var previous = [Int](repeating: network.startIndex, count: N)
     var choices = [[Int]](repeating: [], count: N)
+    var states = [[Float]](repeating: [], count: recordStates ? N : 0)
     var done = [Bool](repeating: false, count: N)
+    var complete = [Bool](repeating: false, count: N)
+    var failed = [Bool](repeating: false, count: N)
+    var t = [Int](repeating: 0, count: N)
     var stacks = StackBatch(grammar: grammar, batchSize: c.kind == .grammar ? N : 1)
     let lhsOf = grammar.lhsIndexOfProduction
     var allowedByLHS = [[Int]](repeating: [], count: grammar.nonterminals.count + 1)
@@ -164,15 +217,78 @@ extension VAEModel {
     var pending = [Int](repeating: budgeted ? grammar.shortestDerivation : 0, count: N)
     // Constrained rows (a row whose start has no witness decodes unconstrained).
     var derivations: [ConstrainedDerivation?] =
-      constraint.map { search in (0..<N).map { _ in search.start(maxSteps: T) } }
+      resume.map { r in r.map(\.derivation) }
+      ?? constraint.map { search in (0..<N).map { _ in search.start(maxSteps: T) } }
       ?? []
+
+    /// Applies a choice to row i's stack, budget and record; false when it cannot apply.
+    func take(_ best: Int, row i: Int) -> Bool {
+      if c.kind == .grammar {
+        let lhs = stacks.currentLHS(i)
+        // Allowed by construction, so apply cannot fail; guard anyway (never a crash).
+        if (try? stacks.apply(production: best, row: i)) == nil {
+          done[i] = true
+          failed[i] = true
+          return false
+        }
+        choices[i].append(best)
+        previous[i] = best
+        if budgeted { pending[i] += commits[best] - 1 - fewest[lhs] }
+        if stacks.isComplete(i) {
+          done[i] = true
+          complete[i] = true
+        }
+      } else {
+        if best == 0 {
+          done[i] = true
+          complete[i] = true
+        } else {
+          choices[i].append(best)
+        }
+        previous[i] = best
+      }
+      t[i] += 1
+      if !done[i] && t[i] >= T { done[i] = true }
+      return true
+    }
+    if let resume {
+      for (i, r) in resume.enumerated() {
+        for p in r.choices where !done[i] { _ = take(p, row: i) }
+      }
+    }
+
+    // Stream row of each output; rows leave the stream once all their outputs are done.
+    var slot = (0..<N).map { $0 / perRow }
+    var live = owners.count
     var ranked: [(score: Float, p: Int)] = []
-    var remaining = N
-    var t = 0
-    while t < T && remaining > 0 {
-      let logits = stream.step(previous: shared || t == 0 ? nil : previous).storage
+    var remaining = done.filter { !$0 }.count
+    var first = true
+    while remaining > 0 {
+      // Drop finished rows once a quarter of the stream is idle.
+      var active = [Bool](repeating: false, count: live)
+      for i in 0..<N where !done[i] { active[slot[i]] = true }
+      let busy = active.filter { $0 }.count
+      if busy * 4 <= live * 3 {
+        var newSlot = [Int](repeating: -1, count: live)
+        var kept: [Int] = []
+        for r in 0..<live where active[r] {
+          newSlot[r] = kept.count
+          kept.append(r)
+        }
+        stream.keep(kept)
+        for i in 0..<N where !done[i] { slot[i] = newSlot[slot[i]] }
+        live = kept.count
+      }
+      var prev: [Int]? = nil
+      if !shared && !(first && resume == nil) {
+        var p = [Int](repeating: network.startIndex, count: live)
+        for i in 0..<N where !done[i] { p[slot[i]] = previous[i] }
+        prev = p
+      }
+      first = false
+      let logits = stream.step(previous: prev).storage
       for i in 0..<N where !done[i] {
-        let row = (shared ? i / K : i) * V
+        let row = slot[i] * V
         let candidates = c.kind == .grammar ? allowedByLHS[stacks.currentLHS(i)] : everything
         var best = candidates.first ?? 0
         var bestScore = -Float.infinity
@@ -180,7 +296,7 @@ extension VAEModel {
         let constrained = !derivations.isEmpty && derivations[i] != nil
         ranked.removeAll(keepingCapacity: true)
         for p in candidates {
-          if budgeted && t + pending[i] - fewest[lhs] + commits[p] > T { continue }
+          if budgeted && t[i] + pending[i] - fewest[lhs] + commits[p] > T { continue }
           var s = logits[row + p]
           if case .sample(let temperature) = strategy {
             var u = rng.nextUniform()
@@ -210,41 +326,22 @@ extension VAEModel {
           if chosen == nil { chosen = derivations[i]!.applyWitness() }
           best = chosen ?? best
         }
-        if c.kind == .grammar {
-          // Allowed by construction, so apply cannot fail; guard anyway (never a crash).
-          if (try? stacks.apply(production: best, row: i)) == nil {
-            done[i] = true
-            remaining -= 1
-            choices[i] = [-1]
-            continue
-          }
-          choices[i].append(best)
-          if !shared { previous[i] = best }
-          if budgeted { pending[i] += commits[best] - 1 - fewest[lhs] }
-          if stacks.isComplete(i) {
-            done[i] = true
-            remaining -= 1
-          }
-        } else {
-          if best == 0 {
-            done[i] = true
-            remaining -= 1
-          } else {
-            choices[i].append(best)
-          }
-          if !shared { previous[i] = best }
-        }
+        if recordStates { stream.appendState(row: slot[i], to: &states[i]) }
+        _ = take(best, row: i)
+        if done[i] { remaining -= 1 }
       }
-      t += 1
     }
     return (0..<N).map { i in
+      let st = recordStates ? states[i] : []
       if c.kind == .character {
-        return (.string(codec.characterString(choices[i].map { Int32($0) })), [])
+        return ChunkOutput(
+          decoded: .string(codec.characterString(choices[i].map { Int32($0) })), productions: [],
+          choices: choices[i], states: st)
       }
-      guard done[i], choices[i] != [-1], let s = try? grammar.derive(choices[i]) else {
-        return (.incomplete(steps: T), [])
+      guard complete[i], !failed[i], let s = try? grammar.derive(choices[i]) else {
+        return ChunkOutput(decoded: .incomplete(steps: T), productions: [], choices: choices[i], states: st)
       }
-      return (.string(s), choices[i])
+      return ChunkOutput(decoded: .string(s), productions: choices[i], choices: choices[i], states: st)
     }
   }
 }

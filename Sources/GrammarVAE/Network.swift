@@ -271,15 +271,52 @@ public final class VAENetwork: @unchecked Sendable {
 /// autoregressive decoder is fed each row's previous choice.
 final class DecoderStream {
   let net: VAENetwork
-  let rows: Int
-  let d: Tensor  // [rows, D]
-  var states: [Tensor]?  // per GRU layer [rows, H]; nil before the first step
+  private(set) var rows: Int
+  private(set) var d: Tensor  // [rows, D]
+  private(set) var states: [Tensor]?  // per GRU layer [rows, H]; nil before the first step
 
-  init(network: VAENetwork, latents z: Tensor) {
+  /// `states`: each row's hidden state, all layers concatenated (layers × H floats), to
+  /// continue decoding from; zeros (a fresh start) when nil.
+  init(network: VAENetwork, latents z: Tensor, states: [[Float]]? = nil) {
     net = network
     rows = z.shape[0]
     let tape = Tape(recording: false)
     d = network.decoderInput(tape.constant(z), training: false).value
+    if let states {
+      let H = network.configuration.gruHidden
+      self.states = (0..<network.configuration.gruLayers).map { l in
+        Tensor(shape: [rows, H], storage: states.flatMap { $0[(l * H)..<((l + 1) * H)] })
+      }
+    }
+  }
+
+  /// Floats of one row's state (all layers).
+  var stateSize: Int { net.configuration.gruLayers * net.configuration.gruHidden }
+
+  /// Appends row r's state (all layers) to `out`; zeros before the first step.
+  func appendState(row r: Int, to out: inout [Float]) {
+    let H = net.configuration.gruHidden
+    guard let states else {
+      out += [Float](repeating: 0, count: stateSize)
+      return
+    }
+    for s in states { out += s.storage[(r * H)..<((r + 1) * H)] }
+  }
+
+  /// Keeps only the given rows (in that order), so finished rows cost nothing more.
+  func keep(_ kept: [Int]) {
+    func gather(_ t: Tensor) -> Tensor {
+      let w = t.shape[1]
+      var out = [Float]()
+      out.reserveCapacity(kept.count * w)
+      t.storage.withUnsafeBufferPointer { b in
+        for r in kept { out += b[(r * w)..<((r + 1) * w)] }
+      }
+      return Tensor(shape: [kept.count, w], storage: out)
+    }
+    d = gather(d)
+    states = states?.map(gather)
+    rows = kept.count
   }
 
   /// Logits of the next step [rows, V]; `previous` (autoregressive) holds each row's last

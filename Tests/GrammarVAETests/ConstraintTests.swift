@@ -100,6 +100,58 @@ import Testing
     #expect(plainValid < z.count / 2, "an untrained decoder should mostly fail without the constraint")
   }
 
+  /// A rejected derivation resumes before its first dead prefix: what is kept is the
+  /// original's prefix, it is not dead, and its witness completes it to a molecule.
+  @Test func rejectedDerivationsResumeBeforeTheirFirstDeadPrefix() throws {
+    let g = try Grammar.named("zinc-rr")
+    let search = ConstraintSearch(grammar: g, constraint: SMILESConstraint(grammar: g))
+    let constraint = SMILESConstraint(grammar: g)
+    let parser = Parser(grammar: g)
+    // Dead at the '(' of the fifth carbon's branch (valence), at the end (ring never
+    // closed; aromatic atoms outside a ring), and at the second ring digit 1 (same atom).
+    for (s, deadBefore) in [("C(C)(C)(C)(C)C", "C(C)(C)(C)("), ("c1ccccC", nil), ("ccc", nil), ("CC1CCCC1CCC1C", nil)] {
+      let seq = try parser.parse(s)
+      #expect(!search.accepts(seq), "\(s)")
+      let (kept, d) = try #require(search.resumption(of: seq, maxSteps: g.maxLength), "\(s)")
+      #expect(kept < seq.count)
+      let prefixText = d.terminals.map { g.terminals[$0] }.joined()
+      if let deadBefore { #expect(prefixText.count < deadBefore.count, "\(s): kept '\(prefixText)'") }
+      var d2 = d
+      var productions = Array(seq[..<kept])
+      #expect(constraint.examine(d2.terminals).status != .dead)
+      while let p = d2.applyWitness() { productions.append(p) }
+      let out = try g.derive(productions)
+      #expect(SMILES.check(out).isValid, "\(s) -> \(out)")
+      #expect(search.accepts(productions))
+    }
+  }
+
+  /// The decoder's resumption continues from the saved GRU state: decoding that a fresh
+  /// stream would give after the same kept choices (the same logits at every step).
+  @Test func resumedStreamMatchesAFreshOne() throws {
+    let g = try Grammar.named("zinc-rr")
+    var c = Preset.tinyAR.configuration(kind: .grammar, steps: g.maxLength, vocabularySize: g.productions.count)
+    c.decoder = .autoregressive
+    let text = try #require(ShippedGrammar.all.first { $0.name == "zinc-rr" }).text
+    let model = try VAEModel(configuration: c, grammar: g, grammarText: text, seed: 3)
+    var rng = SeededRandom(seed: 9)
+    let z = (0..<3).map { _ in (0..<c.latentSize).map { _ in rng.nextNormal() } }
+    let full = model.decodeChunk(
+      z, decodings: 1, strategy: .greedy, lengthBudget: true, constraint: nil, tries: 1, rng: &rng,
+      recordStates: true)
+    let size = c.gruLayers * c.gruHidden
+    let resumes = full.enumerated().map { i, o in
+      let kept = o.choices.count / 2
+      return VAEModel.Resumption(
+        latent: i, choices: Array(o.choices[..<kept]),
+        state: Array(o.states[((kept - 1) * size)..<(kept * size)]), derivation: nil)
+    }
+    let again = model.decodeChunk(
+      z, decodings: 1, strategy: .greedy, lengthBudget: true, constraint: nil, tries: 1, rng: &rng,
+      resume: resumes)
+    for (a, b) in zip(full, again) { #expect(a.choices == b.choices) }
+  }
+
   /// Greedy decodes that are molecules already come back unchanged under the constraint.
   @Test func validDecodesAreLeftAlone() throws {
     let g = try Grammar.named("zinc-rr")
