@@ -8,6 +8,7 @@ import Foundation
 import GrammarVAE
 
 func runDecodeBenchmarks(_ options: BenchOptions) {
+  runAdviseBenchmark(runs: options.int("--runs") ?? 3)
   let path = options["--model"] ?? "Models/zinc.safetensors"
   let count = options.int("--count") ?? 200
   let runs = options.int("--runs") ?? 3
@@ -85,5 +86,33 @@ func runDecodeBenchmarks(_ options: BenchOptions) {
       "one_pass_ratio_to_grammar": onePass / medians[0],
       "one_pass_valid_fraction": Double(onePassValid) / Double(max(count, 1)),
       "one_pass_greedy_molecules_unchanged": onePassUnchanged,
+    ])
+}
+
+/// Cost of judging one SMILES prefix (the constraint's unit of work): every prefix of the
+/// sample molecules, judged `runs` times.
+func runAdviseBenchmark(runs: Int) {
+  let path = "Datasets/zinc_sample.smi"
+  guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+    FileHandle.standardError.write(Data("gvae-bench: cannot read \(path)\n".utf8))
+    exit(1)
+  }
+  let molecules = text.split(separator: "\n").map { Array($0.utf8) }
+  let prefixes = molecules.flatMap { m in (1...m.count).map { Array(m[..<$0]) } }
+  var times: [Double] = []
+  var open = 0
+  for _ in 0..<runs {
+    let start = DispatchTime.now().uptimeNanoseconds
+    open = 0
+    for p in prefixes where SMILES.advise(prefix: p).status != .dead { open += 1 }
+    times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+  }
+  let median = times.sorted()[times.count / 2]
+  report(
+    "smiles-advise", medianSeconds: median,
+    [
+      "prefixes": prefixes.count, "per_prefix_us": 1e6 * median / Double(prefixes.count),
+      "mean_prefix_bytes": Double(prefixes.map(\.count).reduce(0, +)) / Double(prefixes.count),
+      "not_dead": open,
     ])
 }

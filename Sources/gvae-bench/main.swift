@@ -2,7 +2,8 @@
 //   gvae-bench [--runs N] [--only matmul|PRESET] [--zinc-batch N] [--equation-batch N]
 //              [--threads N]            engine benchmarks (matmul, training steps)
 //   gvae-bench parse [--zinc PATH] [--equations PATH] [--runs N]
-//   gvae-bench decode [--model PATH] [--count N] [--runs N]   chemistry constraint vs grammar only
+//   gvae-bench decode [--model PATH] [--count N] [--runs N]   chemistry constraint vs grammar only,
+//                                                              and the cost of one SMILES prefix judgement
 import Foundation
 import GrammarVAE
 
