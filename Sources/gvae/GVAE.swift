@@ -9,6 +9,6 @@ struct GVAE: ParsableCommand {
       ParseCommand.self, DeriveCommand.self, GrammarCommand.self, DatasetCommand.self,
       EncodeCommand.self, DecodeCommand.self, SampleCommand.self, ReconstructCommand.self,
       InterpolateCommand.self, TrainCommand.self, EvaluateCommand.self, UpgradeModelCommand.self,
-      CheckCommand.self, OptimizeCommand.self, GPCommand.self,
+      CheckCommand.self, OptimizeCommand.self, GPCommand.self, ImageCommand.self,
     ])
 }
