@@ -1,6 +1,12 @@
 // An objective computed by another program: strings on its stdin, one score per line back.
 import Foundation
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// Why an external scorer failed.
 public struct ExternalObjectiveError: Error, CustomStringConvertible {
   public var message: String
@@ -17,6 +23,11 @@ public final class ExternalObjective {
   let output: FileHandle
   let command: String
   var buffer: [UInt8] = []
+  /// Seconds without an answer before `onStall` is told (once per scorer): a scorer that
+  /// buffers its output waits for more input while we wait for its answer.
+  public var stallSeconds: Double = 10
+  public var onStall: (String) -> Void = { FileHandle.standardError.write(Data(("gvae: " + $0 + "\n").utf8)) }
+  var warned = false
 
   /// Starts `command` with `/bin/sh -c`.
   public init(command: String) throws {
@@ -102,6 +113,16 @@ public final class ExternalObjective {
         let line = String(decoding: buffer[..<nl], as: UTF8.self)
         buffer.removeSubrange(...nl)
         return line
+      }
+      if !warned {
+        var fds = pollfd(fd: output.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        if poll(&fds, 1, Int32(max(1, stallSeconds * 1000))) == 0 {
+          warned = true
+          onStall(
+            "no answer from scorer '\(command)' for \(Int(stallSeconds)) s; still waiting. A scorer "
+              + "must flush each answer line (python3 -u, awk -W interactive, stdbuf -oL, fflush)")
+          continue
+        }
       }
       let chunk = output.availableData
       if chunk.isEmpty {

@@ -103,6 +103,18 @@ import Testing
     o.close()
   }
 
+  /// A scorer that holds its answers back (block-buffered output) gets a note that says why
+  /// we wait, and its late answers still count.
+  @Test func slowScorerGetsAStallNote() throws {
+    let o = try ExternalObjective(command: "read l; sleep 1; echo 7")
+    o.stallSeconds = 0.2
+    let notes = NoteBox()
+    o.onStall = { notes.add($0) }
+    #expect(try o.score(["a"]) == [7])
+    #expect(notes.notes.count == 1)
+    #expect(notes.notes.first?.contains("must flush each answer line") == true)
+  }
+
   @Test func crashedScorerIsAClearError() throws {
     let o = try ExternalObjective(command: "read l; echo 1; exit 3")
     do {
@@ -113,4 +125,9 @@ import Testing
         "\(error)".contains("closed its output after 1 of 3 scores (exit status 3)"), "\(error)")
     }
   }
+}
+
+final class NoteBox: @unchecked Sendable {
+  var notes: [String] = []
+  func add(_ s: String) { notes.append(s) }
 }
