@@ -133,12 +133,17 @@ struct GPFitCommand: ParsableCommand {
     let (train, test) = splitIndices(rows.count, testFraction: testFraction, rng: &rng)
     let out = OutputBuffer()
     let fitted: (posterior: GPPosterior, rmse: Double, logLikelihood: Double)
+    var last = Date()
     do {
       fitted = try fitSurrogate(
         surrogate.kind, inputs: x.selecting(rows: train), targets: train.map { targetsAll[$0] },
         test: (x.selecting(rows: test), test.map { targetsAll[$0] }), rng: &rng
       ) { epoch, ll in
-        out.write("{\"epoch\":\(epoch),\"train_log_likelihood\":\(jsonNumber(ll))}\n")
+        let now = Date()
+        out.write(
+          "{\"epoch\":\(epoch),\"train_log_likelihood\":\(jsonNumber(ll)),"
+            + "\"seconds\":\(String(format: "%.3f", now.timeIntervalSince(last)))}\n")
+        last = now
         out.flush()
       }
     } catch {
