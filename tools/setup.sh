@@ -3,9 +3,11 @@
 #   libxml2-dev          FoundationXML on Linux links it
 #   libopenblas0-pthread matrix multiply (loaded at run time; without it a slower built-in GEMM runs)
 #   zlib1g-dev           gzip data files and PNG output (Sources/Images links libz)
+#   libopenmpi-dev, openmpi-bin  data-parallel training under mpirun (loaded at run time; plain
+#                        gvae runs without them; the two-rank tests need mpirun)
 set -euo pipefail
 need=()
-for pkg in libxml2-dev libopenblas0-pthread zlib1g-dev; do
+for pkg in libxml2-dev libopenblas0-pthread zlib1g-dev libopenmpi-dev openmpi-bin; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -169,6 +169,10 @@ public final class Trainer {
   /// counted as training time.
   public var monitor: (() -> Void)? = nil
   public var monitorMinutes: Double = 5
+  /// The processes training together (data parallel): each computes its shard of every
+  /// global batch; gradients are summed over ranks; only rank 0 writes files.
+  public let cluster: Cluster
+  let reducer: GradientReducer
 
   public init(
     model: VAEModel, settings: TrainingSettings, train: EncodedDataset, validation: EncodedDataset,
@@ -180,6 +184,8 @@ public final class Trainer {
     self.validation = validation
     self.outputPath = outputPath
     self.mask = model.lossMask
+    self.cluster = Cluster.world
+    self.reducer = GradientReducer(parameters: model.network.parameters, cluster: Cluster.world)
     self.adam = Adam(
       parameters: model.network.parameters,
       hyperparameters: Self.adamHyperparameters(learningRate: settings.learningRate))
@@ -277,15 +283,33 @@ public final class Trainer {
     let net = model.network
     let steps = decoderSteps(rows, in: train)
     net.zeroGradients()
+    // This rank's contiguous shard, with the noise one process would draw for those rows
+    // (ε is drawn row by row, latentSize normals each); afterwards every rank's stream is
+    // where one process's would be.
+    let Z = model.configuration.latentSize
+    let lo = rows.count * cluster.rank / cluster.size
+    let hi = rows.count * (cluster.rank + 1) / cluster.size
     var noise = state.noise
+    var after = state.noise
+    if cluster.size > 1 {
+      for _ in 0..<(lo * Z) { _ = noise.nextNormal() }
+      for _ in 0..<(rows.count * Z) { _ = after.nextNormal() }
+    }
     var terms = LossTerms()
-    for micro in microBatches(rows, steps: steps) {
+    for micro in microBatches(Array(rows[lo..<hi]), steps: steps) where !micro.isEmpty {
       let t = net.trainStep(
         makeBatch(micro, from: train, steps: steps), batchRows: rows.count, mask: mask,
         klWeight: kw, rng: &noise)
       terms.reconstruction += t.reconstruction
       terms.kl += t.kl
       terms.rows += t.rows
+    }
+    if cluster.size > 1 {
+      reducer.allReduce()
+      var sums = [terms.reconstruction, terms.kl, Double(terms.rows)]
+      cluster.allReduceSum(&sums)
+      terms = LossTerms(reconstruction: sums[0], kl: sums[1], rows: Int(sums[2]))
+      noise = after
     }
     var loss = (terms.reconstruction + Double(kw) * terms.kl) / Double(max(terms.rows, 1))
     if injectNonFiniteAtStep == state.step { loss = .nan }
@@ -309,13 +333,23 @@ public final class Trainer {
   /// Runs until the epochs are done, the time limit, an interruption or a non-finite loss.
   public func run() throws -> TrainingOutcome {
     guard train.count > 0 else { throw TrainingError.noData("no training rows") }
+    if cluster.size > 1 {
+      let c = model.configuration
+      guard !c.convolutionBatchNorm && !c.latentBatchNorm else {
+        throw TrainingError.noData(
+          "this preset has batch norm, whose batch statistics need the whole batch on one process: "
+            + "train it without mpirun (or with -np 1)")
+      }
+      // Every rank starts from rank 0's weights (a fresh start draws them per process).
+      GradientReducer.broadcast(model.network.parameters + model.network.buffers, cluster: cluster)
+    }
     let startTime = Date()
     let elapsedBefore = state.elapsed
     var lastCheckpoint = Date()
     var monitorTime = 0.0
     var lastMonitor = Date()
     func runMonitor() {
-      guard let monitor else { return }
+      guard let monitor, cluster.isRoot else { return }
       let t = Date()
       monitor()
       monitorTime += Date().timeIntervalSince(t)
@@ -350,12 +384,17 @@ public final class Trainer {
         if monitor != nil && Date().timeIntervalSince(lastMonitor) > monitorMinutes * 60 {
           runMonitor()
         }
-        if shouldStop() {
+        // Ranks stop together: a stop request or the time limit on any rank stops all.
+        var flags = [
+          shouldStop() ? 1.0 : 0,
+          settings.maxMinutes > 0 && Date().timeIntervalSince(startTime) > settings.maxMinutes * 60 ? 1 : 0,
+        ]
+        if cluster.size > 1 { cluster.allReduceSum(&flags) }
+        if flags[0] > 0 {
           try saveCheckpoint()
           return .interrupted
         }
-        if settings.maxMinutes > 0 && Date().timeIntervalSince(startTime) > settings.maxMinutes * 60
-        {
+        if flags[1] > 0 {
           try saveCheckpoint()
           return .timeLimit
         }
@@ -386,7 +425,7 @@ public final class Trainer {
       if monitored < state.bestValidation {
         state.bestValidation = monitored
         model.trainingSummary = summary()
-        try model.save(to: outputPath, half: halfPrecisionOutput)
+        if cluster.isRoot { try model.save(to: outputPath, half: halfPrecisionOutput) }
         onEvent(.bestModel(path: outputPath, validationLoss: monitored))
       }
       state.elapsed = trainingSeconds()
@@ -398,7 +437,9 @@ public final class Trainer {
       if let k = stopAfterEpoch, state.epoch >= k, state.epoch < settings.epochs {
         return .stoppedAfterEpoch(state.epoch)
       }
-      if settings.maxMinutes > 0 && Date().timeIntervalSince(startTime) > settings.maxMinutes * 60 {
+      var late = [settings.maxMinutes > 0 && Date().timeIntervalSince(startTime) > settings.maxMinutes * 60 ? 1.0 : 0]
+      if cluster.size > 1 { cluster.allReduceSum(&late) }
+      if late[0] > 0 {
         return state.epoch < settings.epochs ? .timeLimit : .finished
       }
     }
@@ -419,8 +460,22 @@ public final class Trainer {
     var kl = 0.0
     var k = 0
     let bs = max(1, settings.batchSize)
+    // Ranks share the chunks; each chunk's noise is the stream's at the chunk's first row,
+    // so the sum is the same however the chunks are shared.
+    let Z = model.configuration.latentSize
+    var chunkIndex = -1
+    var skipped = 0
     while k < rows.count {
+      chunkIndex += 1
       let chunk = Array(rows[k..<min(rows.count, k + bs)])
+      if chunkIndex % cluster.size != cluster.rank {
+        k += bs
+        continue
+      }
+      if cluster.size > 1 {
+        for _ in skipped..<k { for _ in 0..<Z { _ = rng.nextNormal() } }
+        skipped = k + chunk.count
+      }
       let steps = decoderSteps(chunk, in: validation)
       for micro in microBatches(chunk, steps: steps) {
         let t = model.network.trainStep(
@@ -430,6 +485,11 @@ public final class Trainer {
         kl += t.kl
       }
       k += bs
+    }
+    if cluster.size > 1 {
+      var sums = [recon, kl]
+      cluster.allReduceSum(&sums)
+      (recon, kl) = (sums[0], sums[1])
     }
     let n = Double(rows.count)
     return ((recon + kl) / n, recon / n, kl / n)
@@ -462,6 +522,7 @@ public final class Trainer {
 
   /// Writes weights, optimiser moments and trainer state to `checkpointPath` atomically.
   public func saveCheckpoint() throws {
+    guard cluster.isRoot else { return }
     model.trainingSummary = summary()
     var file = model.container()
     let moments = adam.stateTensors()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CFG
+import Engine
 import Foundation
 
 /// `--grammar zinc|equation|PATH`, shared by the grammar commands.
@@ -24,8 +25,14 @@ struct GrammarOption: ParsableArguments {
   }
 }
 
-/// Writes one line to stderr.
+/// Writes one line to stderr; in an MPI job only rank 0 speaks, except for errors.
 func printError(_ line: String) {
+  let c = Cluster.world
+  if c.size > 1 && !c.isRoot {
+    guard line.hasPrefix("gvae: error") else { return }
+    FileHandle.standardError.write(Data(("rank \(c.rank): " + line + "\n").utf8))
+    return
+  }
   FileHandle.standardError.write(Data((line + "\n").utf8))
 }
 

@@ -12,7 +12,7 @@ import NN
 /// Set by the SIGINT handler; the training loop checks it between batches.
 nonisolated(unsafe) var interruptRequested: sig_atomic_t = 0
 
-struct TrainCommand: ParsableCommand {
+struct TrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   static let configuration = CommandConfiguration(
     commandName: "train",
     abstract: "Train a Grammar VAE (or character VAE) on a file of strings.",
@@ -282,7 +282,8 @@ struct TrainCommand: ParsableCommand {
         + "\(train.count) training / \(validation.count) validation strings, batch \(settings.batchSize)"
     )
 
-    if monitorCount > 0 {
+    let root = Cluster.world.isRoot
+    if monitorCount > 0 && root {
       // A learning curve: greedy reconstruction of the posterior means of a fixed validation
       // subset, against training time and rows seen.
       let subset = Array(validation.strings.prefix(monitorCount))
@@ -317,6 +318,7 @@ struct TrainCommand: ParsableCommand {
     let reporter = ProgressReporter()
     var batchLosses: [(Double, Double)] = []
     trainer.onEvent = { event in
+      guard root else { return }
       switch event {
       case .batch(let epoch, let batch, let batches, let loss, let rate):
         reporter.update(
@@ -373,7 +375,9 @@ struct TrainCommand: ParsableCommand {
         trainer.summaryExtras["latest_validation_loss_1000"] = String(format: "%.4f", v.loss)
       }
       model.trainingSummary = trainer.summaryForModel()
-      do { try model.save(to: latest, half: half) } catch { throw fail(error.description) }
+      if root {
+        do { try model.save(to: latest, half: half) } catch { throw fail(error.description) }
+      }
       printError("gvae: latest weights saved to \(latest)")
     }
     switch outcome {
@@ -391,7 +395,10 @@ struct TrainCommand: ParsableCommand {
     case .stoppedAfterEpoch(let e):
       printError("gvae: stopped after epoch \(e)")
     }
-    if !FileManager.default.fileExists(atPath: output) || trainer.state.history.isEmpty {
+    // Decided together: the ranks' file systems may differ.
+    var unsaved = [!FileManager.default.fileExists(atPath: output) || trainer.state.history.isEmpty ? 1.0 : 0]
+    Cluster.world.allReduceSum(&unsaved)
+    if unsaved[0] > 0 {
       // No epoch has finished (no validated best model yet): save the current weights so
       // there is a model to use; a later epoch's best model replaces them.
       if let v = trainer.validationLoss(epoch: trainer.state.epoch, limit: 500) {
@@ -399,7 +406,9 @@ struct TrainCommand: ParsableCommand {
         trainer.summaryExtras["partial_validation_loss_500"] = String(format: "%.4f", v.loss)
         model.trainingSummary = trainer.summaryForModel()
       }
-      do { try model.save(to: output, half: half) } catch { throw fail(error.description) }
+      if root {
+        do { try model.save(to: output, half: half) } catch { throw fail(error.description) }
+      }
     }
   }
 }

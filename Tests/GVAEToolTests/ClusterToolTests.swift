@@ -1,0 +1,104 @@
+// Data-parallel training under Open MPI's mpirun: two ranks train what one process trains.
+// Skipped (and shown as skipped) where mpirun is not installed (Debian: openmpi-bin).
+import Foundation
+import Testing
+
+let mpirunPath: String? = {
+  let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+  return dirs.map { "\($0)/mpirun" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+}()
+
+@Suite(.enabled(if: mpirunPath != nil, "mpirun not found (install openmpi-bin)"))
+struct ClusterToolTests {
+  /// `mpirun -np N gvae …`, one BLAS thread per rank.
+  func mpirun(_ n: Int, _ arguments: [String]) throws -> ToolResult {
+    let binary = try #require(gvaeBinary)
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try #require(mpirunPath))
+    p.arguments = ["--oversubscribe", "-np", String(n), binary.path] + arguments
+    p.environment = ProcessInfo.processInfo.environment.merging([
+      "OPENBLAS_NUM_THREADS": "1", "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+      "OMPI_MCA_rmaps_base_oversubscribe": "1",
+    ]) { $1 }
+    let out = Pipe()
+    let err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = FileHandle.nullDevice
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return ToolResult(
+      stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self),
+      status: p.terminationStatus)
+  }
+
+  func training(_ output: String, epochs: Int) throws -> [String] {
+    let data = try temporaryFile(
+      (0..<60).map { i in ["x + \(i % 3 + 1)", "sin(x) * \(i % 3 + 1)", "x * x + \(i % 3 + 1)", "exp(x) / \(i % 3 + 1)"][i % 4] }
+        .joined(separator: "\n") + "\n", name: "ddp-data.txt")
+    return [
+      "train", "--grammar", "equation", "--preset", "tiny", "--data", data.path, "--output", output,
+      "--epochs", String(epochs), "--batch-size", "10", "--seed", "3", "--validation-fraction", "0.2",
+    ]
+  }
+
+  func epochs(_ model: String) throws -> [(train: Double, validation: Double)] {
+    try String(contentsOfFile: model + ".log.jsonl", encoding: .utf8).split(separator: "\n").compactMap {
+      guard let o = try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any],
+        o["event"] as? String == "epoch"
+      else { return nil }
+      return (try #require(o["trainLoss"] as? Double), try #require(o["validationLoss"] as? Double))
+    }
+  }
+
+  /// Same global batch and seed: the same loss curve (to float rounding: gradients are summed
+  /// in another order) and the same weights; only rank 0 writes.
+  @Test func twoRanksTrainWhatOneProcessTrains() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ddp-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let one = dir.appendingPathComponent("one.safetensors").path
+    let two = dir.appendingPathComponent("two.safetensors").path
+    let a = try gvae(try training(one, epochs: 3))
+    #expect(a.status == 0, "\(a.stderr)")
+    let b = try mpirun(2, try training(two, epochs: 3))
+    #expect(b.status == 0, "\(b.stderr)")
+    let (ea, eb) = (try epochs(one), try epochs(two))
+    #expect(ea.count == 3 && eb.count == 3)
+    for (x, y) in zip(ea, eb) {
+      #expect(abs(x.train - y.train) <= 1e-5 * abs(x.train), "\(x) vs \(y)")
+      #expect(abs(x.validation - y.validation) <= 1e-5 * abs(x.validation), "\(x) vs \(y)")
+    }
+    // One progress stream, not two.
+    #expect(b.stderr.components(separatedBy: "gvae: finished 3 epochs").count == 2, "\(b.stderr)")
+    // The same weights: both files decode a latent alike.
+    let z = "0.1 -0.2 0.3 0.0 0.5 -0.1 0.2 0.05\n"
+    let da = try gvae(["decode", "--model", one], stdin: z)
+    let db = try gvae(["decode", "--model", two], stdin: z)
+    #expect(da.status == 0 && da.stdout == db.stdout)
+  }
+
+  /// A checkpoint written by two ranks resumes in one process, and the run ends where a
+  /// single uninterrupted run ends.
+  @Test func resumeWithAnotherNumberOfRanks() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ddp-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let straight = dir.appendingPathComponent("straight.safetensors").path
+    let resumed = dir.appendingPathComponent("resumed.safetensors").path
+    #expect(try gvae(try training(straight, epochs: 3)).status == 0)
+    let first = try mpirun(2, try training(resumed, epochs: 2))
+    #expect(first.status == 0, "\(first.stderr)")
+    let rest = try gvae(try training(resumed, epochs: 3) + ["--resume"])
+    #expect(rest.status == 0, "\(rest.stderr)")
+    let (a, b) = (try epochs(straight), try epochs(resumed))
+    let (x, y) = (try #require(a.last), try #require(b.last))
+    #expect(abs(x.train - y.train) <= 1e-5 * abs(x.train), "\(x) vs \(y)")
+  }
+
+  @Test func commandsThatRunAsOneProcessRefuse() throws {
+    let r = try mpirun(2, ["parse", "--grammar", "equation", "x + 1"])
+    #expect(r.status != 0)
+    #expect(r.stderr.contains("runs as one process"), "\(r.stderr)")
+  }
+}
