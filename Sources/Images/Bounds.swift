@@ -47,12 +47,8 @@ extension ImageVAE {
     let eps = tape.constant(Tensor(randomNormal: [k, n, L], rng: &rng))
     let z = mu + exp(lv * 0.5) * eps  // [k, n, L]
     let logits = decodeLogits(z.reshaped([k * n, L]), tape: tape)
-    let targets = Tensor(shape: [k * n, x.shape[1]]) { out in
-      x.storage.withUnsafeBufferPointer { src in
-        for s in 0..<k { (out.baseAddress! + s * x.count).update(from: src.baseAddress!, count: x.count) }
-      }
-    }
-    let ll = bernoulliLogLikelihood(logits: logits, targets: targets).reshaped([k, n])
+    // Row s·n + i of the logits is sample s of image i: the targets repeat every n rows.
+    let ll = bernoulliLogLikelihood(logits: logits, targets: x).reshaped([k, n])
     let logPrior = standardNormalLogDensity(z)
     let logPosterior = diagonalGaussianLogDensity(z, mean: mu, logVariance: lv)
     return (ll + logPrior - logPosterior, ll)

@@ -12,14 +12,20 @@ public func dense(_ x: Var, weight: Var, bias: Var?, activation: Activation = .i
   let inSize = w.shape[1]
   precondition(x.shape.last == inSize, "dense input \(x.shape) vs weight \(w.shape)")
   let rows = x.value.count / max(inSize, 1)
-  var y = Tensor(zeros: Array(x.shape.dropLast()) + [outSize])  // [rows, out]
-  y.withMutablePointer { py in
-    if let b = bias?.value {
-      precondition(b.shape == [outSize], "dense bias \(b.shape) vs \(outSize) outputs")
+  let outShape = Array(x.shape.dropLast()) + [outSize]  // [rows, out]
+  // With a bias every row is written before the GEMM accumulates into it: no zero fill.
+  var y: Tensor
+  if let b = bias?.value {
+    precondition(b.shape == [outSize], "dense bias \(b.shape) vs \(outSize) outputs")
+    y = Tensor(shape: outShape) { out in
       b.withPointer { pb in
-        for r in 0..<rows { (py + r * outSize).update(from: pb, count: outSize) }
+        for r in 0..<rows { (out.baseAddress! + r * outSize).initialize(from: pb, count: outSize) }
       }
     }
+  } else {
+    y = Tensor(zeros: outShape)
+  }
+  y.withMutablePointer { py in
     x.value.withPointer { px in
       w.withPointer { pw in
         gemm(

@@ -26,6 +26,27 @@ import Testing
     #expect(abs(-(ll.storage[0] + ll.storage[1]) - bce) < 1e-3)
   }
 
+  @Test func bernoulliTargetsRepeatOverRows() {
+    // Logits [3·2, 4] against targets [2, 4]: the same values and gradients as tiling them.
+    var rng = SeededRandom(seed: 17)
+    let t = Tensor(randomUniform: [2, 4], rng: &rng)
+    var tiled = t
+    tiled = Tensor(shape: [6, 4], storage: t.storage + t.storage + t.storage)
+    let r = checkGradients([randn([6, 4], seed: 18, std: 2)]) { v in bernoulliLogLikelihood(logits: v[0], targets: t) }
+    #expect(r.worstError < 1e-2, "\(r)")
+    let tape = Tape()
+    let x = tape.variable(randn([6, 4], seed: 19))
+    let a = bernoulliLogLikelihood(logits: x, targets: t)
+    let b = bernoulliLogLikelihood(logits: x, targets: tiled)
+    #expect(a.value == b.value)
+    tape.backward(sum(a) - sum(b) * 0.5)
+    let g = tape.gradient(of: x)!
+    let tape2 = Tape()
+    let x2 = tape2.variable(x.value)
+    tape2.backward(sum(bernoulliLogLikelihood(logits: x2, targets: tiled)) * 0.5)
+    #expect(g == tape2.gradient(of: x2)!)
+  }
+
   @Test func gaussianLogDensitiesGradientsAndValues() {
     // Samples [2, 3, 4] against parameters [1, 3, 4], broadcast as the IWAE bound does.
     let r = checkGradients([randn([2, 3, 4], seed: 13), randn([1, 3, 4], seed: 14), randn([1, 3, 4], seed: 15, std: 0.5)]) { v in
