@@ -10,28 +10,28 @@ let mpirunPath: String? = {
 
 @Suite(.enabled(if: mpirunPath != nil, "mpirun not found (install openmpi-bin)"))
 struct ClusterToolTests {
-  /// `mpirun -np N gvae …`, one BLAS thread per rank.
-  func mpirun(_ n: Int, _ arguments: [String]) throws -> ToolResult {
+  /// `mpirun -np N gvae …`, one BLAS thread per rank; stdin goes to rank 0.
+  func mpirun(_ n: Int, _ arguments: [String], stdin: URL? = nil) throws -> ToolResult {
     let binary = try #require(gvaeBinary)
     let p = Process()
     p.executableURL = URL(fileURLWithPath: try #require(mpirunPath))
     p.arguments = ["--oversubscribe", "-np", String(n), binary.path] + arguments
     p.environment = ProcessInfo.processInfo.environment.merging([
       "OPENBLAS_NUM_THREADS": "1", "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-      "OMPI_MCA_rmaps_base_oversubscribe": "1",
     ]) { $1 }
+    // stderr through a file, stdout through a pipe read to the end: no deadlock.
+    let stderrFile = try temporaryFile("", name: "mpirun-stderr-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: stderrFile) }
     let out = Pipe()
-    let err = Pipe()
     p.standardOutput = out
-    p.standardError = err
-    p.standardInput = FileHandle.nullDevice
+    p.standardError = try FileHandle(forWritingTo: stderrFile)
+    p.standardInput = try stdin.map { try FileHandle(forReadingFrom: $0) } ?? FileHandle.nullDevice
     try p.run()
     let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     return ToolResult(
-      stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self),
-      status: p.terminationStatus)
+      stdout: String(decoding: o, as: UTF8.self),
+      stderr: String(decoding: try Data(contentsOf: stderrFile), as: UTF8.self), status: p.terminationStatus)
   }
 
   func training(_ output: String, epochs: Int) throws -> [String] {
@@ -96,9 +96,30 @@ struct ClusterToolTests {
     #expect(abs(x.train - y.train) <= 1e-5 * abs(x.train), "\(x) vs \(y)")
   }
 
+  /// `mpirun -np N gvae encode` prints what one process prints, byte for byte, bad lines
+  /// (in place, JSON) and seeded posterior samples included.
+  @Test(arguments: [2, 3]) func shardedEncodeIsOneProcessOutput(ranks: Int) throws {
+    let model = try tinyModelPath.get()
+    var lines: [String] = []
+    for i in 0..<700 {
+      lines.append(["x + 1", "sin(x) * 2", "x * x"][i % 3])
+      if i == 300 || i == 610 { lines.append("x +") }
+    }
+    let file = try temporaryFile(lines.joined(separator: "\n") + "\n", name: "ddp-encode-\(ranks).txt")
+    for mode in [[], ["--stochastic", "--seed", "5"], ["--format", "json"], ["--format", "json", "--stochastic"]] {
+      let args = ["encode", "--model", model] + mode
+      let one = try gvae(args, stdin: try String(contentsOf: file, encoding: .utf8))
+      let many = try mpirun(ranks, args, stdin: file)
+      #expect(one.stdout == many.stdout, "\(mode)")
+      #expect(!one.stdout.isEmpty)
+      #expect((one.status == 0) == (many.status == 0))
+    }
+  }
+
   @Test func commandsThatRunAsOneProcessRefuse() throws {
     let r = try mpirun(2, ["parse", "--grammar", "equation", "x + 1"])
     #expect(r.status != 0)
     #expect(r.stderr.contains("runs as one process"), "\(r.stderr)")
   }
 }
+
