@@ -24,10 +24,15 @@ old = [json.loads(l) for l in open(args.record)] if os.path.exists(args.record) 
 summaries = [r for r in old if r["type"] == "sitting"]
 prev = summaries[-1] if summaries else {"cum_seconds": 0, "cum_rows": 0, "reconstruction_greedy": -1,
                                         "validation_loss_1000": float("inf"), "number": 0}
-# A resumed sitting continues the checkpoint's counters; otherwise they restart at 0.
-resumed = sitting["how"] == "resume"
-base_s = 0 if resumed else prev["cum_seconds"]
-base_r = 0 if resumed else prev["cum_rows"]
+# The trainer's counters (training seconds, rows seen) run on across resumes and restart at
+# 0 with a fresh or warm start: where they stood at the end of each recorded sitting.
+counter = (0, 0)
+for r in summaries:
+    counter = (counter[0] + r["seconds"], counter[1] + r["rows"]) if r["how"] == "resume" else (r["seconds"], r["rows"])
+resumed = sitting["how"] == "resume" and bool(summaries)
+# Cumulative figures where this sitting's counters read 0.
+base_s = prev["cum_seconds"] - (counter[0] if resumed else 0)
+base_r = prev["cum_rows"] - (counter[1] if resumed else 0)
 monitors = [r for r in log if r.get("event") == "monitor"]
 latest = [r for r in log if r.get("event") == "latest"]
 if not monitors:
@@ -35,7 +40,7 @@ if not monitors:
 number = prev["number"] + 1
 new = []
 for m in monitors:
-    if summaries and m["rows_seen"] == (prev["cum_rows"] if resumed else 0):
+    if summaries and m["rows_seen"] == (counter[1] if resumed else 0):
         continue  # the sitting's starting point is the last sitting's end
     new.append({"type": "point", "sitting": number, "cum_seconds": base_s + m["seconds"],
                 "cum_rows": base_r + m["rows_seen"], "reconstruction_greedy": m["reconstruction_greedy"],
@@ -44,8 +49,8 @@ end = monitors[-1]
 val = latest[-1]["validation_loss_1000"] if latest else float("nan")
 summary = {"type": "sitting", "number": number, "start": sitting["start"], "how": sitting["how"],
            "commit": sitting["commit"], "command": sitting["command"],
-           "seconds": end["seconds"] - (prev["cum_seconds"] if resumed else 0),
-           "rows": end["rows_seen"] - (prev["cum_rows"] if resumed else 0),
+           "seconds": end["seconds"] - (counter[0] if resumed else 0),
+           "rows": end["rows_seen"] - (counter[1] if resumed else 0),
            "cum_seconds": base_s + end["seconds"], "cum_rows": base_r + end["rows_seen"],
            "reconstruction_greedy": end["reconstruction_greedy"], "validation_loss_1000": val,
            "train_kl": end["train_kl"]}
