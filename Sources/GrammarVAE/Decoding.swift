@@ -98,27 +98,33 @@ extension VAEModel {
   /// sampling): the constraint never changes an output that was already valid.
   /// (`plainFirst: false` decodes every output under the constraint in one pass, for
   /// comparison: faster, but a refused search changes some outputs that were valid.)
+  ///
+  /// Sampling noise: one draw from `rng` seeds a generator per output (by its index,
+  /// `firstRow` for the first latent's first decoding), so an output does not depend on
+  /// which others are decoded with it: a job split by rows decodes what one call decodes.
   public func decode(
     latents: [[Float]], decodings: Int = 1, strategy: DecodingStrategy, rng: inout SeededRandom,
     lengthBudget: Bool = false, constraint: ConstraintSearch? = nil, constraintTries: Int = 2,
-    plainFirst: Bool = true, chunk: Int = 512
+    plainFirst: Bool = true, chunk: Int = 512, firstRow: Int = 0
   ) -> [DecodedString] {
     let constraint = configuration.kind == .grammar ? constraint : nil
+    let base = rng.next()
     // The autoregressive decoder's rejected outputs resume from their saved GRU states.
     let resumable = constraint != nil && plainFirst && configuration.decoder != .repeated
     var out: [DecodedString] = []
     out.reserveCapacity(latents.count * decodings)
-    // Saved states cost layers × H floats per step and output: keep a chunk near 100 MB.
-    let stateBytes = 4 * configuration.gruLayers * configuration.gruHidden * configuration.steps
-    let rows = resumable ? min(chunk, max(16, 100_000_000 / max(stateBytes, 1))) : chunk
-    let rowsPerChunk = max(1, rows / max(decodings, 1))
+    let rowsPerChunk = latentsPerChunk(
+      decodings: decodings, constraint: constraint, plainFirst: plainFirst, chunk: chunk)
     var k = 0
     while k < latents.count {
       let part = Array(latents[k..<min(latents.count, k + rowsPerChunk)])
+      var rngs = (0..<(part.count * decodings)).map { i in
+        SeededRandom(seed: base ^ (UInt64(firstRow + k * decodings + i) &* 0x9E37_79B9_7F4A_7C15))
+      }
       var outputs = decodeChunk(
         part, decodings: decodings, strategy: strategy,
         lengthBudget: lengthBudget || constraint != nil, constraint: plainFirst ? nil : constraint,
-        tries: max(1, constraintTries), rng: &rng, recordStates: resumable)
+        tries: max(1, constraintTries), rngs: &rngs, recordStates: resumable)
       if let constraint, plainFirst {
         let redo = outputs.indices.filter { !constraint.accepts(outputs[$0].productions) }
         if !redo.isEmpty {
@@ -134,13 +140,16 @@ extension VAEModel {
               return Resumption(
                 latent: i / decodings, choices: Array(o.choices[..<kept]), state: state, derivation: d)
             }
+            // Each redone output goes on with its own generator (fresh noise).
+            var redoRNGs = redo.map { rngs[$0] }
             again = decodeChunk(
               part, decodings: 1, strategy: strategy, lengthBudget: true, constraint: constraint,
-              tries: max(1, constraintTries), rng: &rng, resume: resumes)
+              tries: max(1, constraintTries), rngs: &redoRNGs, resume: resumes)
           } else {
+            var redoRNGs = redo.map { rngs[$0] }
             again = decodeChunk(
               redo.map { part[$0 / decodings] }, decodings: 1, strategy: strategy,
-              lengthBudget: true, constraint: constraint, tries: max(1, constraintTries), rng: &rng)
+              lengthBudget: true, constraint: constraint, tries: max(1, constraintTries), rngs: &redoRNGs)
           }
           for (i, o) in zip(redo, again) { outputs[i] = o }
         }
@@ -149,6 +158,19 @@ extension VAEModel {
       k += rowsPerChunk
     }
     return out
+  }
+
+  /// Latents decoded together (one batch of the network); a job split into runs of whole
+  /// chunks decodes, and rounds, exactly as one call does.
+  public func latentsPerChunk(
+    decodings: Int, constraint: ConstraintSearch?, plainFirst: Bool = true, chunk: Int = 512
+  ) -> Int {
+    let resumable =
+      configuration.kind == .grammar && constraint != nil && plainFirst && configuration.decoder != .repeated
+    // Saved states cost layers × H floats per step and output: keep a chunk near 100 MB.
+    let stateBytes = 4 * configuration.gruLayers * configuration.gruHidden * configuration.steps
+    let rows = resumable ? min(chunk, max(16, 100_000_000 / max(stateBytes, 1))) : chunk
+    return max(1, rows / max(decodings, 1))
   }
 
   /// A decoding that continues from a kept prefix: its latent (an index into the chunk's
@@ -175,7 +197,7 @@ extension VAEModel {
   /// per resumption (`latents` and `decodings` then only supply the latent vectors).
   func decodeChunk(
     _ latents: [[Float]], decodings K: Int, strategy: DecodingStrategy, lengthBudget: Bool,
-    constraint: ConstraintSearch?, tries: Int, rng: inout SeededRandom,
+    constraint: ConstraintSearch?, tries: Int, rngs: inout [SeededRandom],
     recordStates: Bool = false, resume: [Resumption]? = nil
   ) -> [ChunkOutput] {
     let c = configuration
@@ -299,7 +321,7 @@ extension VAEModel {
           if budgeted && t[i] + pending[i] - fewest[lhs] + commits[p] > T { continue }
           var s = logits[row + p]
           if case .sample(let temperature) = strategy {
-            var u = rng.nextUniform()
+            var u = rngs[i].nextUniform()
             if u < 1e-20 { u = 1e-20 }
             s = s / max(temperature, 1e-6) - logf(-logf(u))
           }

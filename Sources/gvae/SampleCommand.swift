@@ -4,7 +4,7 @@ import CFG
 import Foundation
 import GrammarVAE
 
-struct SampleCommand: ParsableCommand {
+struct SampleCommand: ParsableCommand, RunsAsSeveralProcesses {
   static let configuration = CommandConfiguration(
     commandName: "sample",
     abstract: "Sample strings from the prior: z ~ N(0, I), then masked decoding.",
@@ -50,8 +50,8 @@ struct SampleCommand: ParsableCommand {
         throw fail("gave up: \(incomplete) of \(attempts) draws were incomplete")
       }
       let z = (0..<need).map { _ in (0..<Z).map { _ in rng.nextNormal() } }
-      let out = model.decode(
-        latents: z, strategy: strategy(greedy: greedy, temperature: temperature), rng: &rng,
+      let out = shardedDecode(
+        model, z, strategy: strategy(greedy: greedy, temperature: temperature), rng: &rng,
         lengthBudget: lengthBudget, constraint: constraint)
       for o in out {
         if o.string == nil {
@@ -66,8 +66,44 @@ struct SampleCommand: ParsableCommand {
         "gvae: \(incomplete) of \(attempts) draws were incomplete at the length limit"
           + (keepIncomplete ? "" : " and were redrawn"))
     }
+    guard Cluster.world.isRoot else { return }
     let out = OutputBuffer()
     printDecoded(results, format: format, out: out)
     out.flush()
   }
+}
+
+/// Decodes latents as one call does, split by whole chunks over an MPI job's ranks: every
+/// rank gets every output (each decoding depends only on its latent, its row and the seed).
+func shardedDecode(
+  _ model: VAEModel, _ z: [[Float]], strategy: DecodingStrategy, rng: inout SeededRandom,
+  lengthBudget: Bool, constraint: ConstraintSearch?
+) -> [DecodedString] {
+  let cluster = Cluster.world
+  guard cluster.size > 1 else {
+    return model.decode(
+      latents: z, strategy: strategy, rng: &rng, lengthBudget: lengthBudget, constraint: constraint)
+  }
+  let per = model.latentsPerChunk(decodings: 1, constraint: constraint)
+  let chunks = (z.count + per - 1) / per
+  let lo = min(z.count, per * (chunks * cluster.rank / cluster.size))
+  let hi = min(z.count, per * (chunks * (cluster.rank + 1) / cluster.size))
+  let mine = model.decode(
+    latents: Array(z[lo..<hi]), strategy: strategy, rng: &rng, lengthBudget: lengthBudget,
+    constraint: constraint, firstRow: lo)
+  // NUL ends an output; SOH marks an unfinished one.
+  var bytes: [UInt8] = []
+  for o in mine {
+    if let s = o.string { bytes += Array(s.utf8) } else { bytes.append(1) }
+    bytes.append(0)
+  }
+  let steps = model.configuration.steps
+  var all: [DecodedString] = []
+  for r in 0..<cluster.size {
+    let b = cluster.broadcast(bytes: r == cluster.rank ? bytes : [], root: r)
+    for piece in b.split(separator: 0, omittingEmptySubsequences: false).dropLast() {
+      all.append(piece == [1] ? .incomplete(steps: steps) : .string(String(decoding: piece, as: UTF8.self)))
+    }
+  }
+  return all
 }

@@ -116,6 +116,20 @@ struct ClusterToolTests {
     }
   }
 
+  /// `mpirun -np N gvae sample` prints what one process prints: each decoding's noise comes
+  /// from its own row's generator and the ranks split the draws by whole decoding chunks.
+  @Test(arguments: [2, 3]) func shardedSampleIsOneProcessOutput(ranks: Int) throws {
+    let model = try tinyModelPath.get()
+    for mode in [["-n", "1200", "--seed", "3"], ["-n", "1100", "--seed", "4", "--no-length-budget"], ["-n", "700", "--greedy"], ["-n", "600", "--format", "json"]] {
+      let args = ["sample", "--model", model] + mode
+      let one = try gvae(args)
+      let many = try mpirun(ranks, args)
+      #expect(one.status == 0 && many.status == 0, "\(many.stderr)")
+      #expect(one.stdout == many.stdout, "\(mode)")
+      #expect(one.stdout.split(separator: "\n").count == Int(mode[1]))
+    }
+  }
+
   @Test func commandsThatRunAsOneProcessRefuse() throws {
     let r = try mpirun(2, ["parse", "--grammar", "equation", "x + 1"])
     #expect(r.status != 0)
