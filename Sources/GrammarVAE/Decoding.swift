@@ -160,6 +160,43 @@ extension VAEModel {
     return out
   }
 
+  /// `decode` split by runs of whole chunks over the ranks of an MPI job (`Cluster.world`);
+  /// every rank returns every output, the same as one process's `decode`.
+  public func decodeAcrossRanks(
+    latents: [[Float]], decodings: Int = 1, strategy: DecodingStrategy, rng: inout SeededRandom,
+    lengthBudget: Bool = false, constraint: ConstraintSearch? = nil, chunk: Int = 512
+  ) -> [DecodedString] {
+    let cluster = Cluster.world
+    guard cluster.size > 1 else {
+      return decode(
+        latents: latents, decodings: decodings, strategy: strategy, rng: &rng, lengthBudget: lengthBudget,
+        constraint: constraint, chunk: chunk)
+    }
+    let per = latentsPerChunk(decodings: decodings, constraint: constraint, chunk: chunk)
+    let chunks = (latents.count + per - 1) / per
+    let lo = min(latents.count, per * (chunks * cluster.rank / cluster.size))
+    let hi = min(latents.count, per * (chunks * (cluster.rank + 1) / cluster.size))
+    let mine = decode(
+      latents: Array(latents[lo..<hi]), decodings: decodings, strategy: strategy, rng: &rng,
+      lengthBudget: lengthBudget, constraint: constraint, chunk: chunk, firstRow: lo * decodings)
+    // NUL ends an output; SOH marks an unfinished one.
+    var bytes: [UInt8] = []
+    for o in mine {
+      if let s = o.string { bytes += Array(s.utf8) } else { bytes.append(1) }
+      bytes.append(0)
+    }
+    var all: [DecodedString] = []
+    all.reserveCapacity(latents.count * decodings)
+    for r in 0..<cluster.size {
+      let b = cluster.broadcast(bytes: r == cluster.rank ? bytes : [], root: r)
+      for piece in b.split(separator: 0, omittingEmptySubsequences: false).dropLast() {
+        all.append(
+          piece.elementsEqual([1]) ? .incomplete(steps: configuration.steps) : .string(String(decoding: piece, as: UTF8.self)))
+      }
+    }
+    return all
+  }
+
   /// Latents decoded together (one batch of the network); a job split into runs of whole
   /// chunks decodes, and rounds, exactly as one call does.
   public func latentsPerChunk(

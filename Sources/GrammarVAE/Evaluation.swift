@@ -42,12 +42,14 @@ public struct EvaluationReport: Codable, Sendable {
 public enum Evaluation {
   /// Reconstruction accuracy: each string encoded `encodings` times stochastically, each
   /// encoding decoded `decodings` times (Gumbel-max, temperature 1); exact string match.
+  /// Chunks of strings draw their noise from their own generator (seed and chunk), so the
+  /// ranks of an MPI job share them out and sum the counts: the result is one process's.
   public static func reconstruction(
     model: VAEModel, strings: [String], encodings: Int, decodings: Int, seed: UInt64,
     lengthBudget: Bool = false, constraint: ConstraintSearch? = nil,
     progress: (Int) -> Void = { _ in }
   ) throws -> (accuracy: Double, sdvae: Double, meanGreedy: Double) {
-    var rng = SeededRandom(seed: seed)
+    let cluster = Cluster.world
     var hits = 0
     var total = 0
     var hits5 = 0
@@ -55,7 +57,14 @@ public enum Evaluation {
     var greedyHits = 0
     let chunk = max(1, 256 / max(encodings, 1))
     var k = 0
+    var index = -1
     while k < strings.count {
+      index += 1
+      if index % cluster.size != cluster.rank {
+        k += chunk
+        continue
+      }
+      var rng = SeededRandom(seed: seed ^ (UInt64(index + 1) &* 0xD1B5_4A32_D192_ED03))
       let part = Array(strings[k..<min(strings.count, k + chunk)])
       let canon = part.map { model.codec.canonical($0) }
       let means = try model.encode(part, stochastic: false, rng: &rng)
@@ -84,6 +93,11 @@ public enum Evaluation {
       k += chunk
       progress(min(k, strings.count))
     }
+    var counts = [Double(hits), Double(total), Double(hits5), Double(total5), Double(greedyHits)]
+    cluster.allReduceSum(&counts)
+    (hits, total, hits5, total5, greedyHits) = (
+      Int(counts[0]), Int(counts[1]), Int(counts[2]), Int(counts[3]), Int(counts[4])
+    )
     return (
       Double(hits) / Double(max(total, 1)), Double(hits5) / Double(max(total5, 1)),
       Double(greedyHits) / Double(max(strings.count, 1))
@@ -100,7 +114,7 @@ public enum Evaluation {
     let z = (0..<samples).map { _ in
       (0..<Z).map { _ in rng.nextNormal() }
     }
-    return model.decode(
+    return model.decodeAcrossRanks(
       latents: z, decodings: decodings, strategy: .sample(temperature: 1), rng: &rng,
       lengthBudget: lengthBudget, constraint: constraint, chunk: 4096)
   }

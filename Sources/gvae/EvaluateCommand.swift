@@ -2,9 +2,10 @@ import ArgumentParser
 import CFG
 import Foundation
 import Chemistry
+import Engine
 import GrammarVAE
 
-struct EvaluateCommand: ParsableCommand {
+struct EvaluateCommand: ParsableCommand, RunsAsSeveralProcesses {
   static let configuration = CommandConfiguration(
     commandName: "evaluate",
     abstract: "Reconstruction accuracy and prior validity by the paper's protocols.",
@@ -94,11 +95,11 @@ struct EvaluateCommand: ParsableCommand {
           model: model, strings: test, encodings: encodings, decodings: decodings, seed: seed,
           lengthBudget: lengthBudget, constraint: constraint
         ) { done in
-          if isatty(2) != 0 {
+          if isatty(2) != 0 && Cluster.world.isRoot {
             FileHandle.standardError.write(Data("\rreconstruction: \(done)/\(test.count)".utf8))
           }
         }
-        if isatty(2) != 0 { FileHandle.standardError.write(Data("\n".utf8)) }
+        if isatty(2) != 0 && Cluster.world.isRoot { FileHandle.standardError.write(Data("\n".utf8)) }
         report.testCount = test.count
         report.encodings = encodings
         report.decodings = decodings
@@ -112,6 +113,8 @@ struct EvaluateCommand: ParsableCommand {
         model: model, samples: priorSamples, decodings: priorDecodings, seed: seed &+ 1,
         lengthBudget: lengthBudget, constraint: constraint)
       let strings = outs.compactMap(\.string)
+      // The rest (RDKit, files, the report) is rank 0's.
+      guard Cluster.world.isRoot else { return }
       if let priorOutput {
         let text = outs.map { ($0.string ?? "") + "\n" }.joined()
         do { try text.write(toFile: priorOutput, atomically: true, encoding: .utf8) } catch {
@@ -145,6 +148,7 @@ struct EvaluateCommand: ParsableCommand {
           Double(counted.filter { !trainingSet.contains($0) }.count) / Double(max(counted.count, 1))
       }
     }
+    guard Cluster.world.isRoot else { return }
     report.lengthBudget = lengthBudget
     report.constraints = chosen.rawValue
     report.seconds = Date().timeIntervalSince(start)

@@ -29,7 +29,7 @@ struct GVAE: ParsableCommand {
       if cluster.size > 1 && !(command is RunsAsSeveralProcesses) {
         throw ValidationError(
           "this command runs as one process; under mpirun with \(cluster.size) processes only "
-            + "`train`, `encode` and `sample` work (use -np 1, or run it without mpirun)")
+            + "`train`, `encode`, `sample` and `evaluate` work (use -np 1, or run it without mpirun)")
       }
       try command.run()
     } catch {

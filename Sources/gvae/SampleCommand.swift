@@ -73,37 +73,12 @@ struct SampleCommand: ParsableCommand, RunsAsSeveralProcesses {
   }
 }
 
-/// Decodes latents as one call does, split by whole chunks over an MPI job's ranks: every
-/// rank gets every output (each decoding depends only on its latent, its row and the seed).
+/// Decodes latents as one call does, split over an MPI job's ranks (every rank gets every
+/// output).
 func shardedDecode(
   _ model: VAEModel, _ z: [[Float]], strategy: DecodingStrategy, rng: inout SeededRandom,
   lengthBudget: Bool, constraint: ConstraintSearch?
 ) -> [DecodedString] {
-  let cluster = Cluster.world
-  guard cluster.size > 1 else {
-    return model.decode(
-      latents: z, strategy: strategy, rng: &rng, lengthBudget: lengthBudget, constraint: constraint)
-  }
-  let per = model.latentsPerChunk(decodings: 1, constraint: constraint)
-  let chunks = (z.count + per - 1) / per
-  let lo = min(z.count, per * (chunks * cluster.rank / cluster.size))
-  let hi = min(z.count, per * (chunks * (cluster.rank + 1) / cluster.size))
-  let mine = model.decode(
-    latents: Array(z[lo..<hi]), strategy: strategy, rng: &rng, lengthBudget: lengthBudget,
-    constraint: constraint, firstRow: lo)
-  // NUL ends an output; SOH marks an unfinished one.
-  var bytes: [UInt8] = []
-  for o in mine {
-    if let s = o.string { bytes += Array(s.utf8) } else { bytes.append(1) }
-    bytes.append(0)
-  }
-  let steps = model.configuration.steps
-  var all: [DecodedString] = []
-  for r in 0..<cluster.size {
-    let b = cluster.broadcast(bytes: r == cluster.rank ? bytes : [], root: r)
-    for piece in b.split(separator: 0, omittingEmptySubsequences: false).dropLast() {
-      all.append(piece == [1] ? .incomplete(steps: steps) : .string(String(decoding: piece, as: UTF8.self)))
-    }
-  }
-  return all
+  model.decodeAcrossRanks(
+    latents: z, strategy: strategy, rng: &rng, lengthBudget: lengthBudget, constraint: constraint)
 }

@@ -130,6 +130,31 @@ struct ClusterToolTests {
     }
   }
 
+  /// `mpirun -np N gvae evaluate`: the same report (but its timing) and prior decodings.
+  @Test(arguments: [2, 3]) func shardedEvaluateIsOneProcessReport(ranks: Int) throws {
+    let model = try tinyModelPath.get()
+    let data = try temporaryFile(
+      (0..<300).map { ["x + \($0 % 3 + 1)", "sin(x) * \($0 % 2 + 1)"][$0 % 2] }.joined(separator: "\n") + "\n",
+      name: "ddp-evaluate-\(ranks).txt")
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ddp-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    func args(_ prior: URL) -> [String] {
+      [
+        "evaluate", "--model", model, "--data", data.path, "--test-count", "150", "--encodings", "3",
+        "--decodings", "4", "--prior-samples", "700", "--prior-decodings", "3", "--format", "json",
+        "--prior-output", prior.path,
+      ]
+    }
+    let (p1, p2) = (dir.appendingPathComponent("one.txt"), dir.appendingPathComponent("many.txt"))
+    let one = try gvae(args(p1))
+    let many = try mpirun(ranks, args(p2))
+    #expect(one.status == 0 && many.status == 0, "\(many.stderr)")
+    func strip(_ s: String) -> String { s.replacing(/"seconds":[0-9.e+-]+,?/, with: "") }
+    #expect(strip(one.stdout) == strip(many.stdout))
+    #expect(one.stdout.contains("\"testCount\":150"))
+    #expect(try Data(contentsOf: p1) == Data(contentsOf: p2))
+  }
+
   @Test func commandsThatRunAsOneProcessRefuse() throws {
     let r = try mpirun(2, ["parse", "--grammar", "equation", "x + 1"])
     #expect(r.status != 0)
