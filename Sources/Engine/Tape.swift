@@ -41,6 +41,10 @@ public final class Tape {
   @usableFromInline var nodes: [Node] = []
   /// Set by `backward`: gradient of the loss for every value that needed one.
   @usableFromInline var gradients: [Tensor?] = []
+  /// Called during `backward` as soon as a parameter's gradient from this tape is complete
+  /// (its last use on the tape has been differentiated): data-parallel training starts
+  /// sending it while the rest of the backward pass runs.
+  public var onParameterGradient: ((Parameter) -> Void)? = nil
 
   public init(recording: Bool = true) {
     self.isRecording = recording
@@ -104,7 +108,23 @@ public final class Tape {
     precondition(seedGrad.shape == out.shape, "seed \(seedGrad.shape) vs output \(out.shape)")
     gradients = [Tensor?](repeating: nil, count: values.count)
     gradients[output.id] = seedGrad
+    // Uses of each parameter still to differentiate (a parameter may be a leaf more than once).
+    var uses: [ObjectIdentifier: Int] = [:]
+    if onParameterGradient != nil {
+      for node in nodes[...output.id] {
+        if case .parameter(let p) = node.op, node.needsGradient { uses[ObjectIdentifier(p), default: 0] += 1 }
+      }
+    }
     for id in stride(from: output.id, through: 0, by: -1) {
+      if let hook = onParameterGradient, case .parameter(let p) = nodes[id].op, nodes[id].needsGradient {
+        // Counted whether or not a gradient reached this use.
+        if gradients[id] != nil { accumulate(into: &p.gradient, gradients[id]!) }
+        gradients[id] = nil
+        let key = ObjectIdentifier(p)
+        uses[key, default: 1] -= 1
+        if uses[key] == 0 { hook(p) }
+        continue
+      }
       guard nodes[id].needsGradient, let g = gradients[id] else { continue }
       gradients[id] = nil  // free as we go; leaves keep theirs below
       let node = nodes[id]

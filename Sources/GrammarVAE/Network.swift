@@ -247,9 +247,11 @@ public final class VAENetwork: @unchecked Sendable {
   /// norm on its running statistics (validation) and leaves them unchanged.
   public func trainStep(
     _ batch: TrainingBatch, batchRows: Int, mask: LossMask, klWeight: Float,
-    rng: inout SeededRandom, training: Bool = true, computeGradients: Bool = true
+    rng: inout SeededRandom, training: Bool = true, computeGradients: Bool = true,
+    onParameterGradient: ((Parameter) -> Void)? = nil
   ) -> LossTerms {
     let tape = Tape(recording: computeGradients)
+    tape.onParameterGradient = onParameterGradient
     let (total, terms) = loss(
       batch, batchRows: batchRows, mask: mask, klWeight: klWeight, rng: &rng,
       training: training, tape: tape)

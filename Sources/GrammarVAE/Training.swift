@@ -296,16 +296,22 @@ public final class Trainer {
       for _ in 0..<(rows.count * Z) { _ = after.nextNormal() }
     }
     var terms = LossTerms()
-    for micro in microBatches(Array(rows[lo..<hi]), steps: steps) where !micro.isEmpty {
+    let micros = microBatches(Array(rows[lo..<hi]), steps: steps).filter { !$0.isEmpty }
+    let parallel = cluster.size > 1
+    for (m, micro) in micros.enumerated() {
+      // The last backward pass sends each bucket as soon as its gradients are complete.
+      let last = parallel && m == micros.count - 1
+      if last { reducer.begin() }
       let t = net.trainStep(
         makeBatch(micro, from: train, steps: steps), batchRows: rows.count, mask: mask,
-        klWeight: kw, rng: &noise)
+        klWeight: kw, rng: &noise, onParameterGradient: last ? reducer.gradientReady : nil)
       terms.reconstruction += t.reconstruction
       terms.kl += t.kl
       terms.rows += t.rows
     }
-    if cluster.size > 1 {
-      reducer.allReduce()
+    if parallel {
+      if micros.isEmpty { reducer.begin() }  // a rank with no rows still takes part
+      reducer.finish()
       var sums = [terms.reconstruction, terms.kl, Double(terms.rows)]
       cluster.allReduceSum(&sums)
       terms = LossTerms(reconstruction: sums[0], kl: sums[1], rows: Int(sums[2]))
