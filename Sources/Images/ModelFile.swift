@@ -55,6 +55,10 @@ extension ImageVAE {
         throw .wrongKind(
           "\(name) is a Grammar VAE model file\(g), not an image VAE; use it with `gvae encode`/`gvae evaluate`, or train an image VAE with `gvae image vae train`")
       }
+      if file.metadata[kindKey] == SSVAE.kind {
+        throw .wrongKind(
+          "\(name) is a semi-supervised VAE (M2) model file, not an image VAE; use it with `gvae image ssvae evaluate`")
+      }
       throw .wrongKind("\(name) is not an image VAE model file (no \(kindKey)=\(kind) metadata)")
     }
     guard file.metadata[formatKey] == format else {

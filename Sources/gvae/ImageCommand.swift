@@ -12,8 +12,8 @@ import NN
 struct ImageCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "image",
-    abstract: "Image VAEs (MNIST idx, .npy, digits CSV): train, evaluate, sample, reconstruct.",
-    subcommands: [ImageVAECommand.self])
+    abstract: "Image VAEs (MNIST idx, .npy, digits CSV): train, evaluate, sample, reconstruct; semi-supervised M2.",
+    subcommands: [ImageVAECommand.self, ImageSSVAECommand.self])
 }
 
 struct ImageVAECommand: ParsableCommand {

@@ -1,0 +1,303 @@
+// The semi-supervised VAE M2 of Kingma, Rezende, Mohamed & Welling 2014 ("Semi-supervised
+// learning with deep generative models"): the label y is a latent variable that is observed
+// for a few images. q(y|x) is a softmax classifier, q(z|x,y) a diagonal Gaussian,
+// p(x|y,z) Bernoulli, p(y) uniform, p(z) = N(0, I).
+import Engine
+import Foundation
+import NN
+
+/// The sizes of an M2 model, stored in its model file.
+public struct SSVAEConfiguration: Codable, Sendable, Equatable {
+  public var height: Int
+  public var width: Int
+  public var classes: Int
+  /// Hidden widths of each of the three networks (classifier, encoder, decoder; the decoder
+  /// uses them in reverse).
+  public var hidden: [Int]
+  public var latentSize: Int
+  /// "m2": the networks see pixels; "m1+m2": they see the latent means of an M1 image VAE,
+  /// and p(·|y,z) is a diagonal Gaussian over those means instead of Bernoulli pixels.
+  /// (Only "m2" is implemented; the field is here so a later file kind needs no new format.)
+  public var input: String = "m2"
+
+  public init(height: Int, width: Int, classes: Int, hidden: [Int] = [500], latentSize: Int = 50) {
+    self.height = height
+    self.width = width
+    self.classes = classes
+    self.hidden = hidden
+    self.latentSize = latentSize
+  }
+
+  public var pixels: Int { height * width }
+
+  public func validate() throws(ImageModelError) {
+    func bad(_ m: String) -> ImageModelError { .invalidConfiguration(m) }
+    guard (1...4096).contains(height), (1...4096).contains(width), height * width <= 1 << 22 else {
+      throw bad("image size \(height)×\(width) (each side 1…4096, at most 4 Mi pixels)")
+    }
+    guard (2...1000).contains(classes) else { throw bad("\(classes) classes (2…1000)") }
+    guard (1...4096).contains(latentSize) else { throw bad("latent size \(latentSize) (1…4096)") }
+    guard (1...16).contains(hidden.count), hidden.allSatisfy({ (1...65_536).contains($0) }) else {
+      throw bad("hidden widths \(hidden) (1…16 layers of 1…65536)")
+    }
+    guard input == "m2" else { throw bad("input \(input) (this gvae trains m2 only)") }
+    let total = 3 * Double(pixels + classes) * Double(hidden[0] + 1) * 2
+    guard total < 1e9 else { throw bad("about \(Int(total)) parameters (limit 10⁹)") }
+  }
+}
+
+/// M2's three networks, softplus hidden layers as in the paper.
+///
+/// Parameter names: `classifier.dense{i}`, `classifier.output`, `encoder.dense{i}` (input
+/// [x, onehot(y)]), `encoder.mean`, `encoder.log_variance`, `decoder.dense{i}` (input
+/// [z, onehot(y)]), `decoder.output`, each with `.weight` and `.bias`.
+public final class SSVAE: @unchecked Sendable {
+  public let configuration: SSVAEConfiguration
+  let classifier: [Dense]
+  let classifierOutput: Dense
+  let encoder: [Dense]
+  let meanHead: Dense
+  let logVarianceHead: Dense
+  let decoder: [Dense]
+  let decoderOutput: Dense
+
+  public init(configuration c: SSVAEConfiguration, seed: UInt64) throws(ImageModelError) {
+    try c.validate()
+    configuration = c
+    var rng = SeededRandom(seed: seed)
+    func stack(_ input: Int, _ widths: [Int], _ name: String) -> [Dense] {
+      var w = input
+      return widths.enumerated().map { i, h in
+        defer { w = h }
+        return Dense(inputSize: w, outputSize: h, name: "\(name).dense\(i)", rng: &rng)
+      }
+    }
+    classifier = stack(c.pixels, c.hidden, "classifier")
+    classifierOutput = Dense(inputSize: c.hidden.last!, outputSize: c.classes, name: "classifier.output", rng: &rng)
+    encoder = stack(c.pixels + c.classes, c.hidden, "encoder")
+    meanHead = Dense(inputSize: c.hidden.last!, outputSize: c.latentSize, name: "encoder.mean", rng: &rng)
+    logVarianceHead = Dense(
+      inputSize: c.hidden.last!, outputSize: c.latentSize, name: "encoder.log_variance", rng: &rng)
+    decoder = stack(c.latentSize + c.classes, c.hidden.reversed(), "decoder")
+    decoderOutput = Dense(inputSize: c.hidden.first!, outputSize: c.pixels, name: "decoder.output", rng: &rng)
+  }
+
+  public var parameters: [Parameter] {
+    var out: [Parameter] = []
+    for l in classifier { out += l.parameters }
+    out += classifierOutput.parameters
+    for l in encoder { out += l.parameters }
+    out += meanHead.parameters + logVarianceHead.parameters
+    for l in decoder { out += l.parameters }
+    return out + decoderOutput.parameters
+  }
+
+  public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }
+
+  // Dense has no fused softplus; the Engine op is exact and its gradient is checked there.
+  func mlp(_ layers: [Dense], _ x: Var, tape: Tape) -> Var {
+    layers.reduce(x) { h, l in softplus(l(h, tape: tape)) }
+  }
+
+  /// Logits of q(y|x) ([N, classes]) for images `x` ([N, pixels]).
+  public func classifierLogits(_ x: Var, tape: Tape) -> Var {
+    classifierOutput(mlp(classifier, x, tape: tape), tape: tape)
+  }
+
+  /// The most probable class of each image.
+  public func classify(_ x: Tensor) -> [Int] {
+    let c = configuration.classes
+    let tape = Tape(recording: false)
+    let logits = classifierLogits(tape.constant(x), tape: tape).value
+    return (0..<x.shape[0]).map { i in
+      var best = 0
+      for k in 1..<c where logits.storage[i * c + k] > logits.storage[i * c + best] { best = k }
+      return best
+    }
+  }
+
+  /// −L(x, y) per row ([N]): −log p(x|y,z) − log p(y) + KL(q(z|x,y) ‖ N(0, I)) with one
+  /// reparameterised z and the analytic KL. `x` is [n, pixels] with n dividing N: row r uses
+  /// image r mod n (how the unlabelled term tiles the batch once per class).
+  func negativeBound(_ x: Tensor, labels: [Int], tape: Tape, rng: inout SeededRandom) -> (
+    bound: Var, reconstruction: Var, kl: Var
+  ) {
+    let c = configuration
+    let rows = labels.count
+    let n = x.shape[0]
+    precondition(n > 0 && rows % n == 0)
+    let tiled =
+      rows == n
+      ? x
+      : Tensor(shape: [rows, c.pixels]) { out in
+        x.storage.withUnsafeBufferPointer { src in
+          for k in 0..<(rows / n) {
+            (out.baseAddress! + k * n * c.pixels).update(from: src.baseAddress!, count: n * c.pixels)
+          }
+        }
+      }
+    let y = tape.constant(oneHot(labels, depth: c.classes))
+    let h = mlp(encoder, concat([tape.constant(tiled), y], axis: 1), tape: tape)
+    let mean = meanHead(h, tape: tape)
+    let logVariance = logVarianceHead(h, tape: tape)
+    let eps = tape.constant(Tensor(randomNormal: mean.shape, rng: &rng))
+    let z = mean + exp(logVariance * 0.5) * eps
+    let logits = decoderOutput(mlp(decoder, concat([z, y], axis: 1), tape: tape), tape: tape)
+    let reconstruction = bernoulliLogLikelihood(logits: logits, targets: x) * -1
+    // Per row, unlike NN's gaussianKLDivergence (a batch mean): q(y|x) weights each row.
+    let kl = sum(square(mean) + exp(logVariance) - logVariance - 1, axes: [1]) * 0.5
+    return (reconstruction + kl + Float(Foundation.log(Double(c.classes))), reconstruction, kl)
+  }
+}
+
+/// How the three terms of M2's objective are weighted in a minibatch.
+///
+/// The paper's objective over the whole training set is
+/// `J^α = Σ_labelled −L(x, y) + Σ_unlabelled −U(x) + α · E_labelled[−log q(y|x)]`. A step
+/// sees a labelled and an unlabelled batch, so the unbiased estimate of `J^α / N` is
+/// `(N_l/N)·mean −L + (N_u/N)·mean −U + (α/N)·mean −log q(y|x)`; with the paper's α = 0.1·N
+/// the last weight is 0.1.
+public struct SSVAEWeights: Codable, Sendable, Equatable {
+  public var labelled: Float
+  public var unlabelled: Float
+  public var classification: Float
+
+  public init(labelled: Float, unlabelled: Float, classification: Float) {
+    self.labelled = labelled
+    self.unlabelled = unlabelled
+    self.classification = classification
+  }
+
+  /// The weights for `labelledCount` labelled and `unlabelledCount` unlabelled images and α
+  /// (nil: the paper's 0.1·N).
+  public init(labelledCount: Int, unlabelledCount: Int, alpha: Double? = nil) {
+    let n = Double(max(labelledCount + unlabelledCount, 1))
+    let a = alpha ?? 0.1 * n
+    self.init(
+      labelled: Float(Double(labelledCount) / n), unlabelled: Float(Double(unlabelledCount) / n),
+      classification: Float(a / n))
+  }
+}
+
+/// One step's loss and its terms (means per image, nats) for logs.
+public struct SSVAEBatch {
+  public var loss: Var
+  /// Mean −L(x, y) over the labelled images.
+  public var labelledBound: Double
+  /// Mean −U(x) over the unlabelled images.
+  public var unlabelledBound: Double
+  /// Mean −log q(y|x) over the labelled images.
+  public var crossEntropy: Double
+  /// Correct q(y|x) argmaxes among the labelled images.
+  public var labelledCorrect: Int
+}
+
+extension SSVAE {
+  /// −U(x) per image ([n]): `Σ_y q(y|x)·(−L(x, y)) − H(q(y|x)) = Σ_y q(y|x)·(−L(x, y) + log q(y|x))`,
+  /// the sum over classes done exactly (the batch tiled once per class, class-major).
+  func negativeUnlabelledBound(_ x: Tensor, tape: Tape, rng: inout SeededRandom) -> Var {
+    let n = x.shape[0]
+    let k = configuration.classes
+    let labels = (0..<(k * n)).map { $0 / n }
+    let negL = negativeBound(x, labels: labels, tape: tape, rng: &rng).bound.reshaped([k, n])
+    let logQ = transpose(logSoftmax(classifierLogits(tape.constant(x), tape: tape), axis: 1))  // [k, n]
+    return sum(exp(logQ) * (negL + logQ), axes: [0])
+  }
+
+  /// The minibatch estimate of `J^α / N` (see `SSVAEWeights`). Either batch may be empty.
+  public func loss(
+    labelled x: Tensor, labels: [Int], unlabelled u: Tensor, weights w: SSVAEWeights, tape: Tape,
+    rng: inout SeededRandom
+  ) -> SSVAEBatch {
+    precondition(x.shape[0] == labels.count)
+    var terms: [Var] = []
+    var out = SSVAEBatch(loss: tape.constant(Tensor(zeros: [])), labelledBound: 0, unlabelledBound: 0, crossEntropy: 0, labelledCorrect: 0)
+    if !labels.isEmpty {
+      let nl = Float(labels.count)
+      let negL = negativeBound(x, labels: labels, tape: tape, rng: &rng).bound
+      let logits = classifierLogits(tape.constant(x), tape: tape)
+      let ce = softmaxCrossEntropy(logits: logits, targets: labels, reduction: .sum)
+      terms.append(sum(negL) * (w.labelled / nl))
+      terms.append(ce * (w.classification / nl))
+      out.labelledBound = Double(sum(negL).value.scalar) / Double(nl)
+      out.crossEntropy = Double(ce.value.scalar) / Double(nl)
+      let k = configuration.classes
+      for (i, y) in labels.enumerated() {
+        let row = logits.value.storage[(i * k)..<((i + 1) * k)]
+        if row.firstIndex(of: row.max()!)! - i * k == y { out.labelledCorrect += 1 }
+      }
+    }
+    if u.shape[0] > 0 {
+      let negU = sum(negativeUnlabelledBound(u, tape: tape, rng: &rng))
+      terms.append(negU * (w.unlabelled / Float(u.shape[0])))
+      out.unlabelledBound = Double(negU.value.scalar) / Double(u.shape[0])
+    }
+    if let first = terms.first { out.loss = terms.dropFirst().reduce(first, +) }
+    return out
+  }
+
+  /// The fraction of `images` whose q(y|x) argmax is not their label, in chunks of 1,000.
+  public func classificationError(_ images: ImageSet) -> Double {
+    guard let labels = images.labels, images.count > 0 else { return .nan }
+    var wrong = 0
+    for start in stride(from: 0, to: images.count, by: 1000) {
+      let rows = Array(start..<min(images.count, start + 1000))
+      for (r, p) in zip(rows, classify(images.batch(rows))) where p != labels[r] { wrong += 1 }
+    }
+    return Double(wrong) / Double(images.count)
+  }
+}
+
+// MARK: Model files
+
+extension SSVAE {
+  public static let kind = "image-ssvae"
+  public static let configurationKey = "gvae.ssvae_configuration"
+  public static let format = "ssvae-1"
+
+  public func container(trainingSummary: String = "{}") -> SafeTensorsFile {
+    var tensors: [String: Tensor] = [:]
+    for p in parameters { tensors[p.name] = p.value }
+    return SafeTensorsFile(
+      tensors: tensors,
+      metadata: [
+        ImageVAE.kindKey: Self.kind, ImageVAE.formatKey: Self.format,
+        Self.configurationKey: ImageVAE.json(configuration), ImageVAE.trainingKey: trainingSummary,
+      ])
+  }
+
+  public func save(to path: String, trainingSummary: String = "{}") throws(ImageModelError) {
+    do { try container(trainingSummary: trainingSummary).write(to: URL(fileURLWithPath: path)) } catch {
+      throw .file("cannot write \(path): \(error)")
+    }
+  }
+
+  /// Reads an M2 model file; an image VAE or Grammar VAE file is refused by name.
+  public static func load(path: String) throws(ImageModelError) -> (model: SSVAE, file: SafeTensorsFile) {
+    let file: SafeTensorsFile
+    do { file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: path)) } catch SafeTensorsError.io(_) {
+      throw .file("cannot read model file \(path)")
+    } catch {
+      throw .file("\(path): not a valid model file (\(error))")
+    }
+    guard file.metadata[ImageVAE.kindKey] == kind else {
+      if file.metadata[ImageVAE.kindKey] == ImageVAE.kind {
+        throw .wrongKind(
+          "\(path) is an image VAE model file, not a semi-supervised VAE; use it with `gvae image vae`, or train one with `gvae image ssvae train`")
+      }
+      if file.metadata["gvae.grammar"] != nil || file.metadata["gvae.configuration"] != nil {
+        throw .wrongKind("\(path) is a Grammar VAE model file, not a semi-supervised image VAE")
+      }
+      throw .wrongKind("\(path) is not a semi-supervised VAE model file (no \(ImageVAE.kindKey)=\(kind) metadata)")
+    }
+    guard file.metadata[ImageVAE.formatKey] == format else {
+      throw .file("\(path): format \(file.metadata[ImageVAE.formatKey] ?? "(none)"), this gvae reads \(format)")
+    }
+    guard let js = file.metadata[configurationKey],
+      let c = try? JSONDecoder().decode(SSVAEConfiguration.self, from: Data(js.utf8))
+    else { throw .file("\(path): the configuration in the metadata is missing or malformed") }
+    let model = try SSVAE(configuration: c, seed: 0)
+    do { try file.load(into: model.parameters) } catch { throw .file("\(path): \(error)") }
+    return (model, file)
+  }
+}

@@ -1,0 +1,300 @@
+// Training M2: a seeded choice of the few labelled images (balanced over classes), one
+// labelled and one unlabelled batch per step, dynamic binarisation, validation error, best
+// model, atomic checkpoints and exact resume (the image VAE trainer's conventions).
+import Engine
+import Foundation
+import NN
+
+public struct SSVAETrainingSettings: Codable, Sendable, Equatable {
+  /// Unlabelled images per step; an epoch is one pass over them.
+  public var batchSize: Int = 100
+  /// Labelled images per step (at most the number of labels).
+  public var labelledBatchSize: Int = 100
+  public var epochs: Int = 100
+  /// The paper's Adam learning rate (Kingma et al. 2014, §4).
+  public var learningRate: Float = 3e-4
+  public var seed: UInt64 = 0
+  /// Training images whose labels are used; the same number of each class.
+  public var labels: Int = 100
+  /// α of the classification term; nil is the paper's 0.1·N.
+  public var alpha: Double? = nil
+  /// Labelled training images held out to pick the best model by q(y|x)'s error.
+  public var validationCount: Int = 1000
+  public var binarize: Bool = true
+  public var adamEpsilon: Float = 1e-4
+  public var maxMinutes: Double = 0
+  public var checkpointMinutes: Double = 10
+
+  public init() {}
+}
+
+public struct SSVAEEpochRecord: Codable, Sendable, Equatable {
+  public var epoch: Int
+  public var step: Int
+  /// Mean of the step losses (the estimate of J^α / N).
+  public var trainLoss: Double
+  public var labelledBound: Double
+  public var unlabelledBound: Double
+  public var crossEntropy: Double
+  public var validationError: Double?
+  public var seconds: Double
+  public var imagesPerSecond: Double
+}
+
+public struct SSVAETrainerState: Codable, Sendable, Equatable {
+  public var epoch = 0
+  public var batchInEpoch = 0
+  public var step = 0
+  public var noise: SeededRandom
+  public var bestValidationError = Double.infinity
+  public var history: [SSVAEEpochRecord] = []
+  public var sums = [Double](repeating: 0, count: 4)
+  public var epochSteps = 0
+  public var elapsed = 0.0
+}
+
+public enum SSVAETrainingEvent {
+  case batch(epoch: Int, batch: Int, batches: Int, loss: Double, imagesPerSecond: Double)
+  case epoch(SSVAEEpochRecord)
+  case checkpoint(path: String)
+  case bestModel(path: String, validationError: Double)
+}
+
+public final class SSVAETrainer {
+  public let model: SSVAE
+  public let settings: SSVAETrainingSettings
+  public let labelled: ImageSet
+  public let unlabelled: ImageSet
+  /// Binarised once (seed `Binarization.testSeed + 1`) when `settings.binarize`.
+  public let validation: ImageSet
+  public let weights: SSVAEWeights
+  public var state: SSVAETrainerState
+  let adam: Adam
+  public let outputPath: String
+  public var checkpointPath: String { outputPath + ".checkpoint" }
+  public var shouldStop: () -> Bool = { false }
+  public var onEvent: (SSVAETrainingEvent) -> Void = { _ in }
+  public var stopAfterEpoch: Int? = nil
+  public var summaryExtras: [String: String] = [:]
+
+  /// Holds out the validation images, then picks `settings.labels / classes` labelled images
+  /// of each class by a seeded shuffle; the rest are used without labels.
+  public init(model: SSVAE, settings: SSVAETrainingSettings, images: ImageSet, outputPath: String)
+    throws(ImageTrainingError)
+  {
+    let k = model.configuration.classes
+    guard images.pixelsPerImage == model.configuration.pixels else {
+      throw .data("the images are \(images.height)×\(images.width), the model's \(model.configuration.height)×\(model.configuration.width)")
+    }
+    guard let all = images.labels else { throw .data("the training images have no labels (train-labels-idx1-ubyte)") }
+    guard all.allSatisfy({ (0..<k).contains($0) }) else { throw .data("labels outside 0…\(k - 1)") }
+    guard settings.labels >= k, settings.labels % k == 0 else {
+      throw .data("--labels \(settings.labels): give a multiple of the \(k) classes (the same number per class)")
+    }
+    var rng = SeededRandom(seed: settings.seed ^ 0xDA7A)
+    var order = Array(0..<images.count)
+    order.shuffle(using: &rng)
+    let nVal = min(settings.validationCount, images.count / 2)
+    let val = images.subset(Array(order.prefix(nVal)).sorted())
+    let rest = Array(order.dropFirst(nVal))  // still shuffled: the first of each class are labelled
+    let perClass = settings.labels / k
+    var taken = [Int](repeating: 0, count: k)
+    var chosen: [Int] = []
+    var others: [Int] = []
+    for i in rest {
+      if taken[all[i]] < perClass {
+        taken[all[i]] += 1
+        chosen.append(i)
+      } else {
+        others.append(i)
+      }
+    }
+    guard taken.allSatisfy({ $0 == perClass }), !others.isEmpty else {
+      throw .data("not enough training images for \(perClass) labels per class and unlabelled ones (per class: \(taken))")
+    }
+    labelled = images.subset(chosen.sorted())
+    var u = images.subset(others.sorted())
+    u.labels = nil  // unlabelled means unlabelled
+    unlabelled = u
+    validation = settings.binarize ? Binarization.fixed(val, seed: Binarization.testSeed + 1) : val
+    weights = SSVAEWeights(labelledCount: labelled.count, unlabelledCount: unlabelled.count, alpha: settings.alpha)
+    self.model = model
+    self.settings = settings
+    self.outputPath = outputPath
+    adam = Adam(
+      parameters: model.parameters,
+      hyperparameters: Adam.Hyperparameters(learningRate: settings.learningRate, epsilon: settings.adamEpsilon))
+    state = SSVAETrainerState(noise: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 11))
+  }
+
+  public func batches(epoch: Int) -> [[Int]] {
+    var rng = SeededRandom(seed: settings.seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1))
+    var order = Array(0..<unlabelled.count)
+    order.shuffle(using: &rng)
+    let bs = max(1, settings.batchSize)
+    return stride(from: 0, to: order.count, by: bs).map { Array(order[$0..<min(order.count, $0 + bs)]) }
+  }
+
+  /// The labelled batch and both batches' binarisation depend only on (seed, epoch, batch),
+  /// so a resume sees the same steps.
+  func stepData(_ rows: [Int], epoch: Int, batch: Int) -> (Tensor, [Int], Tensor) {
+    var rng = SeededRandom(seed: settings.seed ^ 0xB1_0000_0000 &+ UInt64(epoch) << 24 &+ UInt64(batch))
+    var pick = Array(0..<labelled.count)
+    pick.shuffle(using: &rng)
+    pick = Array(pick.prefix(max(1, min(settings.labelledBatchSize, labelled.count))))
+    var x = labelled.batch(pick)
+    var u = unlabelled.batch(rows)
+    if settings.binarize {
+      x = Binarization.sample(x, rng: &rng)
+      u = Binarization.sample(u, rng: &rng)
+    }
+    return (x, pick.map { labelled.labels![$0] }, u)
+  }
+
+  func trainStep(_ x: Tensor, _ y: [Int], _ u: Tensor) throws(ImageTrainingError) -> SSVAEBatch {
+    zeroGradients(model.parameters)
+    var noise = state.noise
+    let tape = Tape()
+    let b = model.loss(labelled: x, labels: y, unlabelled: u, weights: weights, tape: tape, rng: &noise)
+    tape.backward(b.loss)
+    let norm = globalGradientNorm(model.parameters)
+    guard b.loss.value.scalar.isFinite && norm.isFinite else {
+      throw .nonFinite(epoch: state.epoch, step: state.step, checkpoint: checkpointPath)
+    }
+    adam.step()
+    state.noise = noise
+    return b
+  }
+
+  public func run() throws(ImageTrainingError) -> ImageTrainingOutcome {
+    let start = Date()
+    let elapsedBefore = state.elapsed
+    var lastCheckpoint = Date()
+    while state.epoch < settings.epochs {
+      let epoch = state.epoch
+      let batches = batches(epoch: epoch)
+      let epochStart = Date()
+      var imagesThisSession = 0
+      while state.batchInEpoch < batches.count {
+        let (x, y, u) = stepData(batches[state.batchInEpoch], epoch: epoch, batch: state.batchInEpoch)
+        let b = try trainStep(x, y, u)
+        state.step += 1
+        state.batchInEpoch += 1
+        state.epochSteps += 1
+        for (i, v) in [Double(b.loss.value.scalar), b.labelledBound, b.unlabelledBound, b.crossEntropy].enumerated() {
+          state.sums[i] += v
+        }
+        imagesThisSession += u.shape[0] + y.count
+        state.elapsed = elapsedBefore + Date().timeIntervalSince(start)
+        onEvent(
+          .batch(
+            epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
+            loss: state.sums[0] / Double(state.epochSteps),
+            imagesPerSecond: Double(imagesThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
+        if shouldStop() {
+          try saveCheckpoint()
+          return .interrupted
+        }
+        if settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 {
+          try saveCheckpoint()
+          return .timeLimit
+        }
+        if Date().timeIntervalSince(lastCheckpoint) > settings.checkpointMinutes * 60 {
+          try saveCheckpoint()
+          lastCheckpoint = Date()
+        }
+      }
+      let seconds = Date().timeIntervalSince(epochStart)
+      let n = Double(max(state.epochSteps, 1))
+      let valError = validation.count > 0 ? model.classificationError(validation) : nil
+      let record = SSVAEEpochRecord(
+        epoch: epoch + 1, step: state.step, trainLoss: state.sums[0] / n, labelledBound: state.sums[1] / n,
+        unlabelledBound: state.sums[2] / n, crossEntropy: state.sums[3] / n, validationError: valError,
+        seconds: seconds, imagesPerSecond: Double(imagesThisSession) / max(seconds, 1e-9))
+      state.history.append(record)
+      state.epoch += 1
+      state.batchInEpoch = 0
+      state.sums = [0, 0, 0, 0]
+      state.epochSteps = 0
+      // Without a validation set every epoch's model is kept (the last one wins).
+      let monitored = valError ?? -Double(state.epoch)
+      if monitored < state.bestValidationError || valError == nil {
+        state.bestValidationError = monitored
+        try saveModel(to: outputPath)
+        onEvent(.bestModel(path: outputPath, validationError: monitored))
+      }
+      state.elapsed = elapsedBefore + Date().timeIntervalSince(start)
+      onEvent(.epoch(record))
+      try saveCheckpoint()
+      lastCheckpoint = Date()
+      if let k = stopAfterEpoch, state.epoch >= k, state.epoch < settings.epochs { return .stoppedAfterEpoch(state.epoch) }
+      if settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 {
+        return state.epoch < settings.epochs ? .timeLimit : .finished
+      }
+    }
+    return .finished
+  }
+
+  // MARK: Files
+
+  public func summary() -> String {
+    var s = summaryExtras
+    s["epochs_completed"] = String(state.epoch)
+    s["steps"] = String(state.step)
+    s["labelled_images"] = String(labelled.count)
+    s["unlabelled_images"] = String(unlabelled.count)
+    s["validation_images"] = String(validation.count)
+    s["alpha"] = String(format: "%.6g", Double(weights.classification) * Double(labelled.count + unlabelled.count))
+    s["seconds"] = String(format: "%.0f", state.elapsed)
+    s["binarization"] = settings.binarize ? "dynamic; validation once with seed \(Binarization.testSeed + 1)" : "none"
+    if let last = state.history.last {
+      s["train_loss"] = String(format: "%.4f", last.trainLoss)
+      if let v = last.validationError { s["validation_error"] = String(format: "%.4f", v) }
+    }
+    s["settings"] = ImageVAE.json(settings)
+    return ImageVAE.json(s)
+  }
+
+  public func saveModel(to path: String) throws(ImageTrainingError) {
+    do { try model.save(to: path, trainingSummary: summary()) } catch { throw .checkpoint(error.description) }
+  }
+
+  public func saveCheckpoint() throws(ImageTrainingError) {
+    var metadata = model.container(trainingSummary: summary()).metadata
+    metadata["gvae.trainer_state"] = ImageVAE.json(state)
+    metadata["gvae.training_settings"] = ImageVAE.json(settings)
+    do {
+      try Checkpoint.save(
+        parameters: model.parameters, optimizer: adam, metadata: metadata, to: URL(fileURLWithPath: checkpointPath))
+    } catch { throw .checkpoint("cannot write \(checkpointPath): \(error)") }
+    onEvent(.checkpoint(path: checkpointPath))
+  }
+
+  /// Restores weights, Adam and the trainer state; the configuration and the settings that
+  /// decide the data (seed, labels, validation) must be this run's.
+  public func resume() throws(ImageTrainingError) {
+    func bad(_ m: String) -> ImageTrainingError { .checkpoint("\(checkpointPath): \(m); start without --resume") }
+    let file: SafeTensorsFile
+    do { file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: checkpointPath)) } catch {
+      throw .checkpoint("\(checkpointPath): \(error)")
+    }
+    guard file.metadata[ImageVAE.kindKey] == SSVAE.kind, let js = file.metadata[SSVAE.configurationKey],
+      let c = try? JSONDecoder().decode(SSVAEConfiguration.self, from: Data(js.utf8)), c == model.configuration
+    else { throw bad("holds a model of another kind or configuration") }
+    guard let tj = file.metadata["gvae.training_settings"],
+      let t = try? JSONDecoder().decode(SSVAETrainingSettings.self, from: Data(tj.utf8)),
+      t.seed == settings.seed, t.labels == settings.labels, t.validationCount == settings.validationCount,
+      t.batchSize == settings.batchSize
+    else { throw bad("was written with another --seed, --labels, --validation-count or --batch-size") }
+    guard let sj = file.metadata["gvae.trainer_state"],
+      let s = try? JSONDecoder().decode(SSVAETrainerState.self, from: Data(sj.utf8))
+    else { throw bad("trainer state is missing or malformed") }
+    guard (0...1_000_000).contains(s.epoch), s.step >= 0, s.sums.count == 4, s.history.count <= s.epoch,
+      s.elapsed.isFinite, s.elapsed >= 0, (0...batches(epoch: s.epoch).count).contains(s.batchInEpoch)
+    else { throw bad("impossible trainer state (epoch \(s.epoch), batch \(s.batchInEpoch), step \(s.step))") }
+    do {
+      _ = try Checkpoint.load(parameters: model.parameters, optimizer: adam, from: URL(fileURLWithPath: checkpointPath))
+    } catch { throw .checkpoint("\(checkpointPath): \(error)") }
+    state = s
+  }
+}

@@ -1,0 +1,214 @@
+import ArgumentParser
+import Engine
+import Foundation
+import GrammarVAE
+import Images
+import NN
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+struct ImageSSVAECommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "ssvae",
+    abstract: "The semi-supervised VAE M2 (Kingma et al. 2014): a classifier from a few labels.",
+    subcommands: [ImageSSVAETrainCommand.self, ImageSSVAEEvaluateCommand.self])
+}
+
+func loadSSVAEModel(_ path: String) throws -> (SSVAE, SafeTensorsFile) {
+  do { return try SSVAE.load(path: path) } catch { throw fail(error.description) }
+}
+
+struct ImageSSVAETrainCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "train",
+    abstract: "Train M2 with --labels labelled training images (the same number per class) and the rest unlabelled.",
+    discussion: """
+      --data as for `gvae image vae train`, with training labels. The labelled images are \
+      drawn per class by --seed after --validation-count labelled images are held out to pick \
+      the best model by q(y|x)'s error. Each step: one labelled and one unlabelled batch, \
+      loss (N_l/N)·mean −L(x,y) + (N_u/N)·mean −U(x) + (α/N)·mean −log q(y|x), α = 0.1·N \
+      unless --alpha. Beside MODEL: MODEL.checkpoint, MODEL.log.jsonl; --resume continues exactly.
+      """)
+
+  @Option(help: "Data directory or file (with labels).") var data: String
+  @Option(help: "Where to write the best model (safetensors).") var output: String
+  @Option(help: "Labelled training images (a multiple of the number of classes).") var labels: Int = 100
+  @Option(help: "Epochs (passes over the unlabelled images).") var epochs: Int = 100
+  @Option(name: .customLong("batch-size"), help: "Unlabelled images per step.") var batchSize: Int = 100
+  @Option(name: .customLong("labelled-batch-size"), help: "Labelled images per step.") var labelledBatchSize: Int = 100
+  @Option(help: "Adam learning rate.") var lr: Float = 3e-4
+  @Option(help: "Weight α of the classification term (default 0.1·N).") var alpha: Double?
+  @Option(help: "Hidden width of each network.") var hidden: Int = 500
+  @Option(help: "Latent size.") var latent: Int = 50
+  @Option(help: "Random seed (initialisation, split, labels, shuffles, binarisation, noise).") var seed: UInt64 = 0
+  @Option(name: .customLong("validation-count"), help: "Labelled training images held out for model selection.")
+  var validationCount: Int = 1000
+  @Option(help: "Use only the first N training images.") var limit: Int?
+  @Flag(name: .customLong("no-binarize"), help: "Train on the pixel values, not Bernoulli draws.")
+  var noBinarize = false
+  @Option(name: .customLong("max-minutes"), help: "Stop (with a checkpoint) after this many minutes.")
+  var maxMinutes: Double = 0
+  @Option(name: .customLong("checkpoint-minutes"), help: "Checkpoint within epochs this often.")
+  var checkpointMinutes: Double = 10
+  @Flag(help: "Continue from MODEL.checkpoint.") var resume = false
+  @Flag(name: .customLong("m1"), help: "M1+M2 (M2 on a trained M1's latent means): not implemented yet.")
+  var m1 = false
+  @Option(
+    name: .customLong("blas-threads"),
+    help: "OpenBLAS threads (default: OPENBLAS_NUM_THREADS, else one per CPU).") var blasThreads: Int?
+
+  func validate() throws {
+    guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+    guard (1...100_000).contains(batchSize), (1...100_000).contains(labelledBatchSize) else {
+      throw ValidationError("--batch-size and --labelled-batch-size must be in 1…100000")
+    }
+    guard labels >= 1 else { throw ValidationError("--labels must be at least 1") }
+    guard lr > 0 && lr.isFinite else { throw ValidationError("--lr must be positive") }
+    if let alpha { guard alpha >= 0 && alpha.isFinite else { throw ValidationError("--alpha must be non-negative") } }
+    guard (1...65_536).contains(hidden), (1...4096).contains(latent) else {
+      throw ValidationError("--hidden must be in 1…65536 and --latent in 1…4096")
+    }
+    guard validationCount >= 0, maxMinutes >= 0, checkpointMinutes > 0 else {
+      throw ValidationError("--validation-count and --max-minutes must be non-negative")
+    }
+    if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+  }
+
+  func run() throws {
+    if m1 { throw fail("--m1: M1+M2 is not implemented yet; train M2 on the pixels (without --m1)") }
+    if let blasThreads { BLAS.setThreadCount(blasThreads) }
+    let d = try loadImageData(data, for: nil)
+    var images = d.train
+    if let limit, limit < images.count { images = images.subset(Array(0..<limit)) }
+    guard let all = images.labels else { throw fail("\(data): no training labels (train-labels-idx1-ubyte); M2 needs some") }
+    let classes = max(2, (all.max() ?? 0) + 1)
+    let config = SSVAEConfiguration(
+      height: images.height, width: images.width, classes: classes, hidden: [hidden], latentSize: latent)
+    let model: SSVAE
+    do { model = try SSVAE(configuration: config, seed: seed) } catch { throw fail(error.description) }
+    var settings = SSVAETrainingSettings()
+    settings.epochs = epochs
+    settings.batchSize = batchSize
+    settings.labelledBatchSize = labelledBatchSize
+    settings.learningRate = lr
+    settings.seed = seed
+    settings.labels = labels
+    settings.alpha = alpha
+    settings.validationCount = validationCount
+    settings.binarize = !noBinarize
+    settings.maxMinutes = maxMinutes
+    settings.checkpointMinutes = checkpointMinutes
+    let trainer: SSVAETrainer
+    do { trainer = try SSVAETrainer(model: model, settings: settings, images: images, outputPath: output) } catch {
+      throw fail("\(data): \(error)")
+    }
+    trainer.summaryExtras = ["data": data, "layout": d.layout, "test_split": d.testSplit, "model": "m2"]
+    if resume {
+      guard FileManager.default.fileExists(atPath: trainer.checkpointPath) else {
+        throw fail("--resume: no checkpoint at \(trainer.checkpointPath)")
+      }
+      do { try trainer.resume() } catch { throw fail("\(error)") }
+      printError("gvae: resumed at epoch \(trainer.state.epoch + 1), batch \(trainer.state.batchInEpoch), step \(trainer.state.step)")
+    }
+    let w = trainer.weights
+    printError(
+      "gvae: M2, \(classes) classes, hidden \(hidden), latent \(latent): \(model.parameterCount) parameters, "
+        + "\(trainer.labelled.count) labelled / \(trainer.unlabelled.count) unlabelled / \(trainer.validation.count) validation images "
+        + "\(images.height)×\(images.width), α/N \(String(format: "%.4g", w.classification))")
+
+    signal(SIGINT) { _ in interruptRequested = 1 }
+    var unblock = sigset_t()
+    sigemptyset(&unblock)
+    sigaddset(&unblock, SIGINT)
+    sigprocmask(SIG_UNBLOCK, &unblock, nil)
+    trainer.shouldStop = { interruptRequested != 0 }
+    let logPath = output + ".log.jsonl"
+    let reporter = ProgressReporter()
+    trainer.onEvent = { event in
+      switch event {
+      case .batch(let epoch, let batch, let batches, let loss, let rate):
+        reporter.update(epoch: epoch, epochs: epochs, batch: batch, batches: batches, loss: loss, rate: rate)
+      case .epoch(let r):
+        reporter.finishLine()
+        TrainingLog.append("{\"event\":\"epoch\"," + encodeJSON(r).dropFirst(), to: logPath)
+        printError(
+          String(
+            format: "epoch %d: loss %.4f (−L %.2f, −U %.2f, CE %.4f), validation error %@, %.0f images/s",
+            r.epoch, r.trainLoss, r.labelledBound, r.unlabelledBound, r.crossEntropy,
+            r.validationError.map { String(format: "%.4f", $0) } ?? "-", r.imagesPerSecond))
+      case .checkpoint(let path):
+        TrainingLog.append("{\"event\":\"checkpoint\",\"path\":\(jsonString(path)),\"step\":\(trainer.state.step)}", to: logPath)
+      case .bestModel(let path, let e):
+        TrainingLog.append("{\"event\":\"best\",\"path\":\(jsonString(path)),\"validation_error\":\(e)}", to: logPath)
+      }
+    }
+    let outcome: ImageTrainingOutcome
+    do { outcome = try trainer.run() } catch {
+      reporter.finishLine()
+      TrainingLog.append("{\"event\":\"error\",\"message\":\(jsonString("\(error)"))}", to: logPath)
+      throw fail("\(error)")
+    }
+    reporter.finishLine()
+    switch outcome {
+    case .finished:
+      printError(String(format: "gvae: finished %d epochs in %.0f s; model: %@", trainer.state.epoch, trainer.state.elapsed, output))
+    case .interrupted:
+      printError("gvae: interrupted; checkpoint saved to \(trainer.checkpointPath) (continue with --resume)")
+    case .timeLimit:
+      printError("gvae: time limit reached; checkpoint saved to \(trainer.checkpointPath) (continue with --resume)")
+    case .stoppedAfterEpoch(let e):
+      printError("gvae: stopped after epoch \(e)")
+    }
+    if !FileManager.default.fileExists(atPath: output) {
+      do { try trainer.saveModel(to: output) } catch { throw fail("\(error)") }
+    }
+  }
+}
+
+struct ImageSSVAEEvaluateCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "evaluate",
+    abstract: "Test error of q(y|x): the fraction of test images whose most probable class is wrong.",
+    discussion: """
+      The test set (MNIST's t10k files with t10k-labels; every 10th image of a single file) is \
+      binarised once with seed 12345 when the model was trained on binarised images.
+      """)
+
+  @Option(help: "A semi-supervised VAE model file.") var model: String
+  @Option(help: "Data directory or file (with test labels).") var data: String
+  @Option(help: "Evaluate only the first N test images.") var limit: Int?
+  @Option(help: "Output: text or json.") var format: OutputFormat = .text
+
+  func validate() throws {
+    if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+  }
+
+  func run() throws {
+    let (m, file) = try loadSSVAEModel(model)
+    let data: ImageData
+    do { data = try ImageData.load(self.data) } catch { throw fail(error.description) }
+    let c = m.configuration
+    guard data.test.height == c.height, data.test.width == c.width else {
+      throw fail("\(self.data): the images are \(data.test.height)×\(data.test.width), the model is for \(c.height)×\(c.width)")
+    }
+    var test = data.test
+    if let limit, limit < test.count { test = test.subset(Array(0..<limit)) }
+    guard let labels = test.labels else { throw fail("\(self.data): the test set has no labels (t10k-labels-idx1-ubyte)") }
+    if let bad = labels.first(where: { !(0..<c.classes).contains($0) }) {
+      throw fail("\(self.data): test label \(bad) outside the model's 0…\(c.classes - 1)")
+    }
+    if trainedOnBinaryImages(file) { test = Binarization.fixed(test) }
+    let start = Date()
+    let error = m.classificationError(test)
+    switch format {
+    case .json:
+      print(String(format: "{\"images\": %d, \"error\": %.6f}", test.count, error))
+    case .text:
+      print("images \(test.count)")
+      print(String(format: "error %.4f (%d wrong)", error, Int((error * Double(test.count)).rounded())))
+      print(String(format: "time %.1f s", Date().timeIntervalSince(start)))
+    }
+  }
+}
