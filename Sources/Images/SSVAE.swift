@@ -15,18 +15,23 @@ public struct SSVAEConfiguration: Codable, Sendable, Equatable {
   /// uses them in reverse).
   public var hidden: [Int]
   public var latentSize: Int
-  /// "m2": the networks see pixels; "m1+m2": they see the latent means of an M1 image VAE,
-  /// and p(·|y,z) is a diagonal Gaussian over those means instead of Bernoulli pixels.
-  /// (Only "m2" is implemented; the field is here so a later file kind needs no new format.)
+  /// "m2": the networks see pixels and p(x|y,z) is Bernoulli. "m1+m2": they see the latent
+  /// means of an M1 image VAE (height 1, width its latent size) and p(·|y,z) is a diagonal
+  /// Gaussian over them (Kingma et al. 2014, §3.2 "stacked").
   public var input: String = "m2"
 
-  public init(height: Int, width: Int, classes: Int, hidden: [Int] = [500], latentSize: Int = 50) {
+  public init(
+    height: Int, width: Int, classes: Int, hidden: [Int] = [500], latentSize: Int = 50, input: String = "m2"
+  ) {
     self.height = height
     self.width = width
     self.classes = classes
     self.hidden = hidden
     self.latentSize = latentSize
+    self.input = input
   }
+
+  var gaussian: Bool { input == "m1+m2" }
 
   public var pixels: Int { height * width }
 
@@ -40,7 +45,9 @@ public struct SSVAEConfiguration: Codable, Sendable, Equatable {
     guard (1...16).contains(hidden.count), hidden.allSatisfy({ (1...65_536).contains($0) }) else {
       throw bad("hidden widths \(hidden) (1…16 layers of 1…65536)")
     }
-    guard input == "m2" else { throw bad("input \(input) (this gvae trains m2 only)") }
+    guard input == "m2" || (input == "m1+m2" && height == 1) else {
+      throw bad("input \(input) with \(height)×\(width) inputs (m2, or m1+m2 with height 1)")
+    }
     let total = 3 * Double(pixels + classes) * Double(hidden[0] + 1) * 2
     guard total < 1e9 else { throw bad("about \(Int(total)) parameters (limit 10⁹)") }
   }
@@ -60,6 +67,9 @@ public final class SSVAE: @unchecked Sendable {
   let logVarianceHead: Dense
   let decoder: [Dense]
   let decoderOutput: Dense
+  /// The M1 image VAE whose latent means are this model's inputs ("m1+m2" only).
+  public var m1: ImageVAE?
+  public var m1Binary = true
 
   public init(configuration c: SSVAEConfiguration, seed: UInt64) throws(ImageModelError) {
     try c.validate()
@@ -79,7 +89,9 @@ public final class SSVAE: @unchecked Sendable {
     logVarianceHead = Dense(
       inputSize: c.hidden.last!, outputSize: c.latentSize, name: "encoder.log_variance", rng: &rng)
     decoder = stack(c.latentSize + c.classes, c.hidden.reversed(), "decoder")
-    decoderOutput = Dense(inputSize: c.hidden.first!, outputSize: c.pixels, name: "decoder.output", rng: &rng)
+    // Gaussian outputs: means, then log-variances.
+    decoderOutput = Dense(
+      inputSize: c.hidden.first!, outputSize: c.gaussian ? 2 * c.pixels : c.pixels, name: "decoder.output", rng: &rng)
   }
 
   public var parameters: [Parameter] {
@@ -143,7 +155,18 @@ public final class SSVAE: @unchecked Sendable {
     let eps = tape.constant(Tensor(randomNormal: mean.shape, rng: &rng))
     let z = mean + exp(logVariance * 0.5) * eps
     let logits = decoderOutput(mlp(decoder, concat([z, y], axis: 1), tape: tape), tape: tape)
-    let reconstruction = bernoulliLogLikelihood(logits: logits, targets: x) * -1
+    let reconstruction: Var
+    if c.gaussian {
+      let d = c.pixels
+      let shape = [rows / n, n, d]  // broadcast the n targets over the tiles
+      let mean = slice(logits, axis: 1, range: 0..<d).reshaped(shape)
+      let lv = slice(logits, axis: 1, range: d..<(2 * d)).reshaped(shape)
+      reconstruction =
+        diagonalGaussianLogDensity(tape.constant(x.reshaped([1, n, d])), mean: mean, logVariance: lv)
+        .reshaped([rows]) * -1
+    } else {
+      reconstruction = bernoulliLogLikelihood(logits: logits, targets: x) * -1
+    }
     // Per row, unlike NN's gaussianKLDivergence (a batch mean): q(y|x) weights each row.
     let kl = sum(square(mean) + exp(logVariance) - logVariance - 1, axes: [1]) * 0.5
     return (reconstruction + kl + Float(Foundation.log(Double(c.classes))), reconstruction, kl)
@@ -236,7 +259,25 @@ extension SSVAE {
     return out
   }
 
-  /// The fraction of `images` whose q(y|x) argmax is not their label, in chunks of 1,000.
+  /// An M1 model's latent means of `images` as a set of 1 × latent "images" (labels kept),
+  /// 1,000 at a time.
+  public static func features(_ m1: ImageVAE, _ images: ImageSet) -> ImageSet {
+    var out: [Float] = []
+    for start in stride(from: 0, to: images.count, by: 1000) {
+      let tape = Tape(recording: false)
+      let x = images.batch(Array(start..<min(images.count, start + 1000)))
+      out += m1.encode(tape.constant(x), tape: tape).mean.value.storage
+    }
+    return ImageSet(height: 1, width: m1.configuration.latentSize, pixels: out, labels: images.labels)
+  }
+
+  /// What the networks see: the images, or their M1 features.
+  public func inputs(_ images: ImageSet) -> ImageSet {
+    m1.map { Self.features($0, images) } ?? images
+  }
+
+  /// The fraction of `images` (already `inputs`) whose q(y|x) argmax is not their label, in
+  /// chunks of 1,000.
   public func classificationError(_ images: ImageSet) -> Double {
     guard let labels = images.labels, images.count > 0 else { return .nan }
     var wrong = 0
@@ -254,16 +295,25 @@ extension SSVAE {
   public static let kind = "image-ssvae"
   public static let configurationKey = "gvae.ssvae_configuration"
   public static let format = "ssvae-1"
+  static let m1Prefix = "m1."
+  public static let m1ConfigurationKey = "gvae.m1_configuration"
+  /// Whether the M1 was trained on binarised images (so its inputs are binarised too).
+  public static let m1BinaryKey = "gvae.m1_binarized"
 
   public func container(trainingSummary: String = "{}") -> SafeTensorsFile {
     var tensors: [String: Tensor] = [:]
     for p in parameters { tensors[p.name] = p.value }
-    return SafeTensorsFile(
-      tensors: tensors,
-      metadata: [
-        ImageVAE.kindKey: Self.kind, ImageVAE.formatKey: Self.format,
-        Self.configurationKey: ImageVAE.json(configuration), ImageVAE.trainingKey: trainingSummary,
-      ])
+    var metadata = [
+      ImageVAE.kindKey: Self.kind, ImageVAE.formatKey: Self.format,
+      Self.configurationKey: ImageVAE.json(configuration), ImageVAE.trainingKey: trainingSummary,
+    ]
+    // The M1 travels inside the file, so evaluation needs nothing else.
+    if let m1 {
+      for p in m1.parameters { tensors[Self.m1Prefix + p.name] = p.value }
+      metadata[Self.m1ConfigurationKey] = ImageVAE.json(m1.configuration)
+      metadata[Self.m1BinaryKey] = m1Binary ? "true" : "false"
+    }
+    return SafeTensorsFile(tensors: tensors, metadata: metadata)
   }
 
   public func save(to path: String, trainingSummary: String = "{}") throws(ImageModelError) {
@@ -297,7 +347,23 @@ extension SSVAE {
       let c = try? JSONDecoder().decode(SSVAEConfiguration.self, from: Data(js.utf8))
     else { throw .file("\(path): the configuration in the metadata is missing or malformed") }
     let model = try SSVAE(configuration: c, seed: 0)
-    do { try file.load(into: model.parameters) } catch { throw .file("\(path): \(error)") }
+    if c.gaussian {
+      guard let mj = file.metadata[m1ConfigurationKey],
+        let mc = try? JSONDecoder().decode(ImageVAEConfiguration.self, from: Data(mj.utf8)),
+        mc.latentSize == c.pixels
+      else { throw .file("\(path): an m1+m2 model without a matching M1 configuration") }
+      let m1 = try ImageVAE(configuration: mc, seed: 0)
+      var inner: [String: Tensor] = [:]
+      for (k, v) in file.tensors where k.hasPrefix(m1Prefix) { inner[String(k.dropFirst(m1Prefix.count))] = v }
+      do { try SafeTensorsFile(tensors: inner, metadata: [:]).load(into: m1.parameters) } catch {
+        throw .file("\(path): the M1 inside: \(error)")
+      }
+      model.m1 = m1
+      model.m1Binary = file.metadata[m1BinaryKey] != "false"
+    }
+    do { try file.load(into: model.parameters, allowUnexpected: c.gaussian) } catch {
+      throw .file("\(path): \(error)")
+    }
     return (model, file)
   }
 }

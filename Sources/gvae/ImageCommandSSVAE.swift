@@ -29,7 +29,10 @@ struct ImageSSVAETrainCommand: ParsableCommand {
       drawn per class by --seed after --validation-count labelled images are held out to pick \
       the best model by q(y|x)'s error. Each step: one labelled and one unlabelled batch, \
       loss (N_l/N)·mean −L(x,y) + (N_u/N)·mean −U(x) + (α/N)·mean −log q(y|x), α = 0.1·N \
-      unless --alpha. Beside MODEL: MODEL.checkpoint, MODEL.log.jsonl; --resume continues exactly.
+      unless --alpha. Beside MODEL: MODEL.checkpoint, MODEL.log.jsonl; --resume continues exactly. \
+      --m1 FILE trains M1+M2: M2 on the latent means of an image VAE (the training images \
+      binarised once first if that VAE was trained on binarised images), with a Gaussian \
+      p(·|y,z); the M1 is stored inside the model file.
       """)
 
   @Option(help: "Data directory or file (with labels).") var data: String
@@ -53,8 +56,10 @@ struct ImageSSVAETrainCommand: ParsableCommand {
   @Option(name: .customLong("checkpoint-minutes"), help: "Checkpoint within epochs this often.")
   var checkpointMinutes: Double = 10
   @Flag(help: "Continue from MODEL.checkpoint.") var resume = false
-  @Flag(name: .customLong("m1"), help: "M1+M2 (M2 on a trained M1's latent means): not implemented yet.")
-  var m1 = false
+  @Option(
+    name: .customLong("m1"),
+    help: "M1+M2: an image VAE model file whose latent means M2 models (with a Gaussian p(·|y,z)).")
+  var m1: String?
   @Option(
     name: .customLong("blas-threads"),
     help: "OpenBLAS threads (default: OPENBLAS_NUM_THREADS, else one per CPU).") var blasThreads: Int?
@@ -77,17 +82,30 @@ struct ImageSSVAETrainCommand: ParsableCommand {
   }
 
   func run() throws {
-    if m1 { throw fail("--m1: M1+M2 is not implemented yet; train M2 on the pixels (without --m1)") }
     if let blasThreads { BLAS.setThreadCount(blasThreads) }
     let d = try loadImageData(data, for: nil)
     var images = d.train
     if let limit, limit < images.count { images = images.subset(Array(0..<limit)) }
     guard let all = images.labels else { throw fail("\(data): no training labels (train-labels-idx1-ubyte); M2 needs some") }
     let classes = max(2, (all.max() ?? 0) + 1)
+    var m1Model: ImageVAE? = nil
+    var m1Binary = false
+    if let m1 {
+      let (vae, file) = try loadImageModel(m1)
+      _ = try loadImageData(data, for: vae)
+      m1Model = vae
+      m1Binary = trainedOnBinaryImages(file)
+      // One fixed binarisation before the M1 encoder: the features are then fixed data.
+      if m1Binary && !noBinarize { images = Binarization.fixed(images, seed: seed ^ 0xF1) }
+      images = SSVAE.features(vae, images)
+    }
     let config = SSVAEConfiguration(
-      height: images.height, width: images.width, classes: classes, hidden: [hidden], latentSize: latent)
+      height: images.height, width: images.width, classes: classes, hidden: [hidden], latentSize: latent,
+      input: m1 == nil ? "m2" : "m1+m2")
     let model: SSVAE
     do { model = try SSVAE(configuration: config, seed: seed) } catch { throw fail(error.description) }
+    model.m1 = m1Model
+    model.m1Binary = m1Binary && !noBinarize
     var settings = SSVAETrainingSettings()
     settings.epochs = epochs
     settings.batchSize = batchSize
@@ -97,14 +115,15 @@ struct ImageSSVAETrainCommand: ParsableCommand {
     settings.labels = labels
     settings.alpha = alpha
     settings.validationCount = validationCount
-    settings.binarize = !noBinarize
+    settings.binarize = !noBinarize && m1 == nil
     settings.maxMinutes = maxMinutes
     settings.checkpointMinutes = checkpointMinutes
     let trainer: SSVAETrainer
     do { trainer = try SSVAETrainer(model: model, settings: settings, images: images, outputPath: output) } catch {
       throw fail("\(data): \(error)")
     }
-    trainer.summaryExtras = ["data": data, "layout": d.layout, "test_split": d.testSplit, "model": "m2"]
+    trainer.summaryExtras = ["data": data, "layout": d.layout, "test_split": d.testSplit, "model": m1 == nil ? "m2" : "m1+m2"]
+    if let m1 { trainer.summaryExtras["m1"] = m1 }
     if resume {
       guard FileManager.default.fileExists(atPath: trainer.checkpointPath) else {
         throw fail("--resume: no checkpoint at \(trainer.checkpointPath)")
@@ -114,7 +133,7 @@ struct ImageSSVAETrainCommand: ParsableCommand {
     }
     let w = trainer.weights
     printError(
-      "gvae: M2, \(classes) classes, hidden \(hidden), latent \(latent): \(model.parameterCount) parameters, "
+      "gvae: \(m1 == nil ? "M2" : "M1+M2 (M2 on the \(images.width) latent means of \(m1!))"), \(classes) classes, hidden \(hidden), latent \(latent): \(model.parameterCount) parameters, "
         + "\(trainer.labelled.count) labelled / \(trainer.unlabelled.count) unlabelled / \(trainer.validation.count) validation images "
         + "\(images.height)×\(images.width), α/N \(String(format: "%.4g", w.classification))")
 
@@ -173,7 +192,8 @@ struct ImageSSVAEEvaluateCommand: ParsableCommand {
     abstract: "Test error of q(y|x): the fraction of test images whose most probable class is wrong.",
     discussion: """
       The test set (MNIST's t10k files with t10k-labels; every 10th image of a single file) is \
-      binarised once with seed 12345 when the model was trained on binarised images.
+      binarised once with seed 12345 when the model (or its M1) was trained on binarised \
+      images; an M1+M2 model classifies its M1's latent means.
       """)
 
   @Option(help: "A semi-supervised VAE model file.") var model: String
@@ -190,8 +210,9 @@ struct ImageSSVAEEvaluateCommand: ParsableCommand {
     let data: ImageData
     do { data = try ImageData.load(self.data) } catch { throw fail(error.description) }
     let c = m.configuration
-    guard data.test.height == c.height, data.test.width == c.width else {
-      throw fail("\(self.data): the images are \(data.test.height)×\(data.test.width), the model is for \(c.height)×\(c.width)")
+    let (h, w) = m.m1.map { ($0.configuration.height, $0.configuration.width) } ?? (c.height, c.width)
+    guard data.test.height == h, data.test.width == w else {
+      throw fail("\(self.data): the images are \(data.test.height)×\(data.test.width), the model is for \(h)×\(w)")
     }
     var test = data.test
     if let limit, limit < test.count { test = test.subset(Array(0..<limit)) }
@@ -199,9 +220,9 @@ struct ImageSSVAEEvaluateCommand: ParsableCommand {
     if let bad = labels.first(where: { !(0..<c.classes).contains($0) }) {
       throw fail("\(self.data): test label \(bad) outside the model's 0…\(c.classes - 1)")
     }
-    if trainedOnBinaryImages(file) { test = Binarization.fixed(test) }
+    if m.m1 == nil ? trainedOnBinaryImages(file) : m.m1Binary { test = Binarization.fixed(test) }
     let start = Date()
-    let error = m.classificationError(test)
+    let error = m.classificationError(m.inputs(test))
     switch format {
     case .json:
       print(String(format: "{\"images\": %d, \"error\": %.6f}", test.count, error))

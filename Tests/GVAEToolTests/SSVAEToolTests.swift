@@ -52,6 +52,17 @@ func tinyLabelledMNIST() throws -> URL {
       "--validation-count", "10", "--preset", "2d",
     ])
     #expect(v.status == 0, "\(v.stderr)")
+    // M1+M2 on that VAE's two latent means; the file carries the M1.
+    let stacked = dir.appendingPathComponent("m1m2.safetensors").path
+    let s = try gvae([
+      "image", "ssvae", "train", "--data", dir.path, "--output", stacked, "--m1", vae, "--labels", "8",
+      "--batch-size", "20", "--validation-count", "12", "--hidden", "16", "--latent", "2", "--epochs", "2",
+    ])
+    #expect(s.status == 0 && s.stderr.contains("M1+M2 (M2 on the 2 latent means of"), "\(s.stderr)")
+    let se = try gvae(["image", "ssvae", "evaluate", "--model", stacked, "--data", dir.path, "--format", "json"])
+    #expect(se.status == 0 && se.stdout.contains("\"images\": 40") && se.stdout.contains("\"error\""), "\(se.stderr)")
+    let m1Wrong = try gvae(["image", "ssvae", "train", "--data", dir.path, "--output", stacked + "2", "--m1", model])
+    #expect(m1Wrong.status != 0 && m1Wrong.stderr.contains("semi-supervised VAE (M2) model file"), "\(m1Wrong.stderr)")
     let asM2 = try gvae(["image", "ssvae", "evaluate", "--model", vae, "--data", dir.path])
     #expect(asM2.status != 0 && asM2.stderr.contains("is an image VAE model file, not a semi-supervised VAE"), "\(asM2.stderr)")
     let noLabels = try tinyMNIST()

@@ -9,11 +9,19 @@ import Testing
 
   /// Central differences of the whole M2 loss (labelled −L, unlabelled −U, α term) against
   /// every parameter's gradient, on a network small enough to check every element.
-  @Test func wholeLossGradientCheck() throws {
-    let model = try SSVAE(configuration: tiny, seed: 7)
+  /// The M1+M2 variant (a Gaussian p(·|y,z) over real-valued inputs) too.
+  @Test(arguments: ["m2", "m1+m2"])
+  func wholeLossGradientCheck(input: String) throws {
+    var c = tiny
+    if input == "m1+m2" { (c.height, c.width, c.input) = (1, 6, input) }
+    let model = try SSVAE(configuration: c, seed: 7)
     var r = SeededRandom(seed: 3)
-    let x = Binarization.sample(Tensor(randomUniform: [3, 6], low: 0, high: 1, rng: &r), rng: &r)
-    let u = Binarization.sample(Tensor(randomUniform: [2, 6], low: 0, high: 1, rng: &r), rng: &r)
+    var x = Binarization.sample(Tensor(randomUniform: [3, 6], low: 0, high: 1, rng: &r), rng: &r)
+    var u = Binarization.sample(Tensor(randomUniform: [2, 6], low: 0, high: 1, rng: &r), rng: &r)
+    if input == "m1+m2" {
+      x = Tensor(randomNormal: [3, 6], rng: &r)
+      u = Tensor(randomNormal: [2, 6], rng: &r)
+    }
     let labels = [2, 0, 1]
     // Unequal weights so that a term with a wrong sign or scale shows.
     let w = SSVAEWeights(labelled: 0.3, unlabelled: 0.7, classification: 1.9)
@@ -41,6 +49,7 @@ import Testing
       }
     }
     #expect(checked == model.parameterCount && checked > 150)
+    #expect(run(Tape(recording: false)).loss.value.scalar.isFinite)
     // Every parameter of the classifier, the encoder and the decoder gets a gradient.
     for p in model.parameters where p.name.hasSuffix(".weight") {
       #expect(p.gradient.storage.contains { $0 != 0 }, "\(p.name)")
@@ -174,6 +183,31 @@ import Testing
     s.labels = 400
     #expect(throws: ImageTrainingError.self) {
       _ = try SSVAETrainer(model: try SSVAE(configuration: config, seed: 1), settings: s, images: stripeImages(60, height: 6, width: 6), outputPath: "/tmp/x")
+    }
+  }
+}
+
+@Suite struct SSVAEStackedTests {
+  /// An m1+m2 file carries its M1: loaded back, it maps images to the same features and
+  /// classifies them the same way.
+  @Test func m1PlusM2FileRoundTrip() throws {
+    let dir = try scratchDirectory()
+    let images = stripeImages(20, height: 6, width: 6)
+    let m1 = try ImageVAE(
+      configuration: .init(architecture: .dense, height: 6, width: 6, hidden: [8], latentSize: 3, activation: .tanh), seed: 4)
+    let f = SSVAE.features(m1, images)
+    #expect(f.height == 1 && f.width == 3 && f.count == 20 && f.labels == images.labels)
+    let model = try SSVAE(configuration: .init(height: 1, width: 3, classes: 4, hidden: [8], latentSize: 2, input: "m1+m2"), seed: 1)
+    model.m1 = m1
+    model.m1Binary = false
+    let path = dir.appendingPathComponent("s.safetensors").path
+    try model.save(to: path)
+    let (back, _) = try SSVAE.load(path: path)
+    #expect(back.m1 != nil && back.m1Binary == false)
+    #expect(back.inputs(images) == model.inputs(images))
+    #expect(back.classify(f.batch(Array(0..<20))) == model.classify(f.batch(Array(0..<20))))
+    #expect(throws: ImageModelError.self) {
+      _ = try SSVAE(configuration: .init(height: 2, width: 3, classes: 4, input: "m1+m2"), seed: 0)
     }
   }
 }
