@@ -50,8 +50,9 @@ struct SampleCommand: ParsableCommand, RunsAsSeveralProcesses {
         throw fail("gave up: \(incomplete) of \(attempts) draws were incomplete")
       }
       let z = (0..<need).map { _ in (0..<Z).map { _ in rng.nextNormal() } }
-      let out = shardedDecode(
-        model, z, strategy: strategy(greedy: greedy, temperature: temperature), rng: &rng,
+      // Split over an MPI job's ranks when there is one (every rank gets every output).
+      let out = model.decodeAcrossRanks(
+        latents: z, strategy: strategy(greedy: greedy, temperature: temperature), rng: &rng,
         lengthBudget: lengthBudget, constraint: constraint)
       for o in out {
         if o.string == nil {
@@ -71,14 +72,4 @@ struct SampleCommand: ParsableCommand, RunsAsSeveralProcesses {
     printDecoded(results, format: format, out: out)
     out.flush()
   }
-}
-
-/// Decodes latents as one call does, split over an MPI job's ranks (every rank gets every
-/// output).
-func shardedDecode(
-  _ model: VAEModel, _ z: [[Float]], strategy: DecodingStrategy, rng: inout SeededRandom,
-  lengthBudget: Bool, constraint: ConstraintSearch?
-) -> [DecodedString] {
-  model.decodeAcrossRanks(
-    latents: z, strategy: strategy, rng: &rng, lengthBudget: lengthBudget, constraint: constraint)
 }

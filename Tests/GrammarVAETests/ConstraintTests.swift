@@ -5,6 +5,15 @@ import Testing
 
 @testable import GrammarVAE
 
+/// An untrained autoregressive model on the zinc-rr grammar (near-uniform choices).
+func untrainedZincRR() throws -> (Grammar, ModelConfiguration, VAEModel) {
+  let g = try Grammar.named("zinc-rr")
+  var c = Preset.tinyAR.configuration(kind: .grammar, steps: g.maxLength, vocabularySize: g.productions.count)
+  c.decoder = .autoregressive
+  let text = try #require(ShippedGrammar.all.first { $0.name == "zinc-rr" }).text
+  return (g, c, try VAEModel(configuration: c, grammar: g, grammarText: text, seed: 3))
+}
+
 @Suite struct ChemistryConstraintTests {
   @Test(arguments: ["zinc", "zinc-rr"]) func startHasWitness(name: String) throws {
     let g = try Grammar.named(name)
@@ -81,11 +90,7 @@ import Testing
   /// The decoder itself on an untrained network (near-uniform choices): every sample is
   /// complete and a molecule with the constraint; without it most are not.
   @Test func untrainedModelSamplesAreMolecules() throws {
-    let g = try Grammar.named("zinc-rr")
-    var c = Preset.tinyAR.configuration(kind: .grammar, steps: g.maxLength, vocabularySize: g.productions.count)
-    c.decoder = .autoregressive
-    let text = try #require(ShippedGrammar.all.first { $0.name == "zinc-rr" }).text
-    let model = try VAEModel(configuration: c, grammar: g, grammarText: text, seed: 3)
+    let (g, c, model) = try untrainedZincRR()
     let search = ConstraintSearch(grammar: g, constraint: SMILESConstraint(grammar: g))
     var rng = SeededRandom(seed: 5)
     let z = (0..<24).map { _ in (0..<c.latentSize).map { _ in rng.nextNormal() } }
@@ -129,11 +134,7 @@ import Testing
   /// The decoder's resumption continues from the saved GRU state: decoding that a fresh
   /// stream would give after the same kept choices (the same logits at every step).
   @Test func resumedStreamMatchesAFreshOne() throws {
-    let g = try Grammar.named("zinc-rr")
-    var c = Preset.tinyAR.configuration(kind: .grammar, steps: g.maxLength, vocabularySize: g.productions.count)
-    c.decoder = .autoregressive
-    let text = try #require(ShippedGrammar.all.first { $0.name == "zinc-rr" }).text
-    let model = try VAEModel(configuration: c, grammar: g, grammarText: text, seed: 3)
+    let (_, c, model) = try untrainedZincRR()
     var rng = SeededRandom(seed: 9)
     let z = (0..<3).map { _ in (0..<c.latentSize).map { _ in rng.nextNormal() } }
     var rngs = z.map { _ in SeededRandom(seed: 1) }
@@ -156,11 +157,7 @@ import Testing
   /// An output depends on its latent, its row and the seed, not on what else is decoded with
   /// it: two calls on halves (the second starting at row 12) give one call's outputs.
   @Test func samplingNoiseFollowsTheRow() throws {
-    let g = try Grammar.named("zinc-rr")
-    var c = Preset.tinyAR.configuration(kind: .grammar, steps: g.maxLength, vocabularySize: g.productions.count)
-    c.decoder = .autoregressive
-    let text = try #require(ShippedGrammar.all.first { $0.name == "zinc-rr" }).text
-    let model = try VAEModel(configuration: c, grammar: g, grammarText: text, seed: 3)
+    let (g, c, model) = try untrainedZincRR()
     let search = ConstraintSearch(grammar: g, constraint: SMILESConstraint(grammar: g))
     var draw = SeededRandom(seed: 2)
     let z = (0..<24).map { _ in (0..<c.latentSize).map { _ in draw.nextNormal() } }
