@@ -21,13 +21,20 @@ extension ImageVAE {
   /// The ELBO with one reparameterised sample and the analytic KL (Kingma & Welling 2014):
   /// `E_q log p(x|z) − KL(q(z|x) ‖ N(0, I))`; `loss` is its negative mean over the batch.
   public func elbo(_ x: Tensor, tape: Tape, rng: inout SeededRandom) -> BatchBound {
+    let eps = Tensor(randomNormal: [x.shape[0], configuration.latentSize], rng: &rng)
+    return elbo(x, noise: eps, tape: tape)
+  }
+
+  /// The ELBO with the given noise ε ([N, latent]); `loss` is the negative bound summed over
+  /// the batch and divided by `normalizer` (default N: a data-parallel shard divides by the
+  /// global batch, so the ranks' gradients sum to the global batch's).
+  public func elbo(_ x: Tensor, noise: Tensor, tape: Tape, normalizer: Int? = nil) -> BatchBound {
     let n = x.shape[0]
     let (mean, logVariance) = encode(tape.constant(x), tape: tape)
-    let eps = tape.constant(Tensor(randomNormal: mean.shape, rng: &rng))
-    let z = mean + exp(logVariance * 0.5) * eps
+    let z = mean + exp(logVariance * 0.5) * tape.constant(noise)
     let ll = bernoulliLogLikelihood(logits: decodeLogits(z, tape: tape), targets: x)
     let kl = gaussianKLDivergence(mean: mean, logVariance: logVariance)  // mean over batch
-    let loss = kl - sum(ll) * (1 / Float(max(n, 1)))
+    let loss = (kl * Float(n) - sum(ll)) * (1 / Float(max(normalizer ?? n, 1)))
     let llSum = ll.value.storage.reduce(0.0) { $0 + Double($1) }
     let klSum = Double(kl.value.scalar) * Double(n)
     return BatchBound(
@@ -39,13 +46,18 @@ extension ImageVAE {
   func logWeights(_ x: Tensor, samples k: Int, tape: Tape, rng: inout SeededRandom) -> (
     logWeights: Var, logLikelihood: Var
   ) {
+    logWeights(x, noise: Tensor(randomNormal: [k, x.shape[0], configuration.latentSize], rng: &rng), tape: tape)
+  }
+
+  /// The log weights for the given noise ε ([k, N, latent]).
+  func logWeights(_ x: Tensor, noise: Tensor, tape: Tape) -> (logWeights: Var, logLikelihood: Var) {
+    let k = noise.shape[0]
     let n = x.shape[0]
     let L = configuration.latentSize
     let (mean, logVariance) = encode(tape.constant(x), tape: tape)
     let mu = mean.reshaped([1, n, L])
     let lv = logVariance.reshaped([1, n, L])
-    let eps = tape.constant(Tensor(randomNormal: [k, n, L], rng: &rng))
-    let z = mu + exp(lv * 0.5) * eps  // [k, n, L]
+    let z = mu + exp(lv * 0.5) * tape.constant(noise)  // [k, n, L]
     let logits = decodeLogits(z.reshaped([k * n, L]), tape: tape)
     // Row s·n + i of the logits is sample s of image i: the targets repeat every n rows.
     let ll = bernoulliLogLikelihood(logits: logits, targets: x).reshaped([k, n])
@@ -59,13 +71,31 @@ extension ImageVAE {
   public func iwaeBound(_ x: Tensor, samples k: Int, tape: Tape, rng: inout SeededRandom)
     -> BatchBound
   {
+    iwaeBound(x, noise: Tensor(randomNormal: [k, x.shape[0], configuration.latentSize], rng: &rng), tape: tape)
+  }
+
+  /// The IWAE bound with the given noise ε ([k, N, latent]); `normalizer` as for `elbo`.
+  public func iwaeBound(_ x: Tensor, noise: Tensor, tape: Tape, normalizer: Int? = nil) -> BatchBound {
     let n = x.shape[0]
-    let (w, ll) = logWeights(x, samples: k, tape: tape, rng: &rng)
+    let k = noise.shape[0]
+    let (w, ll) = logWeights(x, noise: noise, tape: tape)
     let bound = logSumExp(w, axis: 0) - Float(log(Double(k)))  // [n]
-    let loss = sum(bound) * (-1 / Float(max(n, 1)))
+    let loss = sum(bound) * (-1 / Float(max(normalizer ?? n, 1)))
     let boundSum = bound.value.storage.reduce(0.0) { $0 + Double($1) }
     let llSum = ll.value.storage.reduce(0.0) { $0 + Double($1) } / Double(k)
     return BatchBound(loss: loss, boundSum: boundSum, reconstructionSum: -llSum, klSum: 0, images: n)
+  }
+
+  /// The noise shape of `bound` for `n` images: [n, latent] for the ELBO, [k, n, latent].
+  public func noiseShape(images n: Int, samples k: Int) -> [Int] {
+    k <= 1 ? [n, configuration.latentSize] : [k, n, configuration.latentSize]
+  }
+
+  /// `bound` with the given noise (shape `noiseShape`).
+  public func bound(_ x: Tensor, noise: Tensor, tape: Tape, normalizer: Int? = nil) -> BatchBound {
+    noise.shape.count == 2
+      ? elbo(x, noise: noise, tape: tape, normalizer: normalizer)
+      : iwaeBound(x, noise: noise, tape: tape, normalizer: normalizer)
   }
 
   /// The training objective: the ELBO for `k == 1`, the IWAE bound otherwise.

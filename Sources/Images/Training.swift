@@ -114,6 +114,10 @@ public final class ImageTrainer {
   public var injectNonFiniteAtStep: Int? = nil
   /// Extra fields of the training summary in the model file (data path, layout, …).
   public var summaryExtras: [String: String] = [:]
+  /// Under mpirun every rank trains on its shard of each batch with the noise one process
+  /// would draw for those rows; gradients are summed over ranks; only rank 0 writes files.
+  public let cluster: Cluster
+  let reducer: GradientReducer
 
   /// Splits `images` into training and validation images by a seeded shuffle.
   public init(
@@ -139,6 +143,45 @@ public final class ImageTrainer {
       hyperparameters: Adam.Hyperparameters(
         learningRate: settings.learningRate, epsilon: settings.adamEpsilon))
     self.state = ImageTrainerState(noise: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 7))
+    self.cluster = Cluster.world
+    self.reducer = GradientReducer(parameters: model.parameters, cluster: Cluster.world)
+    // Every rank starts from rank 0's weights (a fresh start draws them per process).
+    GradientReducer.broadcast(model.parameters, cluster: cluster)
+  }
+
+  /// Rows `lo..<hi` of each sample of noise [n, L] or [k, n, L].
+  static func noiseRows(_ eps: Tensor, _ lo: Int, _ hi: Int) -> Tensor {
+    let s = eps.shape
+    let (k, n, L) = s.count == 2 ? (1, s[0], s[1]) : (s[0], s[1], s[2])
+    var out: [Float] = []
+    out.reserveCapacity(k * (hi - lo) * L)
+    for j in 0..<k { out += eps.storage[(j * n + lo) * L..<(j * n + hi) * L] }
+    return Tensor(shape: s.count == 2 ? [hi - lo, L] : [k, hi - lo, L], storage: out)
+  }
+
+  /// This rank's share of the bound on `x` with noise `eps`: its contiguous rows, the loss
+  /// divided by the whole batch; sums over ranks are every rank's afterwards. With
+  /// `backward` the gradients (summed over ranks) are left in the parameters.
+  func shardBound(_ x: Tensor, noise eps: Tensor, backward: Bool) -> (boundSum: Double, reconstruction: Double, kl: Double) {
+    let n = x.shape[0]
+    let lo = n * cluster.rank / cluster.size
+    let hi = n * (cluster.rank + 1) / cluster.size
+    let whole = cluster.size == 1
+    var sums = [0.0, 0.0, 0.0]
+    if backward { reducer.begin() }
+    if hi > lo {
+      let xs = whole ? x : Tensor(shape: [hi - lo, x.shape[1]], storage: Array(x.storage[lo * x.shape[1]..<hi * x.shape[1]]))
+      let tape = Tape(recording: backward)
+      if backward && !whole { tape.onParameterGradient = reducer.gradientReady }
+      let b = model.bound(xs, noise: whole ? eps : Self.noiseRows(eps, lo, hi), tape: tape, normalizer: n)
+      if backward { tape.backward(b.loss) }
+      sums = [b.boundSum, b.reconstructionSum, b.klSum]
+    }
+    if !whole {
+      if backward { reducer.finish() }
+      cluster.allReduceSum(&sums)
+    }
+    return (sums[0], sums[1], sums[2])
   }
 
   /// The image order of an epoch, cut into batches: depends only on the seed and the epoch.
@@ -160,13 +203,13 @@ public final class ImageTrainer {
   }
 
   /// One Adam step; throws on a non-finite loss or gradient (nothing updated then).
-  func trainBatch(_ x: Tensor) throws(ImageTrainingError) -> BatchBound {
+  func trainBatch(_ x: Tensor) throws(ImageTrainingError) -> (boundSum: Double, reconstruction: Double, kl: Double, images: Int) {
     zeroGradients(model.parameters)
     var noise = state.noise
-    let tape = Tape()
-    let b = model.bound(x, samples: settings.importanceSamples, tape: tape, rng: &noise)
-    tape.backward(b.loss)
-    var loss = Double(b.loss.value.scalar)
+    let n = x.shape[0]
+    let eps = Tensor(randomNormal: model.noiseShape(images: n, samples: settings.importanceSamples), rng: &noise)
+    let b = shardBound(x, noise: eps, backward: true)
+    var loss = -b.boundSum / Double(max(n, 1))
     if injectNonFiniteAtStep == state.step { loss = .nan }
     let norm =
       settings.gradientClip > 0
@@ -178,7 +221,7 @@ public final class ImageTrainer {
     adam.learningRate = settings.learningRate(epoch: state.epoch)
     adam.step()
     state.noise = noise
-    return b
+    return (b.boundSum, b.reconstruction, b.kl, n)
   }
 
   /// Mean negative bound on the validation images (noise seeded by the epoch), with the
@@ -192,10 +235,11 @@ public final class ImageTrainer {
     let bs = max(1, settings.batchSize)
     for start in stride(from: 0, to: validation.count, by: bs) {
       let x = validation.batch(Array(start..<min(validation.count, start + bs)))
-      let b = model.bound(x, samples: settings.importanceSamples, tape: Tape(recording: false), rng: &rng)
+      let eps = Tensor(randomNormal: model.noiseShape(images: x.shape[0], samples: settings.importanceSamples), rng: &rng)
+      let b = shardBound(x, noise: eps, backward: false)
       bound += b.boundSum
-      recon += b.reconstructionSum
-      kl += b.klSum
+      recon += b.reconstruction
+      kl += b.kl
     }
     let n = Double(validation.count)
     return (-bound / n, recon / n, kl / n)
@@ -216,8 +260,8 @@ public final class ImageTrainer {
         state.step += 1
         state.batchInEpoch += 1
         state.epochLoss -= b.boundSum
-        state.epochReconstruction += b.reconstructionSum
-        state.epochKL += b.klSum
+        state.epochReconstruction += b.reconstruction
+        state.epochKL += b.kl
         state.epochImages += b.images
         state.imagesSeen += b.images
         imagesThisSession += b.images
@@ -227,11 +271,17 @@ public final class ImageTrainer {
             epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
             loss: state.epochLoss / Double(max(state.epochImages, 1)),
             imagesPerSecond: Double(imagesThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
-        if shouldStop() {
+        // Ranks stop together: a stop request or the time limit on any rank stops all.
+        var flags = [
+          shouldStop() ? 1.0 : 0,
+          settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 ? 1 : 0,
+        ]
+        if cluster.size > 1 { cluster.allReduceSum(&flags) }
+        if flags[0] > 0 {
           try saveCheckpoint()
           return .interrupted
         }
-        if settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 {
+        if flags[1] > 0 {
           try saveCheckpoint()
           return .timeLimit
         }
@@ -269,7 +319,9 @@ public final class ImageTrainer {
       if let k = stopAfterEpoch, state.epoch >= k, state.epoch < settings.epochs {
         return .stoppedAfterEpoch(state.epoch)
       }
-      if settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 {
+      var late = [settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 ? 1.0 : 0]
+      if cluster.size > 1 { cluster.allReduceSum(&late) }
+      if late[0] > 0 {
         return state.epoch < settings.epochs ? .timeLimit : .finished
       }
     }
@@ -298,6 +350,7 @@ public final class ImageTrainer {
   }
 
   public func saveModel(to path: String) throws(ImageTrainingError) {
+    guard cluster.isRoot else { return }
     do { try model.save(to: path, trainingSummary: summary()) } catch {
       throw .checkpoint(error.description)
     }
@@ -305,6 +358,7 @@ public final class ImageTrainer {
 
   /// Weights, Adam's moments and the trainer state in one file, written atomically.
   public func saveCheckpoint() throws(ImageTrainingError) {
+    guard cluster.isRoot else { return }
     var metadata = model.container(trainingSummary: summary()).metadata
     metadata["gvae.trainer_state"] = ImageVAE.json(state)
     metadata["gvae.training_settings"] = ImageVAE.json(settings)

@@ -9,7 +9,7 @@ import NN
   import Glibc
 #endif
 
-struct ImageVAETrainCommand: ParsableCommand {
+struct ImageVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   static let configuration = CommandConfiguration(
     commandName: "train",
     abstract: "Train a Bernoulli VAE on grey images by the ELBO or the IWAE bound.",
@@ -124,7 +124,9 @@ struct ImageVAETrainCommand: ParsableCommand {
     let svgPath = output + ".loss.svg"
     let reporter = ProgressReporter()
     var batchLosses: [(Double, Double)] = []
+    let root = Cluster.world.isRoot
     trainer.onEvent = { event in
+      guard root else { return }
       switch event {
       case .batch(let epoch, let batch, let batches, let loss, let rate):
         reporter.update(epoch: epoch, epochs: epochs, batch: batch, batches: batches, loss: loss, rate: rate)
@@ -156,7 +158,7 @@ struct ImageVAETrainCommand: ParsableCommand {
     let outcome: ImageTrainingOutcome
     do { outcome = try trainer.run() } catch {
       reporter.finishLine()
-      TrainingLog.append("{\"event\":\"error\",\"message\":\(jsonString("\(error)"))}", to: logPath)
+      if root { TrainingLog.append("{\"event\":\"error\",\"message\":\(jsonString("\(error)"))}", to: logPath) }
       throw fail("\(error)")
     }
     reporter.finishLine()
@@ -172,7 +174,10 @@ struct ImageVAETrainCommand: ParsableCommand {
     case .stoppedAfterEpoch(let e):
       printError("gvae: stopped after epoch \(e)")
     }
-    if !FileManager.default.fileExists(atPath: output) {
+    // Decided together: the ranks' file systems may differ.
+    var unsaved = [FileManager.default.fileExists(atPath: output) ? 0.0 : 1]
+    Cluster.world.allReduceSum(&unsaved)
+    if unsaved[0] > 0 {
       // No epoch finished yet: keep the current weights so there is a model to use.
       do { try trainer.saveModel(to: output) } catch { throw fail("\(error)") }
     }

@@ -96,6 +96,42 @@ struct ClusterToolTests {
     #expect(abs(x.train - y.train) <= 1e-5 * abs(x.train), "\(x) vs \(y)")
   }
 
+  /// The image VAE trains data-parallel too: ELBO and IWAE bound, 2 and 3 ranks (a batch of
+  /// 10 does not split evenly in 3), the same curve as one process and one writer.
+  @Test(arguments: [(2, "1"), (3, "3")]) func imageVAETrainsDataParallel(ranks: Int, samples: String) throws {
+    let dir = try tinyMNIST()
+    func args(_ output: String, epochs: Int = 3) -> [String] {
+      [
+        "image", "vae", "train", "--data", dir.path, "--output", output, "--epochs", String(epochs), "--batch-size", "10",
+        "--validation-count", "10", "--seed", "2", "--importance-samples", samples,
+      ]
+    }
+    let one = dir.appendingPathComponent("one.safetensors").path
+    let many = dir.appendingPathComponent("many.safetensors").path
+    let a = try gvae(args(one))
+    #expect(a.status == 0, "\(a.stderr)")
+    let b = try mpirun(ranks, args(many))
+    #expect(b.status == 0, "\(b.stderr)")
+    func curve(_ m: String) throws -> [(Double, Double)] {
+      try String(contentsOfFile: m + ".log.jsonl", encoding: .utf8).split(separator: "\n").compactMap {
+        guard let o = try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any],
+          o["event"] as? String == "epoch"
+        else { return nil }
+        return (try #require(o["trainLoss"] as? Double), try #require(o["validationLoss"] as? Double))
+      }
+    }
+    let (ca, cb) = (try curve(one), try curve(many))
+    #expect(ca.count == 3 && cb.count == 3)
+    for (x, y) in zip(ca, cb) {
+      #expect(abs(x.0 - y.0) <= 1e-5 * abs(x.0) && abs(x.1 - y.1) <= 1e-5 * abs(x.1), "\(x) vs \(y)")
+    }
+    #expect(ca.first!.0 > ca.last!.0, "training lowers the loss: \(ca)")
+    #expect(b.stderr.components(separatedBy: "gvae: finished 3 epochs").count == 2, "\(b.stderr)")
+    // A two-rank checkpoint resumes in one process.
+    let r = try gvae(args(many, epochs: 4) + ["--resume"])
+    #expect(r.status == 0 && r.stderr.contains("resumed at epoch 4"), "\(r.stderr)")
+  }
+
   /// `mpirun -np N gvae encode` prints what one process prints, byte for byte, bad lines
   /// (in place, JSON) and seeded posterior samples included.
   @Test(arguments: [2, 3]) func shardedEncodeIsOneProcessOutput(ranks: Int) throws {
