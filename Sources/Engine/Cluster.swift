@@ -149,6 +149,35 @@ public final class Cluster: @unchecked Sendable {
     return out
   }
 
+  /// Every rank's bytes, in rank order, on every rank.
+  public func allGather(bytes: [UInt8]) -> [[UInt8]] {
+    guard mpi != nil else { return [bytes] }
+    return (0..<size).map { r in broadcast(bytes: r == rank ? bytes : [], root: r) }
+  }
+
+  /// Every rank's values, in rank order, concatenated on every rank: bit for bit (signed
+  /// zeros and NaN payloads included), unlike a sum.
+  public func allGather(_ values: [Double]) -> [Double] {
+    guard mpi != nil else { return values }
+    let bytes = values.withUnsafeBytes { Array($0) }
+    return allGather(bytes: bytes).flatMap { b in
+      b.withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }
+    }
+  }
+
+  public func allGather(_ values: [Float]) -> [Float] {
+    guard mpi != nil else { return values }
+    let bytes = values.withUnsafeBytes { Array($0) }
+    return allGather(bytes: bytes).flatMap { b in
+      b.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+  }
+
+  /// This rank's contiguous share of `0..<count` (ranks in order cover it once).
+  public func share(of count: Int) -> Range<Int> {
+    (count * rank / size)..<(count * (rank + 1) / size)
+  }
+
   public func barrier() {
     guard let mpi else { return }
     mpi.require(mpi.barrier(mpi.commWorld), "MPI_Barrier")

@@ -1,4 +1,5 @@
 // Batch Bayesian optimisation: kriging-believer batches of expected-improvement maximisers.
+import Engine
 
 /// A box `[lower, upper]` in latent space.
 public struct Box: Sendable, Equatable {
@@ -50,30 +51,74 @@ public struct AcquisitionOptions: Sendable {
 /// points of the batch as if observed at their predicted means (`ConditionedPosterior`);
 /// the incumbent drops to a fantasy when it is lower. Log EI keeps the search informative
 /// where EI itself underflows to 0.
+///
+/// Under mpirun the ranks share each point's work: candidate blocks and L-BFGS restarts
+/// round-robin; one process computes the same blocks and restarts, so every rank returns
+/// the batch one process returns, bit for bit.
 public func selectBatch(
   _ posterior: GPPosterior, count: Int, best: Double, box: Box,
-  options: AcquisitionOptions = .init(), rng: inout some RandomNumberGenerator
+  options: AcquisitionOptions = .init(), rng: inout some RandomNumberGenerator,
+  cluster: Cluster = .world
 ) throws(GPError) -> [[Double]] {
   var model = ConditionedPosterior(posterior)
   var incumbent = best
   var batch: [[Double]] = []
+  let D = box.lower.count
+  // Candidates are scored in blocks of fixed size, so a block's rounding does not depend on
+  // how many blocks a rank holds.
+  let block = 1024
   for _ in 0..<count {
     let candidates = box.uniform(max(1, options.candidates), rng: &rng)
-    let scores = logExpectedImprovement(model, at: candidates, best: incumbent)
+    let blocks = (candidates.rows + block - 1) / block
+    var mine: [Double] = []
+    for b in stride(from: cluster.rank, to: blocks, by: cluster.size) {
+      let rows = (b * block)..<min(candidates.rows, (b + 1) * block)
+      mine += logExpectedImprovement(model, at: candidates.selecting(rows: rows), best: incumbent)
+    }
+    let gathered = cluster.size > 1 ? cluster.allGather(bytes: mine.withUnsafeBytes { Array($0) }) : []
+    var scores = [Double](repeating: 0, count: candidates.rows)
+    if cluster.size == 1 {
+      scores = mine
+    } else {
+      for r in 0..<cluster.size {
+        let values = gathered[r].withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }
+        var at = 0
+        for b in stride(from: r, to: blocks, by: cluster.size) {
+          for i in (b * block)..<min(candidates.rows, (b + 1) * block) {
+            scores[i] = values[at]
+            at += 1
+          }
+        }
+      }
+    }
     let order = scores.indices.sorted { scores[$0] > scores[$1] }
     var bestPoint = candidates.row(order[0])
     var bestValue = scores[order[0]]
-    for i in order.prefix(max(0, options.restarts)) {
+    // Restart j on rank j mod size; each result is (value, point).
+    let starts = Array(order.prefix(max(0, options.restarts)))
+    var refined: [Double] = []
+    for j in stride(from: cluster.rank, to: starts.count, by: cluster.size) {
       let (x, negative) = minimizeLBFGS(
         { x in
           let (v, g) = logExpectedImprovementWithGradient(model, at: x, best: incumbent)
           return (-v, g.map { -$0 })
-        }, from: candidates.row(i), lower: box.lower, upper: box.upper,
+        }, from: candidates.row(starts[j]), lower: box.lower, upper: box.upper,
         iterations: options.localIterations)
-      if -negative > bestValue {
-        bestValue = -negative
-        bestPoint = x
+      refined += [-negative] + x
+    }
+    var results: [[Double]] = Array(repeating: [], count: starts.count)
+    let parts = cluster.size > 1 ? cluster.allGather(bytes: refined.withUnsafeBytes { Array($0) }) : []
+    for r in 0..<cluster.size {
+      let values = cluster.size == 1 ? refined : parts[r].withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }
+      var at = 0
+      for j in stride(from: r, to: starts.count, by: cluster.size) {
+        results[j] = Array(values[at..<(at + D + 1)])
+        at += D + 1
       }
+    }
+    for r in results where r[0] > bestValue {
+      bestValue = r[0]
+      bestPoint = Array(r[1...])
     }
     let mean = posterior.predict(Matrix(rows: 1, columns: bestPoint.count, storage: bestPoint))
       .mean[0]

@@ -5,7 +5,7 @@ import GrammarVAE
 import LatentOptimization
 import NN
 
-struct OptimizeCommand: ParsableCommand {
+struct OptimizeCommand: ParsableCommand, RunsAsSeveralProcesses {
   static let configuration = CommandConfiguration(
     commandName: "optimize",
     abstract: "Bayesian optimisation in a model's latent space (Kusner et al. 2017, §4.3).",
@@ -78,7 +78,11 @@ struct OptimizeCommand: ParsableCommand {
   func run() throws {
     let started = Date()
     let out = OutputBuffer()
+    // Under mpirun every rank runs the same loop on the same numbers (the GP fit on each,
+    // the acquisition, decoding and scoring shared out); rank 0 alone prints and writes.
+    let cluster = Cluster.world
     func emit(_ line: String) {
+      guard cluster.isRoot else { return }
       out.write(line + "\n")
       out.flush()
     }
@@ -110,9 +114,11 @@ struct OptimizeCommand: ParsableCommand {
       }
       scores = rows
     } else {
-      scores = try scorer.score(strings)
+      // Each rank scores its contiguous share; NaN stands for "no score" in transit.
+      let mine = try scorer.score(Array(strings[cluster.share(of: strings.count)])).map { $0 ?? .nan }
+      scores = cluster.allGather(mine).map { $0.isNaN ? nil : $0 }
     }
-    if let saveDataScores {
+    if let saveDataScores, cluster.isRoot {
       let text = scores.map { $0.map { "\($0)" } ?? "nan" }.joined(separator: "\n") + "\n"
       guard FileManager.default.createFile(atPath: saveDataScores, contents: Data(text.utf8)) else {
         throw fail("cannot write '\(saveDataScores)'")
@@ -135,8 +141,11 @@ struct OptimizeCommand: ParsableCommand {
         throw fail("--latents rows must have \(model.configuration.latentSize) values")
       }
     } else {
-      let (mu, _) = try model.posterior(strings)
+      // Whole chunks of 256 per rank: each row meets the rows one process batches it with.
       let Z = model.configuration.latentSize
+      let chunks = cluster.share(of: (strings.count + 255) / 256)
+      let rows = min(strings.count, chunks.lowerBound * 256)..<min(strings.count, chunks.upperBound * 256)
+      let mu = cluster.allGather(try model.posterior(Array(strings[rows])).mean)
       z = (0..<strings.count).map { i in (0..<Z).map { Double(mu[i * Z + $0]) } }
     }
     let all = Matrix(rowVectors: z)
@@ -180,13 +189,21 @@ struct OptimizeCommand: ParsableCommand {
       } catch {
         throw fail(error.description)
       }
-      let decoded = model.decode(
+      let decoded = model.decodeAcrossRanks(
         latents: points.map { $0.map { Float($0) } }, decodings: decodings,
         strategy: .sample(temperature: temperature), rng: &rng, lengthBudget: decoding.lengthBudget,
         constraint: decoding.constraint)
+      // In rounds of one point per rank, each round printed before the next is scored: a
+      // scorer that fails leaves every earlier proposal printed.
+      var picked: [(String?, Double?)] = []
       for (k, p) in points.enumerated() {
-        let candidates = decoded[(k * decodings)..<((k + 1) * decodings)].compactMap(\.string)
-        let (string, score) = try scorer.mostFrequentValid(candidates)
+        if k % cluster.size == 0 {
+          let round = k..<min(points.count, k + cluster.size)
+          picked = try pickAcrossRanks(round) { j in
+            try scorer.mostFrequentValid(decoded[(j * decodings)..<((j + 1) * decodings)].compactMap(\.string))
+          }
+        }
+        let (string, score) = picked[k % cluster.size]
         proposed += 1
         let valid = score.map { scorer.isValid($0) } ?? false
         let stringField: String = string.map { jsonString($0) } ?? "null"
@@ -230,6 +247,7 @@ struct OptimizeCommand: ParsableCommand {
     summary += ",\"average_score\":" + jsonNumber(average) + ",\"seed\":\(seed)"
     summary += ",\"seconds\":" + String(format: "%.1f", Date().timeIntervalSince(started)) + "}"
     emit(summary)
+    guard cluster.isRoot else { return }
     if let plot {
       try writeCurve(bestPerIteration, reference: dataBest, to: plot, label: scorer.label)
     }
@@ -239,6 +257,25 @@ struct OptimizeCommand: ParsableCommand {
   }
 
   /// The posterior of `fitted`'s hyperparameters (and inducing points) given `(x, y)`.
+  /// `pick(k)` for the points of `round` (at most one per rank: point k on rank k − first),
+  /// every result on every rank, in order.
+  func pickAcrossRanks(_ round: Range<Int>, _ pick: (Int) throws -> (String?, Double?)) throws -> [(String?, Double?)] {
+    let cluster = Cluster.world
+    guard cluster.size > 1 else { return try round.map(pick) }
+    // A flag byte (bit 0 string, bit 1 score), the score's 8 bytes, the string.
+    var bytes: [UInt8] = []
+    if cluster.rank < round.count {
+      let (s, v) = try pick(round.lowerBound + cluster.rank)
+      bytes.append((s == nil ? 0 : 1) | (v == nil ? 0 : 2))
+      withUnsafeBytes(of: (v ?? 0).bitPattern) { bytes += $0 }
+      bytes += Array((s ?? "").utf8)
+    }
+    return cluster.allGather(bytes: bytes).prefix(round.count).map { b in
+      let bits = b[1..<9].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+      return (b[0] & 1 != 0 ? String(decoding: b[9...], as: UTF8.self) : nil, b[0] & 2 != 0 ? Double(bitPattern: bits) : nil)
+    }
+  }
+
   func condition(
     _ fitted: GPPosterior, inputs x: Matrix, targets y: [Double], test: (Matrix, [Double])
   ) throws(GPError) -> (posterior: GPPosterior, rmse: Double, logLikelihood: Double) {

@@ -191,6 +191,30 @@ struct ClusterToolTests {
     #expect(try Data(contentsOf: p1) == Data(contentsOf: p2))
   }
 
+  /// `mpirun -np N gvae optimize`: the same proposals, GP scores and best strings as one
+  /// process (the data scored and encoded in shares, candidate blocks and restarts
+  /// round-robin, decodings and picks by point), in-process and external scorers alike.
+  @Test(arguments: [2, 3]) func shardedOptimizeIsOneProcessOutput(ranks: Int) throws {
+    let model = try tinyModelPath.get()
+    let forms = ["x", "x + 1", "sin(x) * 2", "x * x + 3", "exp(x) / 2", "x / 3", "sin(x + 1)"]
+    let data = try temporaryFile(
+      (0..<600).map { forms[$0 % forms.count] + ($0 % 5 == 0 ? " + x" : "") }.joined(separator: "\n") + "\n",
+      name: "ddp-bo-\(ranks).txt")
+    for objective in ["expression", "while IFS= read -r l; do echo ${#l}; done"] {
+      let args = [
+        "optimize", "--model", model, "--data", data.path, "--objective", objective, "--iterations", "2",
+        "--batch", "4", "--decodings", "5", "--inducing", "10", "--epochs", "1", "--gp-batch", "100",
+        "--candidates", "2500", "--restarts", "3", "--test-fraction", "0.1", "--seed", "4",
+      ]
+      let one = try gvae(args)
+      let many = try mpirun(ranks, args)
+      #expect(one.status == 0 && many.status == 0, "\(many.stderr)")
+      func strip(_ s: String) -> String { s.replacing(/"seconds":[0-9.e+-]+/, with: "") }
+      #expect(strip(one.stdout) == strip(many.stdout), "\(objective)")
+      #expect(one.stdout.components(separatedBy: "\"index\":").count == 9, "\(one.stdout)")
+    }
+  }
+
   @Test func commandsThatRunAsOneProcessRefuse() throws {
     let r = try mpirun(2, ["parse", "--grammar", "equation", "x + 1"])
     #expect(r.status != 0)
