@@ -57,6 +57,8 @@ public struct LossTerms: Sendable, Equatable {
 /// decoder.gru       GRU ×L             decoder.output    Dense
 /// ```
 public final class VAENetwork: @unchecked Sendable {
+  /// Synchronised batch norm in data-parallel training: sums statistics over the ranks.
+  public var batchNormSum: SumAcrossReplicas? = nil
   public let configuration: ModelConfiguration
   /// The autoregressive decoder's input at step 0 (the padding production or character).
   public let startIndex: Int
@@ -159,7 +161,9 @@ public final class VAENetwork: @unchecked Sendable {
     var h = x
     for (i, conv) in convolutions.enumerated() {
       h = conv(h, tape: tape)
-      if !convolutionNorms.isEmpty { h = convolutionNorms[i](h, tape: tape, training: training) }
+      if !convolutionNorms.isEmpty {
+        h = convolutionNorms[i](h, tape: tape, training: training, sumAcross: batchNormSum)
+      }
     }
     // PyTorch's x.flatten(1) of [B, filters, length]: channels outermost.
     h = permute(h, [0, 2, 1]).reshaped([h.shape[0], -1])
@@ -170,7 +174,7 @@ public final class VAENetwork: @unchecked Sendable {
   /// relu(decoder.latent(norm(z))): the decoder's view of z, [B, D].
   func decoderInput(_ z: Var, training: Bool) -> Var {
     var h = z
-    if let latentNorm { h = latentNorm(h, tape: z.tape, training: training) }
+    if let latentNorm { h = latentNorm(h, tape: z.tape, training: training, sumAcross: batchNormSum) }
     return latent(h, tape: z.tape)
   }
 

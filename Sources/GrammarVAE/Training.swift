@@ -341,10 +341,16 @@ public final class Trainer {
     guard train.count > 0 else { throw TrainingError.noData("no training rows") }
     if cluster.size > 1 {
       let c = model.configuration
-      guard !c.convolutionBatchNorm && !c.latentBatchNorm else {
-        throw TrainingError.noData(
-          "this preset has batch norm, whose batch statistics need the whole batch on one process: "
-            + "train it without mpirun (or with -np 1)")
+      if c.convolutionBatchNorm || c.latentBatchNorm {
+        // Synchronised batch norm: every rank joins each statistics sum, so each needs rows.
+        if let small = batches(epoch: 0).map(\.count).filter({ $0 < cluster.size }).min() {
+          throw TrainingError.noData(
+            "this preset has batch norm, synchronised over the ranks, and a batch of \(small) rows "
+              + "leaves a rank of \(cluster.size) without any: choose a --batch-size (or data size) "
+              + "whose batches all have at least \(cluster.size) rows")
+        }
+        let ranks = self.cluster
+        model.network.batchNormSum = { ranks.allReduceSum(&$0) }
       }
       // Every rank starts from rank 0's weights (a fresh start draws them per process).
       GradientReducer.broadcast(model.network.parameters + model.network.buffers, cluster: cluster)

@@ -11,6 +11,10 @@ public struct BatchStatistics: Sendable {
   }
 }
 
+/// Sums per-feature statistics over the replicas of a data-parallel job, in place, on every
+/// replica (an all-reduce); batch norm then normalises by the whole global batch.
+public typealias SumAcrossReplicas = (inout [Double]) -> Void
+
 /// Batch normalisation with the features on `axis` (−1: the last axis, for [B, …, F];
 /// 1: channels of [B, C, H, W]), as one custom op.
 ///
@@ -20,9 +24,14 @@ public struct BatchStatistics: Sendable {
 /// With `statistics == nil` μ and σ² (biased) are the batch's, over every axis but `axis`,
 /// and the gradient flows through them; otherwise the given running statistics are used as
 /// constants. Returns the batch statistics (or the given ones) beside the result.
+///
+/// With `sumAcross` (synchronised batch norm) the batch is the union of every replica's
+/// shard: the sums behind μ and σ² in the forward pass, and behind mean(dy) and mean(dy·x̂)
+/// in the backward pass, are summed over replicas; the scale and offset gradients stay
+/// this shard's (the data-parallel gradient sum adds them up).
 public func batchNorm(
   _ x: Var, scale: Var, offset: Var, axis: Int = -1, epsilon: Float = 1e-5,
-  statistics: BatchStatistics? = nil
+  statistics: BatchStatistics? = nil, sumAcross: SumAcrossReplicas? = nil
 ) -> (Var, BatchStatistics) {
   let shape = x.shape
   let a = axis < 0 ? shape.count + axis : axis
@@ -33,7 +42,7 @@ public func batchNorm(
   precondition(
     scale.shape == [C] && offset.shape == [C],
     "batchNorm scale \(scale.shape), offset \(offset.shape) vs \(C) features")
-  let n = Float(outer * inner)
+  var n = Float(outer * inner)
   var mean = [Float](repeating: 0, count: C)
   var variance = [Float](repeating: 0, count: C)
   let xv = x.value
@@ -53,6 +62,12 @@ public func batchNorm(
           s[c] += acc
         }
       }
+      if let sumAcross {
+        var t = s + [Double(n)]
+        sumAcross(&t)
+        s = Array(t[..<C])
+        n = Float(t[C])
+      }
       for c in 0..<C { mean[c] = Float(s[c] / Double(n)) }
       for o in 0..<outer {
         for c in 0..<C {
@@ -64,6 +79,7 @@ public func batchNorm(
         }
       }
     }
+    sumAcross?(&s2)
     for c in 0..<C { variance[c] = Float(s2[c] / Double(n)) }
   }
   let invStd = variance.map { 1 / ($0 + epsilon).squareRoot() }
@@ -96,7 +112,7 @@ public func batchNorm(
   guard tape.isRecording else { return (tape.constant(y), stats) }
   let op = BatchNormBackward(
     xhat: xhat, invStd: invStd, outer: outer, C: C, inner: inner,
-    throughStatistics: statistics == nil)
+    throughStatistics: statistics == nil, count: n, sumAcross: statistics == nil ? sumAcross : nil)
   return (tape.record(y, inputs: [x, scale, offset], backward: op), stats)
 }
 
@@ -105,14 +121,22 @@ final class BatchNormBackward: CustomBackward {
   let invStd: [Float]
   let outer, C, inner: Int
   let throughStatistics: Bool
+  /// Rows behind the statistics (every replica's with `sumAcross`).
+  let count: Float
+  let sumAcross: SumAcrossReplicas?
 
-  init(xhat: Tensor, invStd: [Float], outer: Int, C: Int, inner: Int, throughStatistics: Bool) {
+  init(
+    xhat: Tensor, invStd: [Float], outer: Int, C: Int, inner: Int, throughStatistics: Bool,
+    count: Float, sumAcross: SumAcrossReplicas?
+  ) {
     self.xhat = xhat
     self.invStd = invStd
     self.outer = outer
     self.C = C
     self.inner = inner
     self.throughStatistics = throughStatistics
+    self.count = count
+    self.sumAcross = sumAcross
   }
 
   func backward(outputGradient dy: Tensor, inputs: [Tensor]) -> [Tensor?] {
@@ -137,7 +161,16 @@ final class BatchNormBackward: CustomBackward {
       }
     }
     var dx = Tensor(zeros: dy.shape)
-    let n = Float(outer * inner)
+    let n = count
+    // The means of dy and dy·x̂ over the whole batch.
+    var sumG = dBeta
+    var sumGH = dGamma
+    if let sumAcross {
+      var t = dBeta.map(Double.init) + dGamma.map(Double.init)
+      sumAcross(&t)
+      sumG = t[..<C].map { Float($0) }
+      sumGH = t[C...].map { Float($0) }
+    }
     dy.withPointer { pg in
       xhat.withPointer { ph in
         dx.withMutablePointer { pdx in
@@ -147,8 +180,8 @@ final class BatchNormBackward: CustomBackward {
               let k = gamma[c] * invStd[c]
               if throughStatistics {
                 // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy · x̂))
-                let mg = dBeta[c] / n
-                let mgh = dGamma[c] / n
+                let mg = sumG[c] / n
+                let mgh = sumGH[c] / n
                 for i in 0..<inner { pdx[base + i] = k * (pg[base + i] - mg - ph[base + i] * mgh) }
               } else {
                 for i in 0..<inner { pdx[base + i] = k * pg[base + i] }
@@ -198,7 +231,10 @@ public struct BatchNorm: Layer {
   public var parameters: [Parameter] { [scale, offset] }
   public var buffers: [Parameter] { [runningMean, runningVariance] }
 
-  public func callAsFunction(_ x: Var, tape: Tape, training: Bool) -> Var {
+  /// `sumAcross`: synchronised over data-parallel replicas (training mode only).
+  public func callAsFunction(
+    _ x: Var, tape: Tape, training: Bool, sumAcross: SumAcrossReplicas? = nil
+  ) -> Var {
     if !training {
       let stats = BatchStatistics(
         mean: runningMean.value.storage, variance: runningVariance.value.storage)
@@ -209,9 +245,11 @@ public struct BatchNorm: Layer {
     }
     let (y, stats) = batchNorm(
       x, scale: tape.parameter(scale), offset: tape.parameter(offset), axis: axis,
-      epsilon: epsilon)
+      epsilon: epsilon, sumAcross: sumAcross)
     let a = axis < 0 ? x.shape.count + axis : axis
-    let n = Float(x.value.count / x.shape[a])
+    var rows = [Double(x.value.count / x.shape[a])]
+    sumAcross?(&rows)
+    let n = Float(rows[0])
     let unbias = n > 1 ? n / (n - 1) : 1
     for c in 0..<stats.mean.count {
       runningMean.value.storage[c] =
