@@ -10,6 +10,7 @@
 # ZINC=PATH picks the data file; PRESET (zinc-ar) the architecture and GRAMMAR (zinc) the
 # grammar of a first sitting; NAME (zinc) names the run: runs/NAME.*, Models/NAME.safetensors,
 # Models/NAME.sittings.jsonl, Models/NAME.curve.svg (NAME=zinc is the shipped default model).
+# BIN=PATH starts a prebuilt gvae instead of building this tree.
 # EXTRA adds training options to a start (e.g. EXTRA="--lr 0.0005 --kl-weight 0.1").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +23,11 @@ mkdir -p runs
 case "${1:-}" in
 start)
   minutes=${2:-150}
-  swift build -c release --product gvae >/dev/null
-  cp .build/release/gvae "runs/gvae-sitting-$NAME"   # a rebuild during the sitting leaves it alone
+  if [ -n "${BIN:-}" ]; then cp "$BIN" "runs/gvae-sitting-$NAME"   # a binary built elsewhere (a worktree)
+  else
+    swift build -c release --product gvae >/dev/null
+    cp .build/release/gvae "runs/gvae-sitting-$NAME"   # a rebuild during the sitting leaves it alone
+  fi
   args=(train --preset "$PRESET" --grammar "$GRAMMAR" --data "$ZINC" --output "$OUT" --hold-out 5000 --paper-loss
     --batch-size 100 --checkpoint-minutes 5 --half --seed 1 --max-minutes "$minutes"
     --monitor-count 1000 --monitor-minutes 10)

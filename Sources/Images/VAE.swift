@@ -117,7 +117,7 @@ public enum ImageModelError: Error, CustomStringConvertible, Equatable {
 
   public var description: String {
     switch self {
-    case .invalidConfiguration(let m): return "invalid image VAE configuration: \(m)"
+    case .invalidConfiguration(let m): return "invalid image model configuration: \(m)"
     case .file(let m): return m
     case .wrongKind(let m): return m
     }

@@ -13,7 +13,7 @@ struct ImageCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "image",
     abstract: "Image VAEs (MNIST idx, .npy, digits CSV): train, evaluate, sample, reconstruct; semi-supervised M2.",
-    subcommands: [ImageVAECommand.self, ImageSSVAECommand.self])
+    subcommands: [ImageVAECommand.self, ImageSSVAECommand.self, ImageGANCommand.self, ImageClassifierCommand.self, ImageScoreCommand.self, ImageCycleGANCommand.self])
 }
 
 struct ImageVAECommand: ParsableCommand {

@@ -1,0 +1,442 @@
+// Training a CycleGAN: seeded unpaired batches, one Adam step of both generators then one
+// of both discriminators (CycleGAN's order), image pools, per-epoch cycle errors on held-out
+// images, atomic checkpoints (weights, both Adams, pools, RNG), exact resume, a NaN guard;
+// and the model file (gvae.kind = image-cyclegan).
+import Engine
+import Foundation
+import NN
+
+public struct CycleGANTrainingSettings: Codable, Sendable, Equatable {
+  public var batchSize: Int = 1
+  public var epochs: Int = 10
+  /// Batches of an epoch × batch size; 0: max(|A|, |B|) (CycleGAN's epoch), the smaller
+  /// domain drawn from fresh shuffles as it runs out.
+  public var epochSize: Int = 0
+  public var learningRate: Float = 2e-4
+  public var beta1: Float = 0.5
+  /// Weight of the cycle-consistency L1 terms (λ).
+  public var lambdaCycle: Float = 10
+  /// The identity terms' weight relative to λ (CycleGAN's 0.5).
+  public var lambdaIdentity: Float = 0.5
+  public var poolSize: Int = 50
+  /// Epochs at the end over which the learning rate falls linearly to 0 (CycleGAN's
+  /// n_epochs_decay); 0: constant.
+  public var decayEpochs: Int = 0
+  public var seed: UInt64 = 0
+  public var maxMinutes: Double = 0
+  public var checkpointMinutes: Double = 10
+
+  public init() {}
+
+  public func learningRate(epoch: Int) -> Float {
+    guard decayEpochs > 0 else { return learningRate }
+    let constant = max(epochs - decayEpochs, 0)
+    guard epoch >= constant else { return learningRate }
+    return learningRate * Float(1 - Double(epoch - constant + 1) / Double(decayEpochs + 1))
+  }
+}
+
+/// One epoch (also a line of the JSON-lines log): mean losses per batch.
+public struct CycleGANEpochRecord: Codable, Sendable, Equatable {
+  public var epoch: Int
+  public var step: Int
+  public var generatorLoss: Double
+  public var adversarialAB: Double
+  public var adversarialBA: Double
+  public var cycleA: Double
+  public var cycleB: Double
+  public var identity: Double
+  public var discriminatorA: Double
+  public var discriminatorB: Double
+  /// Mean L1 per pixel in [0, 1] units on held-out images: a vs G(F(a)), b vs F(G(b)).
+  public var heldOutCycleA: Double?
+  public var heldOutCycleB: Double?
+  public var learningRate: Float
+  public var seconds: Double
+  public var pairsPerSecond: Double
+}
+
+/// Sums over the batches of the current epoch.
+public struct CycleGANEpochSums: Codable, Sendable, Equatable {
+  public var batches = 0
+  public var generator = 0.0
+  public var adversarialAB = 0.0
+  public var adversarialBA = 0.0
+  public var cycleA = 0.0
+  public var cycleB = 0.0
+  public var identity = 0.0
+  public var discriminatorA = 0.0
+  public var discriminatorB = 0.0
+}
+
+public struct CycleGANTrainerState: Codable, Sendable, Equatable {
+  public var epoch = 0
+  public var batchInEpoch = 0
+  public var step = 0
+  /// The pools' draws.
+  public var poolRandom: SeededRandom
+  public var sums = CycleGANEpochSums()
+  public var history: [CycleGANEpochRecord] = []
+  public var elapsed = 0.0
+}
+
+public enum CycleGANTrainingEvent {
+  case batch(epoch: Int, batch: Int, batches: Int, generatorLoss: Double, pairsPerSecond: Double)
+  case epoch(CycleGANEpochRecord)
+  case checkpoint(path: String)
+}
+
+public final class CycleGANTrainer {
+  public let model: CycleGAN
+  public let settings: CycleGANTrainingSettings
+  public let trainA: ImageSet
+  public let trainB: ImageSet
+  /// Held-out images whose cycle errors are logged every epoch (may be empty).
+  public let heldOutA: ImageSet?
+  public let heldOutB: ImageSet?
+  public var state: CycleGANTrainerState
+  public var poolA: ImagePool
+  public var poolB: ImagePool
+  let generatorAdam: Adam
+  let discriminatorAdam: Adam
+  public let outputPath: String
+  public var checkpointPath: String { outputPath + ".checkpoint" }
+  public var shouldStop: () -> Bool = { false }
+  public var onEvent: (CycleGANTrainingEvent) -> Void = { _ in }
+  /// Test hooks: stop after this many epochs (a simulated kill); a NaN loss at this step.
+  public var stopAfterEpoch: Int? = nil
+  public var injectNonFiniteAtStep: Int? = nil
+  public var summaryExtras: [String: String] = [:]
+
+  public init(
+    model: CycleGAN, settings: CycleGANTrainingSettings, trainA: ImageSet, trainB: ImageSet,
+    heldOutA: ImageSet? = nil, heldOutB: ImageSet? = nil, outputPath: String
+  ) throws(ImageTrainingError) {
+    let c = model.configuration
+    for (name, set) in [("A", trainA), ("B", trainB), ("held-out A", heldOutA), ("held-out B", heldOutB)] {
+      guard let set else { continue }
+      guard set.height == c.height && set.width == c.width else {
+        throw .data("domain \(name) images are \(set.height)×\(set.width), the model's \(c.height)×\(c.width)")
+      }
+    }
+    guard trainA.count > 0 && trainB.count > 0 else { throw .data("no training images in domain \(trainA.count == 0 ? "A" : "B")") }
+    self.model = model
+    self.settings = settings
+    self.trainA = trainA
+    self.trainB = trainB
+    self.heldOutA = heldOutA
+    self.heldOutB = heldOutB
+    self.outputPath = outputPath
+    let h = Adam.Hyperparameters(learningRate: settings.learningRate, beta1: settings.beta1, beta2: 0.999)
+    generatorAdam = Adam(parameters: model.generatorParameters, hyperparameters: h)
+    discriminatorAdam = Adam(parameters: model.discriminatorParameters, hyperparameters: h)
+    poolA = ImagePool(capacity: settings.poolSize, imageSize: c.pixels)
+    poolB = ImagePool(capacity: settings.poolSize, imageSize: c.pixels)
+    state = CycleGANTrainerState(poolRandom: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 0x9001))
+  }
+
+  public var epochSize: Int { settings.epochSize > 0 ? settings.epochSize : max(trainA.count, trainB.count) }
+
+  /// The (A, B) image indices of every batch of `epoch`: each domain's order is a chain of
+  /// shuffles seeded by (seed, epoch, domain), so it depends on nothing else.
+  public func batches(epoch: Int) -> [(a: [Int], b: [Int])] {
+    func order(_ n: Int, domain: UInt64) -> [Int] {
+      var rng = SeededRandom(seed: settings.seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1) ^ domain << 56)
+      var out: [Int] = []
+      while out.count < epochSize {
+        var o = Array(0..<n)
+        o.shuffle(using: &rng)
+        out += o
+      }
+      return Array(out.prefix(epochSize))
+    }
+    let a = order(trainA.count, domain: 0xA)
+    let b = order(trainB.count, domain: 0xB)
+    let bs = max(1, settings.batchSize)
+    return stride(from: 0, to: epochSize, by: bs).map {
+      let r = $0..<min(epochSize, $0 + bs)
+      return (Array(a[r]), Array(b[r]))
+    }
+  }
+
+  /// Losses of one step, for the epoch sums.
+  struct StepLosses {
+    var generator: CycleGANGeneratorLoss
+    var total: Double
+    var discriminatorA: Double
+    var discriminatorB: Double
+  }
+
+  /// One step of both generators, then one of both discriminators on pooled fakes; throws
+  /// on a non-finite loss or gradient before the update it would poison.
+  func trainBatch(a: Tensor, b: Tensor) throws(ImageTrainingError) -> StepLosses {
+    let s = settings
+    zeroGradients(model.parameters)
+    let tape = Tape()
+    let g = model.generatorLoss(a: a, b: b, lambda: s.lambdaCycle, identityWeight: s.lambdaIdentity, tape: tape)
+    tape.backward(g.total)
+    var total = Double(g.total.value.scalar)
+    if injectNonFiniteAtStep == state.step { total = .nan }
+    guard total.isFinite && globalGradientNorm(model.generatorParameters).isFinite else {
+      throw .nonFinite(epoch: state.epoch, step: state.step, checkpoint: checkpointPath)
+    }
+    let lr = s.learningRate(epoch: state.epoch)
+    generatorAdam.learningRate = lr
+    generatorAdam.step()
+
+    // The generators' backward also reached the discriminators' weights: start clean.
+    zeroGradients(model.discriminatorParameters)
+    var rng = state.poolRandom
+    var pa = poolA
+    var pb = poolB
+    let fakeA = pa.query(g.fakeA, rng: &rng)
+    let fakeB = pb.query(g.fakeB, rng: &rng)
+    let dTape = Tape()
+    let lossA = model.discriminatorLoss(model.discriminatorA, real: a, fake: fakeA, tape: dTape)
+    let lossB = model.discriminatorLoss(model.discriminatorB, real: b, fake: fakeB, tape: dTape)
+    dTape.backward(lossA + lossB)
+    let da = Double(lossA.value.scalar)
+    let db = Double(lossB.value.scalar)
+    guard da.isFinite && db.isFinite && globalGradientNorm(model.discriminatorParameters).isFinite else {
+      throw .nonFinite(epoch: state.epoch, step: state.step, checkpoint: checkpointPath)
+    }
+    discriminatorAdam.learningRate = lr
+    discriminatorAdam.step()
+    poolA = pa
+    poolB = pb
+    state.poolRandom = rng
+    return StepLosses(generator: g, total: total, discriminatorA: da, discriminatorB: db)
+  }
+
+  public func run() throws(ImageTrainingError) -> ImageTrainingOutcome {
+    let start = Date()
+    let elapsedBefore = state.elapsed
+    var lastCheckpoint = Date()
+    while state.epoch < settings.epochs {
+      let epoch = state.epoch
+      let batches = batches(epoch: epoch)
+      let epochStart = Date()
+      var pairsThisSession = 0
+      while state.batchInEpoch < batches.count {
+        let (ia, ib) = batches[state.batchInEpoch]
+        let l = try trainBatch(a: model.networkInput(trainA.batch(ia)), b: model.networkInput(trainB.batch(ib)))
+        state.step += 1
+        state.batchInEpoch += 1
+        var sm = state.sums
+        sm.batches += 1
+        sm.generator += l.total
+        sm.adversarialAB += Double(l.generator.adversarialAB)
+        sm.adversarialBA += Double(l.generator.adversarialBA)
+        sm.cycleA += Double(l.generator.cycleA)
+        sm.cycleB += Double(l.generator.cycleB)
+        sm.identity += Double(l.generator.identityA + l.generator.identityB)
+        sm.discriminatorA += l.discriminatorA
+        sm.discriminatorB += l.discriminatorB
+        state.sums = sm
+        pairsThisSession += ia.count
+        state.elapsed = elapsedBefore + Date().timeIntervalSince(start)
+        onEvent(
+          .batch(
+            epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
+            generatorLoss: sm.generator / Double(sm.batches),
+            pairsPerSecond: Double(pairsThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
+        if shouldStop() {
+          try saveCheckpoint()
+          return .interrupted
+        }
+        if settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 {
+          try saveCheckpoint()
+          return .timeLimit
+        }
+        if Date().timeIntervalSince(lastCheckpoint) > settings.checkpointMinutes * 60 {
+          try saveCheckpoint()
+          lastCheckpoint = Date()
+        }
+      }
+      let seconds = Date().timeIntervalSince(epochStart)
+      let sm = state.sums
+      let n = Double(max(sm.batches, 1))
+      let record = CycleGANEpochRecord(
+        epoch: epoch + 1, step: state.step, generatorLoss: sm.generator / n, adversarialAB: sm.adversarialAB / n,
+        adversarialBA: sm.adversarialBA / n, cycleA: sm.cycleA / n, cycleB: sm.cycleB / n, identity: sm.identity / n,
+        discriminatorA: sm.discriminatorA / n, discriminatorB: sm.discriminatorB / n,
+        heldOutCycleA: heldOutA.flatMap { $0.count > 0 ? model.cycleError($0, from: .aToB) : nil },
+        heldOutCycleB: heldOutB.flatMap { $0.count > 0 ? model.cycleError($0, from: .bToA) : nil },
+        learningRate: settings.learningRate(epoch: epoch), seconds: seconds,
+        pairsPerSecond: Double(pairsThisSession) / max(seconds, 1e-9))
+      state.history.append(record)
+      state.epoch += 1
+      state.batchInEpoch = 0
+      state.sums = CycleGANEpochSums()
+      state.elapsed = elapsedBefore + Date().timeIntervalSince(start)
+      // A GAN has no validation loss to pick a best model by: the model is the latest epoch's.
+      try saveModel(to: outputPath)
+      onEvent(.epoch(record))
+      try saveCheckpoint()
+      lastCheckpoint = Date()
+      if let k = stopAfterEpoch, state.epoch >= k, state.epoch < settings.epochs {
+        return .stoppedAfterEpoch(state.epoch)
+      }
+      if settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 {
+        return state.epoch < settings.epochs ? .timeLimit : .finished
+      }
+    }
+    return .finished
+  }
+
+  // MARK: Files
+
+  public func summary() -> String {
+    var s = summaryExtras
+    s["epochs_completed"] = String(state.epoch)
+    s["steps"] = String(state.step)
+    s["training_images_a"] = String(trainA.count)
+    s["training_images_b"] = String(trainB.count)
+    s["seconds"] = String(format: "%.0f", state.elapsed)
+    if let last = state.history.last {
+      if let v = last.heldOutCycleA { s["held_out_cycle_error_a"] = String(format: "%.4f", v) }
+      if let v = last.heldOutCycleB { s["held_out_cycle_error_b"] = String(format: "%.4f", v) }
+    }
+    s["settings"] = ImageVAE.json(settings)
+    return ImageVAE.json(s)
+  }
+
+  public func saveModel(to path: String) throws(ImageTrainingError) {
+    do { try model.save(to: path, trainingSummary: summary()) } catch {
+      throw .checkpoint(error.description)
+    }
+  }
+
+  static let generatorOptimizer = "optimizer.generators."
+  static let discriminatorOptimizer = "optimizer.discriminators."
+
+  /// Weights, both Adams' moments, the pools and the trainer state in one file, written
+  /// atomically (temporary file + rename): a kill mid-write leaves the previous one.
+  public func saveCheckpoint() throws(ImageTrainingError) {
+    var file = model.container(trainingSummary: summary())
+    file.metadata["gvae.trainer_state"] = ImageVAE.json(state)
+    file.metadata["gvae.training_settings"] = ImageVAE.json(settings)
+    for (k, t) in generatorAdam.stateTensors() { file.entries[Self.generatorOptimizer + k] = .init(dtype: .F32, tensor: t) }
+    for (k, t) in discriminatorAdam.stateTensors() {
+      file.entries[Self.discriminatorOptimizer + k] = .init(dtype: .F32, tensor: t)
+    }
+    for (name, pool) in [("pool.a", poolA), ("pool.b", poolB)] where !pool.images.isEmpty {
+      file.entries[name] = .init(
+        dtype: .F32, tensor: Tensor(shape: [pool.images.count, pool.imageSize], storage: pool.images.flatMap { $0 }))
+    }
+    do { try file.write(to: URL(fileURLWithPath: checkpointPath)) } catch {
+      throw .checkpoint("cannot write \(checkpointPath): \(error)")
+    }
+    onEvent(.checkpoint(path: checkpointPath))
+  }
+
+  /// Restores everything `saveCheckpoint` wrote; the configuration must be this run's and
+  /// the counters ones a run can produce.
+  public func resume() throws(ImageTrainingError) {
+    func bad(_ m: String) -> ImageTrainingError { .checkpoint("\(checkpointPath): \(m); start without --resume") }
+    let file: SafeTensorsFile
+    do { file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: checkpointPath)) } catch {
+      throw .checkpoint("\(checkpointPath): \(error)")
+    }
+    guard file.metadata[CycleGAN.kindKey] == CycleGAN.kind else { throw bad("not a CycleGAN checkpoint") }
+    guard let js = file.metadata[CycleGAN.configurationKey],
+      let c = try? JSONDecoder().decode(CycleGANConfiguration.self, from: Data(js.utf8)), c == model.configuration
+    else { throw bad("holds a model with a different configuration") }
+    guard let sj = file.metadata["gvae.trainer_state"],
+      let s = try? JSONDecoder().decode(CycleGANTrainerState.self, from: Data(sj.utf8))
+    else { throw bad("trainer state is missing or malformed") }
+    guard (0...1_000_000).contains(s.epoch), s.step >= 0, s.history.count <= s.epoch, s.elapsed.isFinite,
+      s.elapsed >= 0, (0...batches(epoch: s.epoch).count).contains(s.batchInEpoch)
+    else { throw bad("impossible trainer state (epoch \(s.epoch), batch \(s.batchInEpoch), step \(s.step))") }
+    var pools: [ImagePool] = []
+    for name in ["pool.a", "pool.b"] {
+      var images: [[Float]] = []
+      if let t = file.entries[name]?.tensor {
+        let d = model.configuration.pixels
+        guard t.shape.count == 2, t.shape[1] == d, t.shape[0] <= settings.poolSize else {
+          throw bad("\(name) has shape \(t.shape), expected at most \(settings.poolSize) images of \(d) pixels")
+        }
+        images = (0..<t.shape[0]).map { Array(t.storage[($0 * d)..<(($0 + 1) * d)]) }
+      }
+      pools.append(ImagePool(capacity: settings.poolSize, imageSize: model.configuration.pixels, images: images))
+    }
+    func optimizerState(_ prefix: String) -> [String: Tensor] {
+      var out: [String: Tensor] = [:]
+      for (k, e) in file.entries where k.hasPrefix(prefix) { out[String(k.dropFirst(prefix.count))] = e.tensor }
+      return out
+    }
+    do {
+      var weights = file
+      weights.entries = file.entries.filter { !$0.key.hasPrefix("optimizer.") && !$0.key.hasPrefix("pool.") }
+      try weights.load(into: model.parameters)
+      try generatorAdam.loadState(optimizerState(Self.generatorOptimizer))
+      try discriminatorAdam.loadState(optimizerState(Self.discriminatorOptimizer))
+    } catch { throw .checkpoint("\(checkpointPath): \(error)") }
+    poolA = pools[0]
+    poolB = pools[1]
+    state = s
+  }
+}
+
+// MARK: - Model files
+
+extension CycleGAN {
+  public static let kindKey = ImageVAE.kindKey
+  public static let kind = "image-cyclegan"
+  public static let configurationKey = "gvae.image_configuration"
+  public static let formatKey = ImageVAE.formatKey
+  public static let format = "cyclegan-1"
+  public static let trainingKey = ImageVAE.trainingKey
+
+  public func container(trainingSummary: String = "{}") -> SafeTensorsFile {
+    var tensors: [String: Tensor] = [:]
+    for p in parameters { tensors[p.name] = p.value }
+    return SafeTensorsFile(
+      tensors: tensors,
+      metadata: [
+        Self.kindKey: Self.kind, Self.formatKey: Self.format,
+        Self.configurationKey: ImageVAE.json(configuration), Self.trainingKey: trainingSummary,
+      ])
+  }
+
+  /// Saves atomically (temporary file + rename).
+  public func save(to path: String, trainingSummary: String = "{}") throws(CycleGANError) {
+    do { try container(trainingSummary: trainingSummary).write(to: URL(fileURLWithPath: path)) } catch {
+      throw .file("cannot write \(path): \(error)")
+    }
+  }
+
+  public static func load(path: String) throws(CycleGANError) -> (model: CycleGAN, file: SafeTensorsFile) {
+    let file: SafeTensorsFile
+    do { file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: path)) } catch SafeTensorsError.io(_) {
+      throw .file("cannot read model file \(path)")
+    } catch {
+      throw .file("\(path): not a valid model file (\(error))")
+    }
+    return (try load(file, name: path), file)
+  }
+
+  /// Reads a model from a file's container; any other kind of model file is a clear error.
+  public static func load(_ file: SafeTensorsFile, name: String) throws(CycleGANError) -> CycleGAN {
+    guard file.metadata[kindKey] == kind else {
+      if file.metadata["gvae.grammar"] != nil || file.metadata["gvae.configuration"] != nil {
+        throw .wrongKind("\(name) is a Grammar VAE model file, not a CycleGAN; train one with `gvae image cyclegan train`")
+      }
+      if let other = file.metadata[kindKey] {
+        throw .wrongKind("\(name) is a model file of kind \(other), not a CycleGAN (\(kindKey)=\(kind))")
+      }
+      throw .wrongKind("\(name) is not a CycleGAN model file (no \(kindKey)=\(kind) metadata)")
+    }
+    guard file.metadata[formatKey] == format else {
+      throw .file("\(name): CycleGAN format \(file.metadata[formatKey] ?? "(none)"), this gvae reads \(format)")
+    }
+    guard let js = file.metadata[configurationKey],
+      let c = try? JSONDecoder().decode(CycleGANConfiguration.self, from: Data(js.utf8))
+    else { throw .file("\(name): the CycleGAN configuration in the metadata is missing or malformed") }
+    let model = try CycleGAN(configuration: c, seed: 0)
+    do { try file.load(into: model.parameters) } catch {
+      throw .file("\(name): \(error)")
+    }
+    return model
+  }
+}

@@ -1,0 +1,296 @@
+// Training a DCGAN: alternating Adam steps on D and G, seeded shuffles and noise, a fixed
+// latent batch for per-epoch sample grids, atomic checkpoints with both Adam states, exact
+// resume and a NaN guard.
+import Engine
+import Foundation
+import NN
+
+public struct GANTrainingSettings: Codable, Sendable, Equatable {
+  public var batchSize = 64
+  public var epochs = 5
+  /// Adam for both networks with DCGAN's values: lr 2e-4, β1 0.5.
+  public var learningRate: Float = 2e-4
+  public var beta1: Float = 0.5
+  public var seed: UInt64 = 0
+  public var maxMinutes: Double = 0
+  public var checkpointMinutes: Double = 10
+  /// Latents of the per-epoch sample grid (drawn once from the seed).
+  public var fixedSamples = 64
+
+  public init() {}
+}
+
+public struct GANEpochRecord: Codable, Sendable, Equatable {
+  public var epoch: Int
+  public var step: Int
+  /// Mean discriminator loss −log D(x) − log(1 − D(G(z))) and generator loss −log D(G(z)).
+  public var discriminatorLoss: Double
+  public var generatorLoss: Double
+  /// Mean D(x) on real batches and D(G(z)) on fake ones (before D's step).
+  public var realScore: Double
+  public var fakeScore: Double
+  public var seconds: Double
+  public var imagesPerSecond: Double
+}
+
+public struct GANTrainerState: Codable, Sendable, Equatable {
+  public var epoch = 0
+  public var batchInEpoch = 0
+  public var step = 0
+  /// The latent-noise stream of the training batches.
+  public var noise: SeededRandom
+  public var history: [GANEpochRecord] = []
+  public var sums = [Double](repeating: 0, count: 4)
+  public var epochImages = 0
+  public var elapsed = 0.0
+}
+
+public enum GANTrainingEvent {
+  case batch(epoch: Int, batch: Int, batches: Int, discriminatorLoss: Double, generatorLoss: Double,
+    realScore: Double, fakeScore: Double, imagesPerSecond: Double)
+  case epoch(GANEpochRecord)
+  case checkpoint(path: String)
+}
+
+/// One step's numbers.
+public struct GANStep: Sendable {
+  public var discriminatorLoss: Double
+  public var generatorLoss: Double
+  public var realScore: Double
+  public var fakeScore: Double
+}
+
+public final class GANTrainer {
+  public let model: ImageGAN
+  public let settings: GANTrainingSettings
+  public let images: ImageSet
+  public var state: GANTrainerState
+  let generatorAdam: Adam
+  let discriminatorAdam: Adam
+  public let outputPath: String
+  public var checkpointPath: String { outputPath + ".checkpoint" }
+  /// The latents of the per-epoch sample grid.
+  public let fixedLatents: Tensor
+  public var shouldStop: () -> Bool = { false }
+  public var onEvent: (GANTrainingEvent) -> Void = { _ in }
+  /// Test hooks: stop after this many epochs (a simulated kill); a NaN loss at this step.
+  public var stopAfterEpoch: Int? = nil
+  public var injectNonFiniteAtStep: Int? = nil
+  public var summaryExtras: [String: String] = [:]
+
+  public init(model: ImageGAN, settings: GANTrainingSettings, images: ImageSet, outputPath: String)
+    throws(ImageTrainingError)
+  {
+    let c = model.configuration
+    guard images.height == c.height && images.width == c.width else {
+      throw .data("the images are \(images.height)×\(images.width), the GAN's \(c.height)×\(c.width)")
+    }
+    guard images.count > 0 else { throw .data("no training images") }
+    self.model = model
+    self.settings = settings
+    self.images = images
+    self.outputPath = outputPath
+    let h = Adam.Hyperparameters(learningRate: settings.learningRate, beta1: settings.beta1)
+    generatorAdam = Adam(parameters: model.generatorParameters, hyperparameters: h)
+    discriminatorAdam = Adam(parameters: model.discriminatorParameters, hyperparameters: h)
+    var fixed = SeededRandom(seed: settings.seed ^ 0xF1ED_5A3B)
+    fixedLatents = Tensor(randomNormal: [max(1, settings.fixedSamples), c.latentSize], rng: &fixed)
+    state = GANTrainerState(noise: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 11))
+  }
+
+  /// The image order of an epoch in batches (the last may be short): only seed and epoch.
+  public func batches(epoch: Int) -> [[Int]] {
+    var rng = SeededRandom(seed: settings.seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1))
+    var order = Array(0..<images.count)
+    order.shuffle(using: &rng)
+    let bs = max(1, settings.batchSize)
+    return stride(from: 0, to: order.count, by: bs).map { Array(order[$0..<min(order.count, $0 + bs)]) }
+  }
+
+  static func meanSigmoid(_ logits: Tensor) -> Double {
+    var s = 0.0
+    for v in logits.storage { s += 1 / (1 + exp(-Double(v))) }
+    return s / Double(max(1, logits.count))
+  }
+
+  /// One discriminator step then one generator step on real images `x`; throws on a
+  /// non-finite loss or gradient before the step that would use it.
+  public func trainBatch(_ x: Tensor) throws(ImageTrainingError) -> GANStep {
+    let n = x.shape[0]
+    var noise = state.noise
+    let z = Tensor(randomNormal: [n, model.configuration.latentSize], rng: &noise)
+    let gTape = Tape()
+    let fake = model.generate(gTape.constant(z), tape: gTape, training: true)
+
+    // D: real batch and the generated batch (as a constant), each with its own statistics.
+    zeroGradients(model.discriminatorParameters)
+    let dTape = Tape()
+    let realLogits = model.discriminate(dTape.constant(x), tape: dTape)
+    let fakeLogits = model.discriminate(dTape.constant(fake.value), tape: dTape)
+    let dLoss = ImageGAN.discriminatorLoss(real: realLogits, fake: fakeLogits)
+    dTape.backward(dLoss)
+    var dv = Double(dLoss.value.scalar)
+    if injectNonFiniteAtStep == state.step { dv = .nan }
+    guard dv.isFinite && globalGradientNorm(model.discriminatorParameters).isFinite else {
+      throw .nonFinite(epoch: state.epoch, step: state.step, checkpoint: checkpointPath)
+    }
+    discriminatorAdam.step()
+
+    // G: the non-saturating loss through the updated D, back into the same G forward pass.
+    zeroGradients(model.generatorParameters)
+    let gLoss = ImageGAN.generatorLoss(fake: model.discriminate(fake, tape: gTape))
+    gTape.backward(gLoss)
+    let gv = Double(gLoss.value.scalar)
+    guard gv.isFinite && globalGradientNorm(model.generatorParameters).isFinite else {
+      throw .nonFinite(epoch: state.epoch, step: state.step, checkpoint: checkpointPath)
+    }
+    generatorAdam.step()
+    state.noise = noise
+    return GANStep(
+      discriminatorLoss: dv, generatorLoss: gv, realScore: Self.meanSigmoid(realLogits.value),
+      fakeScore: Self.meanSigmoid(fakeLogits.value))
+  }
+
+  /// G's images of the fixed latents (running statistics).
+  public func fixedSamples() -> [Float] { model.sample(latents: fixedLatents) }
+
+  public func run() throws(ImageTrainingError) -> ImageTrainingOutcome {
+    let start = Date()
+    let elapsedBefore = state.elapsed
+    var lastCheckpoint = Date()
+    while state.epoch < settings.epochs {
+      let epoch = state.epoch
+      let batches = batches(epoch: epoch)
+      let epochStart = Date()
+      var imagesThisSession = 0
+      while state.batchInEpoch < batches.count {
+        let rows = batches[state.batchInEpoch]
+        let s = try trainBatch(images.batch(rows))
+        state.step += 1
+        state.batchInEpoch += 1
+        let n = Double(rows.count)
+        state.sums[0] += s.discriminatorLoss * n
+        state.sums[1] += s.generatorLoss * n
+        state.sums[2] += s.realScore * n
+        state.sums[3] += s.fakeScore * n
+        state.epochImages += rows.count
+        imagesThisSession += rows.count
+        state.elapsed = elapsedBefore + Date().timeIntervalSince(start)
+        let m = Double(max(state.epochImages, 1))
+        onEvent(
+          .batch(
+            epoch: epoch, batch: state.batchInEpoch, batches: batches.count, discriminatorLoss: state.sums[0] / m,
+            generatorLoss: state.sums[1] / m, realScore: state.sums[2] / m, fakeScore: state.sums[3] / m,
+            imagesPerSecond: Double(imagesThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
+        if shouldStop() {
+          try saveCheckpoint()
+          return .interrupted
+        }
+        if settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 {
+          try saveCheckpoint()
+          return .timeLimit
+        }
+        if Date().timeIntervalSince(lastCheckpoint) > settings.checkpointMinutes * 60 {
+          try saveCheckpoint()
+          lastCheckpoint = Date()
+        }
+      }
+      let seconds = Date().timeIntervalSince(epochStart)
+      let m = Double(max(state.epochImages, 1))
+      let record = GANEpochRecord(
+        epoch: epoch + 1, step: state.step, discriminatorLoss: state.sums[0] / m, generatorLoss: state.sums[1] / m,
+        realScore: state.sums[2] / m, fakeScore: state.sums[3] / m, seconds: seconds,
+        imagesPerSecond: Double(imagesThisSession) / max(seconds, 1e-9))
+      state.history.append(record)
+      state.epoch += 1
+      state.batchInEpoch = 0
+      state.sums = [0, 0, 0, 0]
+      state.epochImages = 0
+      state.elapsed = elapsedBefore + Date().timeIntervalSince(start)
+      // A GAN has no validation bound: the latest weights are the model.
+      try saveModel(to: outputPath)
+      onEvent(.epoch(record))
+      try saveCheckpoint()
+      lastCheckpoint = Date()
+      if let k = stopAfterEpoch, state.epoch >= k, state.epoch < settings.epochs {
+        return .stoppedAfterEpoch(state.epoch)
+      }
+      if settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 {
+        return state.epoch < settings.epochs ? .timeLimit : .finished
+      }
+    }
+    return .finished
+  }
+
+  // MARK: Files
+
+  public func summary() -> String {
+    var s = summaryExtras
+    s["epochs_completed"] = String(state.epoch)
+    s["steps"] = String(state.step)
+    s["training_images"] = String(images.count)
+    s["seconds"] = String(format: "%.0f", state.elapsed)
+    if let last = state.history.last {
+      s["discriminator_loss"] = String(format: "%.4f", last.discriminatorLoss)
+      s["generator_loss"] = String(format: "%.4f", last.generatorLoss)
+    }
+    s["settings"] = ImageVAE.json(settings)
+    return ImageVAE.json(s)
+  }
+
+  public func saveModel(to path: String) throws(ImageTrainingError) {
+    do { try model.save(to: path, trainingSummary: summary()) } catch { throw .checkpoint(error.description) }
+  }
+
+  static let generatorOptimizerPrefix = "optimizer.generator."
+  static let discriminatorOptimizerPrefix = "optimizer.discriminator."
+
+  /// Both networks, their batch-norm statistics, both Adam states and the trainer state in
+  /// one file, written atomically (the model's kind, so `gan sample` reads it too).
+  public func saveCheckpoint() throws(ImageTrainingError) {
+    var file = model.container(trainingSummary: summary())
+    file.metadata["gvae.trainer_state"] = ImageVAE.json(state)
+    file.metadata["gvae.training_settings"] = ImageVAE.json(settings)
+    for (prefix, adam) in [
+      (Self.generatorOptimizerPrefix, generatorAdam), (Self.discriminatorOptimizerPrefix, discriminatorAdam),
+    ] {
+      for (k, t) in adam.stateTensors() { file.entries[prefix + k] = SafeTensorsEntry(dtype: .F32, tensor: t) }
+    }
+    do { try file.write(to: URL(fileURLWithPath: checkpointPath)) } catch {
+      throw .checkpoint("cannot write \(checkpointPath): \(error)")
+    }
+    onEvent(.checkpoint(path: checkpointPath))
+  }
+
+  /// Restores both networks, both Adam states and the trainer state; the configuration must
+  /// be this run's and the counters ones a run can produce.
+  public func resume() throws(ImageTrainingError) {
+    func bad(_ m: String) -> ImageTrainingError { .checkpoint("\(checkpointPath): \(m); start without --resume") }
+    let file: SafeTensorsFile
+    do { file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: checkpointPath)) } catch {
+      throw .checkpoint("\(checkpointPath): \(error)")
+    }
+    guard file.metadata[ImageVAE.kindKey] == ImageGAN.kind else { throw bad("not a GAN checkpoint") }
+    guard let js = file.metadata[ImageGAN.configurationKey],
+      let c = try? JSONDecoder().decode(ImageGANConfiguration.self, from: Data(js.utf8)), c == model.configuration
+    else { throw bad("holds a GAN with a different configuration") }
+    guard let sj = file.metadata["gvae.trainer_state"],
+      let s = try? JSONDecoder().decode(GANTrainerState.self, from: Data(sj.utf8))
+    else { throw bad("trainer state is missing or malformed") }
+    guard (0...1_000_000).contains(s.epoch), s.step >= 0, s.epochImages >= 0, s.sums.count == 4,
+      s.history.count <= s.epoch, s.elapsed.isFinite, s.elapsed >= 0,
+      (0...batches(epoch: s.epoch).count).contains(s.batchInEpoch)
+    else { throw bad("impossible trainer state (epoch \(s.epoch), batch \(s.batchInEpoch), step \(s.step))") }
+    func optimizerState(_ prefix: String) -> [String: Tensor] {
+      var out: [String: Tensor] = [:]
+      for (k, e) in file.entries where k.hasPrefix(prefix) { out[String(k.dropFirst(prefix.count))] = e.tensor }
+      return out
+    }
+    do {
+      try file.load(into: model.parameters + model.buffers, allowUnexpected: true)
+      try generatorAdam.loadState(optimizerState(Self.generatorOptimizerPrefix))
+      try discriminatorAdam.loadState(optimizerState(Self.discriminatorOptimizerPrefix))
+    } catch { throw .checkpoint("\(checkpointPath): \(error)") }
+    state = s
+  }
+}
