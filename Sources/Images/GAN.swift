@@ -81,6 +81,9 @@ public final class ImageGAN: @unchecked Sendable {
   public static let configurationKey = "gvae.image_gan_configuration"
 
   public let configuration: ImageGANConfiguration
+  /// Synchronised batch norm under mpirun: every batch-norm layer's statistics are summed
+  /// over the ranks, so each rank's shard is normalised as the whole batch would be.
+  public var batchNormSum: SumAcrossReplicas? = nil
   let project: Dense
   let projectNorm: BatchNorm
   let deconvs: [ConvTranspose2D]
@@ -159,11 +162,12 @@ public final class ImageGAN: @unchecked Sendable {
     let c = configuration
     let n = z.shape[0]
     let (h0, w0) = c.baseSize
-    var h = relu(projectNorm(project(z, tape: tape), tape: tape, training: training))
+    let sum = training ? batchNormSum : nil
+    var h = relu(projectNorm(project(z, tape: tape), tape: tape, training: training, sumAcross: sum))
     h = h.reshaped([n, c.generatorChannels[0], h0, w0])
     for (i, l) in deconvs.enumerated() {
       h = l(h, tape: tape)
-      if i < generatorNorms.count { h = relu(generatorNorms[i](h, tape: tape, training: training)) }
+      if i < generatorNorms.count { h = relu(generatorNorms[i](h, tape: tape, training: training, sumAcross: sum)) }
     }
     return h.reshaped([n, c.pixels])
   }
@@ -172,10 +176,11 @@ public final class ImageGAN: @unchecked Sendable {
   public func discriminate(_ x: Var, tape: Tape, training: Bool = true) -> Var {
     let c = configuration
     let n = x.shape[0]
+    let sum = training ? batchNormSum : nil
     var h = x.reshaped([n, 1, c.height, c.width])
     for (l, norm) in zip(convs, discriminatorNorms) {
       h = l(h, tape: tape)
-      if let norm { h = leakyRelu(norm(h, tape: tape, training: training), slope: 0.2) }
+      if let norm { h = leakyRelu(norm(h, tape: tape, training: training, sumAcross: sum), slope: 0.2) }
     }
     return discriminatorOutput(h.reshaped([n, c.discriminatorOutput]), tape: tape)
   }
@@ -197,13 +202,23 @@ public final class ImageGAN: @unchecked Sendable {
 
   /// The discriminator loss −log D(x) − log(1 − D(G(z))) (means over each batch) and the
   /// non-saturating generator loss −log D(G(z)), from logits, stably.
-  public static func discriminatorLoss(real: Var, fake: Var) -> Var {
-    binaryCrossEntropy(logits: real, targets: Tensor(repeating: 1, shape: real.shape))
-      + binaryCrossEntropy(logits: fake, targets: Tensor(zeros: fake.shape))
+  ///
+  /// `batch` (default: the rows given) divides the sums: a rank's share of a loss over a
+  /// larger batch, whose shares add up to the whole batch's mean.
+  public static func discriminatorLoss(real: Var, fake: Var, batch: Int? = nil) -> Var {
+    guard let batch else {
+      return binaryCrossEntropy(logits: real, targets: Tensor(repeating: 1, shape: real.shape))
+        + binaryCrossEntropy(logits: fake, targets: Tensor(zeros: fake.shape))
+    }
+    let sum = binaryCrossEntropy(logits: real, targets: Tensor(repeating: 1, shape: real.shape), reduction: .sum)
+      + binaryCrossEntropy(logits: fake, targets: Tensor(zeros: fake.shape), reduction: .sum)
+    return sum * (1 / Float(batch))
   }
 
-  public static func generatorLoss(fake: Var) -> Var {
-    binaryCrossEntropy(logits: fake, targets: Tensor(repeating: 1, shape: fake.shape))
+  public static func generatorLoss(fake: Var, batch: Int? = nil) -> Var {
+    guard let batch else { return binaryCrossEntropy(logits: fake, targets: Tensor(repeating: 1, shape: fake.shape)) }
+    return binaryCrossEntropy(logits: fake, targets: Tensor(repeating: 1, shape: fake.shape), reduction: .sum)
+      * (1 / Float(batch))
   }
 
   // MARK: Files

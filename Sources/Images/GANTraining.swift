@@ -1,6 +1,6 @@
 // Training a DCGAN: alternating Adam steps on D and G, seeded shuffles and noise, a fixed
 // latent batch for per-epoch sample grids, atomic checkpoints with both Adam states, exact
-// resume and a NaN guard.
+// resume and a NaN guard; data-parallel under mpirun.
 import Engine
 import Foundation
 import NN
@@ -77,6 +77,12 @@ public final class GANTrainer {
   public var stopAfterEpoch: Int? = nil
   public var injectNonFiniteAtStep: Int? = nil
   public var summaryExtras: [String: String] = [:]
+  /// Under mpirun every rank runs its rows of each batch (with the latents one process would
+  /// draw for them) through both networks, with batch norm synchronised over the ranks;
+  /// gradients are summed in buckets; only rank 0 writes files.
+  public let cluster: Cluster
+  let generatorReducer: GradientReducer
+  let discriminatorReducer: GradientReducer
 
   public init(model: ImageGAN, settings: GANTrainingSettings, images: ImageSet, outputPath: String)
     throws(ImageTrainingError)
@@ -96,6 +102,24 @@ public final class GANTrainer {
     var fixed = SeededRandom(seed: settings.seed ^ 0xF1ED_5A3B)
     fixedLatents = Tensor(randomNormal: [max(1, settings.fixedSamples), c.latentSize], rng: &fixed)
     state = GANTrainerState(noise: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 11))
+    cluster = Cluster.world
+    generatorReducer = GradientReducer(parameters: model.generatorParameters, cluster: cluster)
+    discriminatorReducer = GradientReducer(parameters: model.discriminatorParameters, cluster: cluster)
+    if cluster.size > 1 {
+      // Each rank normalises with the whole batch's statistics, so each needs rows.
+      let bs = max(1, settings.batchSize)
+      let last = images.count % bs
+      if let small = [min(bs, images.count), last].filter({ $0 > 0 && $0 < cluster.size }).min() {
+        throw .data(
+          "batch norm is synchronised over the ranks, and a batch of \(small) images leaves a rank of "
+            + "\(cluster.size) without any: choose a --batch-size (or data size) whose batches all have at least "
+            + "\(cluster.size) images")
+      }
+      let ranks = cluster
+      model.batchNormSum = { ranks.allReduceSum(&$0) }
+      // Every rank starts from rank 0's weights.
+      GradientReducer.broadcast(model.parameters + model.buffers, cluster: cluster)
+    }
   }
 
   /// The image order of an epoch in batches (the last may be short): only seed and epoch.
@@ -107,29 +131,55 @@ public final class GANTrainer {
     return stride(from: 0, to: order.count, by: bs).map { Array(order[$0..<min(order.count, $0 + bs)]) }
   }
 
-  static func meanSigmoid(_ logits: Tensor) -> Double {
-    var s = 0.0
-    for v in logits.storage { s += 1 / (1 + exp(-Double(v))) }
-    return s / Double(max(1, logits.count))
+  /// Rows `lo..<hi` of a [n, d] tensor.
+  static func rows(_ t: Tensor, _ lo: Int, _ hi: Int) -> Tensor {
+    let d = t.shape[1]
+    return Tensor(shape: [hi - lo, d], storage: Array(t.storage[(lo * d)..<(hi * d)]))
   }
 
-  /// One discriminator step then one generator step on real images `x`; throws on a
-  /// non-finite loss or gradient before the step that would use it.
+  static func sigmoidSum(_ logits: Tensor) -> Double {
+    var s = 0.0
+    for v in logits.storage { s += 1 / (1 + exp(-Double(v))) }
+    return s
+  }
+
+  /// Backward of `loss` with the gradients of `reducer`'s parameters summed over the ranks,
+  /// each bucket as soon as its gradients are complete.
+  func backward(_ loss: Var, on tape: Tape, reducer: GradientReducer) {
+    guard cluster.size > 1 else { return tape.backward(loss) }
+    reducer.begin()
+    tape.onParameterGradient = reducer.gradientReady
+    tape.backward(loss)
+    reducer.finish()
+  }
+
+  /// One discriminator step then one generator step on real images `x` (the whole batch;
+  /// under mpirun each rank runs its contiguous rows); throws on a non-finite loss or
+  /// gradient before the step that would use it.
   public func trainBatch(_ x: Tensor) throws(ImageTrainingError) -> GANStep {
     let n = x.shape[0]
     var noise = state.noise
     let z = Tensor(randomNormal: [n, model.configuration.latentSize], rng: &noise)
+    let whole = cluster.size == 1
+    let lo = n * cluster.rank / cluster.size
+    let hi = n * (cluster.rank + 1) / cluster.size
+    let xs = whole ? x : Self.rows(x, lo, hi)
+    let zs = whole ? z : Self.rows(z, lo, hi)
+    let share: Int? = whole ? nil : n
     let gTape = Tape()
-    let fake = model.generate(gTape.constant(z), tape: gTape, training: true)
+    let fake = model.generate(gTape.constant(zs), tape: gTape, training: true)
 
     // D: real batch and the generated batch (as a constant), each with its own statistics.
     zeroGradients(model.discriminatorParameters)
     let dTape = Tape()
-    let realLogits = model.discriminate(dTape.constant(x), tape: dTape)
+    let realLogits = model.discriminate(dTape.constant(xs), tape: dTape)
     let fakeLogits = model.discriminate(dTape.constant(fake.value), tape: dTape)
-    let dLoss = ImageGAN.discriminatorLoss(real: realLogits, fake: fakeLogits)
-    dTape.backward(dLoss)
-    var dv = Double(dLoss.value.scalar)
+    let dLoss = ImageGAN.discriminatorLoss(real: realLogits, fake: fakeLogits, batch: share)
+    backward(dLoss, on: dTape, reducer: discriminatorReducer)
+    // Sums over the ranks: D's loss and both mean scores.
+    var sums = [Double(dLoss.value.scalar), Self.sigmoidSum(realLogits.value), Self.sigmoidSum(fakeLogits.value)]
+    if !whole { cluster.allReduceSum(&sums) }
+    var dv = sums[0]
     if injectNonFiniteAtStep == state.step { dv = .nan }
     guard dv.isFinite && globalGradientNorm(model.discriminatorParameters).isFinite else {
       throw .nonFinite(epoch: state.epoch, step: state.step, checkpoint: checkpointPath)
@@ -138,17 +188,18 @@ public final class GANTrainer {
 
     // G: the non-saturating loss through the updated D, back into the same G forward pass.
     zeroGradients(model.generatorParameters)
-    let gLoss = ImageGAN.generatorLoss(fake: model.discriminate(fake, tape: gTape))
-    gTape.backward(gLoss)
-    let gv = Double(gLoss.value.scalar)
+    let gLoss = ImageGAN.generatorLoss(fake: model.discriminate(fake, tape: gTape), batch: share)
+    backward(gLoss, on: gTape, reducer: generatorReducer)
+    var gSum = [Double(gLoss.value.scalar)]
+    if !whole { cluster.allReduceSum(&gSum) }
+    let gv = gSum[0]
     guard gv.isFinite && globalGradientNorm(model.generatorParameters).isFinite else {
       throw .nonFinite(epoch: state.epoch, step: state.step, checkpoint: checkpointPath)
     }
     generatorAdam.step()
     state.noise = noise
     return GANStep(
-      discriminatorLoss: dv, generatorLoss: gv, realScore: Self.meanSigmoid(realLogits.value),
-      fakeScore: Self.meanSigmoid(fakeLogits.value))
+      discriminatorLoss: dv, generatorLoss: gv, realScore: sums[1] / Double(n), fakeScore: sums[2] / Double(n))
   }
 
   /// G's images of the fixed latents (running statistics).
@@ -182,11 +233,17 @@ public final class GANTrainer {
             epoch: epoch, batch: state.batchInEpoch, batches: batches.count, discriminatorLoss: state.sums[0] / m,
             generatorLoss: state.sums[1] / m, realScore: state.sums[2] / m, fakeScore: state.sums[3] / m,
             imagesPerSecond: Double(imagesThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
-        if shouldStop() {
+        // Ranks stop together: a stop request or the time limit on any rank stops all.
+        var flags = [
+          shouldStop() ? 1.0 : 0,
+          settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 ? 1 : 0,
+        ]
+        if cluster.size > 1 { cluster.allReduceSum(&flags) }
+        if flags[0] > 0 {
           try saveCheckpoint()
           return .interrupted
         }
-        if settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 {
+        if flags[1] > 0 {
           try saveCheckpoint()
           return .timeLimit
         }
@@ -215,7 +272,9 @@ public final class GANTrainer {
       if let k = stopAfterEpoch, state.epoch >= k, state.epoch < settings.epochs {
         return .stoppedAfterEpoch(state.epoch)
       }
-      if settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 {
+      var late = [settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 ? 1.0 : 0]
+      if cluster.size > 1 { cluster.allReduceSum(&late) }
+      if late[0] > 0 {
         return state.epoch < settings.epochs ? .timeLimit : .finished
       }
     }
@@ -239,6 +298,7 @@ public final class GANTrainer {
   }
 
   public func saveModel(to path: String) throws(ImageTrainingError) {
+    guard cluster.isRoot else { return }
     do { try model.save(to: path, trainingSummary: summary()) } catch { throw .checkpoint(error.description) }
   }
 
@@ -248,6 +308,7 @@ public final class GANTrainer {
   /// Both networks, their batch-norm statistics, both Adam states and the trainer state in
   /// one file, written atomically (the model's kind, so `gan sample` reads it too).
   public func saveCheckpoint() throws(ImageTrainingError) {
+    guard cluster.isRoot else { return }
     var file = model.container(trainingSummary: summary())
     file.metadata["gvae.trainer_state"] = ImageVAE.json(state)
     file.metadata["gvae.training_settings"] = ImageVAE.json(settings)

@@ -52,6 +52,7 @@ struct ImageClassifierTrainCommand: ParsableCommand {
   @Option(help: "Epochs.") var epochs: Int = 4
   @Option(name: .customLong("batch-size"), help: "Images per batch.") var batchSize: Int = 64
   @Option(help: "Adam learning rate of the first epoch.") var lr: Float = 1e-3
+  @Option(help: "Learning-rate factor per epoch (epoch e runs at lr·decay^e).") var decay: Float = 0.5
   @Option(help: "Convolution channels, comma-separated.") var channels: String = "32,64,64"
   @Option(help: "Width of the feature layer.") var hidden: Int = 128
   @Option(help: "Dropout rate on the features.") var dropout: Float = 0.3
@@ -68,6 +69,7 @@ struct ImageClassifierTrainCommand: ParsableCommand {
     guard (1...1000).contains(epochs) else { throw ValidationError("--epochs must be in 1…1000") }
     guard (1...100_000).contains(batchSize) else { throw ValidationError("--batch-size must be in 1…100000") }
     guard lr > 0 && lr.isFinite else { throw ValidationError("--lr must be positive") }
+    guard decay > 0 && decay <= 1 else { throw ValidationError("--decay must be in (0, 1]") }
     guard (1...65_536).contains(hidden) else { throw ValidationError("--hidden must be in 1…65536") }
     guard dropout >= 0 && dropout < 1 else { throw ValidationError("--dropout must be in [0, 1)") }
     guard (0...16).contains(shift) else { throw ValidationError("--shift must be in 0…16") }
@@ -101,6 +103,7 @@ struct ImageClassifierTrainCommand: ParsableCommand {
     settings.epochs = epochs
     settings.batchSize = batchSize
     settings.learningRate = lr
+    settings.decay = decay
     settings.seed = seed
     settings.shift = shift
     settings.maxMinutes = maxMinutes

@@ -20,7 +20,7 @@ func loadGAN(_ path: String) throws -> ImageGAN {
   do { return try ImageGAN.load(path: path).model } catch { throw fail(error.description) }
 }
 
-struct ImageGANTrainCommand: ParsableCommand {
+struct ImageGANTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   static let configuration = CommandConfiguration(
     commandName: "train",
     abstract: "Train a DCGAN: the non-saturating loss, Adam (lr 2e-4, β1 0.5), weights N(0, 0.02).",
@@ -34,7 +34,9 @@ struct ImageGANTrainCommand: ParsableCommand {
       networks and Adam states, every epoch and every --checkpoint-minutes), MODEL.log.jsonl, \
       and MODEL.samples/epoch-NNN.png, a grid of the same --grid latents after every epoch. \
       Ctrl-C saves a checkpoint; --resume continues exactly. A NaN or infinite loss stops \
-      training with the last good checkpoint kept.
+      training with the last good checkpoint kept. Under `mpirun -np N` each rank trains its rows \
+      of every batch (batch norm synchronised over the ranks, gradients summed): the same run as \
+      one process; only rank 0 writes.
       """)
 
   @Option(help: "Data directory or file.") var data: String
@@ -161,7 +163,9 @@ struct ImageGANTrainCommand: ParsableCommand {
     let sampleDirectory = output + ".samples"
     let progress = GANProgress()
     var sampleError: String? = nil
+    let root = Cluster.world.isRoot
     trainer.onEvent = { event in
+      guard root else { return }
       switch event {
       case .batch(let epoch, let batch, let batches, let dl, let gl, let real, let fake, let rate):
         progress.update(epoch: epoch, epochs: epochs, batch: batch, batches: batches, d: dl, g: gl, real: real, fake: fake, rate: rate)
@@ -185,7 +189,7 @@ struct ImageGANTrainCommand: ParsableCommand {
     let outcome: ImageTrainingOutcome
     do { outcome = try trainer.run() } catch {
       progress.finishLine()
-      TrainingLog.append("{\"event\":\"error\",\"message\":\(jsonString("\(error)"))}", to: logPath)
+      if root { TrainingLog.append("{\"event\":\"error\",\"message\":\(jsonString("\(error)"))}", to: logPath) }
       throw fail("\(error)")
     }
     progress.finishLine()
@@ -200,7 +204,10 @@ struct ImageGANTrainCommand: ParsableCommand {
     case .stoppedAfterEpoch(let e):
       printError("gvae: stopped after epoch \(e)")
     }
-    if !FileManager.default.fileExists(atPath: output) {
+    // Decided together: the ranks' file systems may differ.
+    var unsaved = [FileManager.default.fileExists(atPath: output) ? 0.0 : 1]
+    Cluster.world.allReduceSum(&unsaved)
+    if unsaved[0] > 0 {
       do { try trainer.saveModel(to: output) } catch { throw fail("\(error)") }
     }
   }

@@ -159,6 +159,54 @@ struct ClusterToolTests {
     #expect(r.status == 0 && r.stderr.contains("resumed at epoch 4"), "\(r.stderr)")
   }
 
+  /// The DCGAN trains data-parallel: each rank its rows of each batch with synchronised batch
+  /// norm in both networks; 2 and 3 ranks (80 images in batches of 10), the same losses as one
+  /// process, the same weights, one writer.
+  @Test(arguments: [2, 3]) func ganTrainsDataParallel(ranks: Int) throws {
+    let dir = try tinyMNIST()
+    func args(_ output: String, epochs: Int = 3, batch: Int = 10) -> [String] {
+      [
+        "image", "gan", "train", "--data", dir.path, "--output", output, "--epochs", String(epochs),
+        "--batch-size", String(batch), "--latent", "8", "--g-channels", "8,4", "--d-channels", "4,8", "--seed", "2",
+        "--grid", "4",
+      ]
+    }
+    let one = dir.appendingPathComponent("one.safetensors").path
+    let many = dir.appendingPathComponent("many.safetensors").path
+    let a = try gvae(args(one))
+    #expect(a.status == 0, "\(a.stderr)")
+    let b = try mpirun(ranks, args(many))
+    #expect(b.status == 0, "\(b.stderr)")
+    func curve(_ m: String) throws -> [[Double]] {
+      try String(contentsOfFile: m + ".log.jsonl", encoding: .utf8).split(separator: "\n").compactMap {
+        guard let o = try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any],
+          o["event"] as? String == "epoch"
+        else { return nil }
+        return try ["discriminatorLoss", "generatorLoss", "realScore", "fakeScore"].map { try #require(o[$0] as? Double) }
+      }
+    }
+    let (ca, cb) = (try curve(one), try curve(many))
+    #expect(ca.count == 3 && cb.count == 3)
+    for (x, y) in zip(ca, cb) {
+      for (u, v) in zip(x, y) { #expect(abs(u - v) <= 1e-4 * abs(u), "\(x) vs \(y)") }
+    }
+    #expect(b.stderr.components(separatedBy: "gvae: finished 3 epochs").count == 2, "\(b.stderr)")
+    // Samples of the two models agree (running statistics included) to float rounding.
+    let (sa, sb) = (one + ".npy", many + ".npy")
+    #expect(try gvae(["image", "gan", "sample", "--model", one, "-n", "6", "--output", sa]).status == 0)
+    #expect(try gvae(["image", "gan", "sample", "--model", many, "-n", "6", "--output", sb]).status == 0)
+    let (pa, pb) = (try Data(contentsOf: URL(fileURLWithPath: sa)), try Data(contentsOf: URL(fileURLWithPath: sb)))
+    #expect(pa.count == pb.count && pa.count > 6 * 64 * 4)
+    let fa = pa.suffix(6 * 64 * 4).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    let fb = pb.suffix(6 * 64 * 4).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    #expect(zip(fa, fb).map { abs($0 - $1) }.max()! < 1e-3)
+    // A two-rank checkpoint resumes in one process; a batch that leaves a rank empty is refused.
+    let r = try gvae(args(many, epochs: 4) + ["--resume"])
+    #expect(r.status == 0 && r.stderr.contains("resumed at epoch 4"), "\(r.stderr)")
+    let small = try mpirun(ranks, args(dir.appendingPathComponent("small.safetensors").path, batch: 79))
+    #expect(small.status != 0 && small.stderr.contains("leaves a rank of \(ranks) without any"), "\(small.stderr)")
+  }
+
   /// `mpirun -np N gvae encode` prints what one process prints, byte for byte, bad lines
   /// (in place, JSON) and seeded posterior samples included.
   @Test(arguments: [2, 3]) func shardedEncodeIsOneProcessOutput(ranks: Int) throws {
