@@ -92,6 +92,25 @@ func randn(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
     #expect(y.shape == [2, 2, 6, 8])
   }
 
+  /// The fused piecewise-linear activations (the DCGAN's ReLU and leaky ReLU) and the DCGAN's
+  /// own geometry, 4×4 kernels at stride 2 with padding 1, in both directions. Seeds whose
+  /// pre-activations stay clear of the kink by more than the step.
+  @Test(arguments: [Activation.relu, .leakyRelu(slope: 0.2), .sigmoid])
+  func dcganGeometryGradients(activation: Activation) {
+    let rd = checkGradients([randn([3, 4], seed: 21), randn([5, 4], seed: 22), randn([5], seed: 23)]) { v in
+      dense(v[0], weight: v[1], bias: v[2], activation: activation)
+    }
+    #expect(rd.worstError < 1e-2, "dense: \(rd)")
+    let rc = checkGradients([randn([2, 2, 6, 6], seed: 24), randn([3, 2, 4, 4], seed: 25), randn([3], seed: 26)]) { v in
+      conv2D(v[0], weight: v[1], bias: v[2], stride: (2, 2), padding: (1, 1), activation: activation)
+    }
+    #expect(rc.worstError < 1e-2, "conv2D: \(rc)")
+    let rt = checkGradients([randn([2, 3, 3, 3], seed: 27), randn([3, 2, 4, 4], seed: 28), randn([2], seed: 29)]) { v in
+      convTranspose2D(v[0], weight: v[1], bias: v[2], stride: (2, 2), padding: (1, 1), activation: activation)
+    }
+    #expect(rt.worstError < 1e-2, "convTranspose2D: \(rt)")
+  }
+
   @Test func convTransposeIsAdjointOfConv() {
     // <conv(x), y> == <x, convT(y)> for the same weight (no bias).
     let x = randn([1, 2, 6, 5], seed: 1)
