@@ -35,12 +35,16 @@ struct ToolResult {
 
 /// Runs gvae (or `executable`) with `stdin`, in `directory` when given.
 func gvae(
-  _ arguments: [String], stdin: String = "", in directory: URL? = nil, executable: URL? = nil
+  _ arguments: [String], stdin: String = "", in directory: URL? = nil, executable: URL? = nil,
+  environment: [String: String] = [:]
 ) throws -> ToolResult {
   let binary = try #require(gvaeBinary, "gvae binary not found; build it or set GVAE_BINARY")
   let process = Process()
   process.executableURL = executable ?? binary
   process.arguments = arguments
+  if !environment.isEmpty {
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+  }
   if let directory { process.currentDirectoryURL = directory }
   // stdin and stderr go through files, stdout through a pipe read to the end: no deadlock.
   let stdinFile = try temporaryFile(stdin, name: "stdin-\(UUID().uuidString)")
