@@ -221,7 +221,7 @@ func readImageModelFile(_ path: String) throws(ImageModelError) -> SafeTensorsFi
 func wrongKindMessage(_ path: String, _ file: SafeTensorsFile, expected: String, hint: String) -> String {
   let kinds = [
     ImageVAE.kind: "an image VAE", SSVAE.kind: "a semi-supervised VAE (M2)", ImageClassifier.kind: "an image classifier",
-    "image-gan": "an image GAN",
+    "image-gan": "an image GAN", "image-cyclegan": "a CycleGAN",
   ]
   if let k = file.metadata[ImageVAE.kindKey] {
     return "\(path) is \(kinds[k] ?? "a '\(k)'") model file, not \(expected); \(hint)"

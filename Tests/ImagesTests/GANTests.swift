@@ -324,6 +324,24 @@ func temporaryPath(_ name: String) -> String {
     }
   }
 
+  /// The same through a classifier's features, as `gvae image score` computes it: images
+  /// against themselves give 0, and pixel noise moves the features further the more there is.
+  @Test func scoreOfImagesAgainstThemselvesIsZeroAndGrowsWithPixelNoise() throws {
+    let classifier = try ImageClassifier(configuration: .init(height: 8, width: 8, classes: 4, channels: [4, 8], hidden: 16), seed: 2)
+    let set = stripeImages(200, height: 8, width: 8)
+    let same = classifier.score(set.pixels, count: set.count, reference: set)
+    #expect(try #require(same.frechetDistance) < 1e-6)
+    var rng = SeededRandom(seed: 11)
+    let noise = (0..<set.pixels.count).map { _ in rng.nextNormal() }
+    var previous = 0.0
+    for level: Float in [0.05, 0.2, 0.5] {
+      let noisy = zip(set.pixels, noise).map { min(1, max(0, $0 + level * $1)) }
+      let d = try #require(classifier.score(noisy, count: set.count, reference: set).frechetDistance)
+      #expect(d > previous, "noise \(level): \(d) after \(previous)")
+      previous = d
+    }
+  }
+
   @Test func diagonalCaseMatchesTheClosedForm() {
     // Independent columns: FD = Σ (μ₁ − μ₂)² + (σ₁ − σ₂)², from the sample statistics.
     var rng = SeededRandom(seed: 9)
