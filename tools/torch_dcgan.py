@@ -45,6 +45,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(args.threads)
     torch.manual_seed(0)
     G, D = generator(), discriminator()
     G.apply(init)
@@ -56,7 +57,7 @@ def main():
     # Pixel values do not change the cost; a fixed pool of uniform images stands in for MNIST.
     pool = torch.rand(16 * b, 1, 28, 28)
     ones, zeros = torch.ones(b, 1), torch.zeros(b, 1)
-    start = None
+    start = time.perf_counter()
     for step in range(args.warmup + args.steps):
         if step == args.warmup:
             start = time.perf_counter()
@@ -72,7 +73,7 @@ def main():
         lg.backward()
         og.step()
     seconds = time.perf_counter() - start
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s): {args.steps} steps of {b} in "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s) ({torch.get_num_interop_threads()} inter-op): {args.steps} steps of {b} in "
           f"{seconds:.2f} s, {args.steps * b / seconds:.1f} images/s")
 
 
