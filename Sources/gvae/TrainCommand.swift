@@ -35,7 +35,7 @@ struct TrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   var preset: Preset?
   @Option(help: "Epochs.") var epochs: Int?
   @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int?
-  @Option(help: "Adam learning rate.") var lr: Float?
+  @Option(help: "Adam learning rate (with --resume: replaces the checkpoint's current rate, to lower it between sittings).") var lr: Float?
   @Option(help: "Epochs without validation improvement before the learning rate drops ×0.2.")
   var patience: Int?
   @Option(help: "Random seed (initialisation, shuffling, noise).") var seed: UInt64 = 0
@@ -273,6 +273,10 @@ struct TrainCommand: ParsableCommand, RunsAsSeveralProcesses {
         throw fail("--resume: no checkpoint at \(trainer.checkpointPath)")
       }
       do { try trainer.resume() } catch { throw fail("\(error)") }
+      if let lr {
+        printError("gvae: learning rate \(trainer.state.learningRate) -> \(lr) (--lr)")
+        trainer.state.learningRate = lr
+      }
       printError(
         "gvae: resumed at epoch \(trainer.state.epoch + 1), batch \(trainer.state.batchInEpoch), step \(trainer.state.step)"
       )

@@ -33,6 +33,35 @@ let tinyModelPath: Result<String, Error> = Result {
     #expect(svg.hasPrefix("<svg"))
   }
 
+  /// `--lr` with `--resume` replaces the checkpoint's rate (a sitting lowers it); without it
+  /// the checkpoint's rate continues.
+  @Test func resumeTakesANewLearningRate() throws {
+    let file = try temporaryFile("x + 1\nsin(x)\nx * x\nexp(x)\nx / 2\n3 * x\n", name: "lr-\(UUID().uuidString).txt")
+    let out = file.deletingPathExtension().path + ".safetensors"
+    func train(_ epochs: Int, _ extra: [String]) throws -> ToolResult {
+      try gvae([
+        "train", "--grammar", "equation", "--preset", "tiny", "--data", file.path, "--output", out,
+        "--epochs", String(epochs), "--batch-size", "2", "--validation-fraction", "0.2",
+      ] + extra)
+    }
+    func rates() throws -> [Double] {
+      try String(contentsOfFile: out + ".log.jsonl", encoding: .utf8).split(separator: "\n").compactMap {
+        guard let o = try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any],
+          o["event"] as? String == "epoch"
+        else { return nil }
+        return try #require(o["learningRate"] as? Double)
+      }
+    }
+    #expect(try train(1, ["--lr", "0.002"]).status == 0)
+    let same = try train(2, ["--resume"])
+    #expect(same.status == 0 && !same.stderr.contains("(--lr)"), "\(same.stderr)")
+    let lowered = try train(3, ["--resume", "--lr", "0.0001"])
+    #expect(lowered.status == 0 && lowered.stderr.contains("-> 0.0001 (--lr)"), "\(lowered.stderr)")
+    let r = try rates()
+    #expect(r.count == 3, "\(r)")
+    #expect(abs(r[1] - 0.002) < 1e-9 && abs(r[2] - 0.0001) < 1e-9, "\(r)")
+  }
+
   @Test func trainReportsUnparseableLinesWithLineNumbers() throws {
     let file = try temporaryFile("x + 1\nx +\nsin(x)\n", name: "bad-\(UUID().uuidString).txt")
     let out = file.deletingPathExtension().path + ".safetensors"
