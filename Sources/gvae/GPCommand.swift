@@ -7,7 +7,7 @@ struct GPCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "gp",
     abstract: "Gaussian-process regression on a features file (fit, then predict).",
-    subcommands: [GPFitCommand.self, GPPredictCommand.self])
+    subcommands: [GPFitCommand.self, GPPredictCommand.self, GPProposeCommand.self])
 }
 
 /// `--surrogate` and the sparse GP's training settings, shared by `gp fit` and `optimize`.
@@ -94,6 +94,18 @@ func splitIndices(_ n: Int, testFraction: Double, rng: inout SeededRandom) -> ([
 
 func jsonNumber(_ v: Double) -> String { v.isFinite ? "\(v)" : "null" }
 
+/// This process's CPU time (user + system, all threads), for timings on a loaded machine.
+func processCPUSeconds() -> Double {
+  var u = rusage()
+  #if os(Linux)
+    getrusage(RUSAGE_SELF.rawValue, &u)
+  #else
+    getrusage(RUSAGE_SELF, &u)
+  #endif
+  return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec)
+    + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
+}
+
 struct GPFitCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "fit",
@@ -134,16 +146,20 @@ struct GPFitCommand: ParsableCommand {
     let out = OutputBuffer()
     let fitted: (posterior: GPPosterior, rmse: Double, logLikelihood: Double)
     var last = Date()
+    var lastCPU = processCPUSeconds()
     do {
       fitted = try fitSurrogate(
         surrogate.kind, inputs: x.selecting(rows: train), targets: train.map { targetsAll[$0] },
         test: (x.selecting(rows: test), test.map { targetsAll[$0] }), rng: &rng
       ) { epoch, ll in
         let now = Date()
+        let cpu = processCPUSeconds()
         out.write(
           "{\"epoch\":\(epoch),\"train_log_likelihood\":\(jsonNumber(ll)),"
-            + "\"seconds\":\(String(format: "%.3f", now.timeIntervalSince(last)))}\n")
+            + "\"seconds\":\(String(format: "%.3f", now.timeIntervalSince(last))),"
+            + "\"cpu_seconds\":\(String(format: "%.3f", cpu - lastCPU))}\n")
         last = now
+        lastCPU = cpu
         out.flush()
       }
     } catch {
@@ -175,18 +191,7 @@ struct GPPredictCommand: ParsableCommand {
   @Option(help: "Features file (\"-\": stdin).") var features: String = "-"
 
   func run() throws {
-    guard let data = FileManager.default.contents(atPath: gp) else {
-      throw fail("cannot read GP file '\(gp)'")
-    }
-    let p: GPPosterior
-    do {
-      p = try JSONDecoder().decode(GPPosterior.self, from: data)
-    } catch {
-      throw fail("'\(gp)' is not a GP file from `gvae gp fit` (\(error.localizedDescription))")
-    }
-    guard p.centers.columns == p.dimension, p.weights.count == p.centers.rows,
-      p.precision.rows == p.centers.rows, p.precision.columns == p.centers.rows
-    else { throw fail("'\(gp)': inconsistent GP sizes") }
+    let p = try loadPosterior(gp)
     let rows = try readFeatureRows(features, what: "features")
     if let bad = rows.firstIndex(where: { $0.count != p.dimension }) {
       throw fail(
@@ -204,6 +209,99 @@ struct GPPredictCommand: ParsableCommand {
       }
       start = end
     }
+    out.flush()
+  }
+}
+
+/// A GP saved by `gvae gp fit`, checked for consistent sizes.
+func loadPosterior(_ path: String) throws -> GPPosterior {
+  guard let data = FileManager.default.contents(atPath: path) else {
+    throw fail("cannot read GP file '\(path)'")
+  }
+  let p: GPPosterior
+  do {
+    p = try JSONDecoder().decode(GPPosterior.self, from: data)
+  } catch {
+    throw fail("'\(path)' is not a GP file from `gvae gp fit` (\(error.localizedDescription))")
+  }
+  guard p.centers.columns == p.dimension, p.weights.count == p.centers.rows,
+    p.precision.rows == p.centers.rows, p.precision.columns == p.centers.rows
+  else { throw fail("'\(path)': inconsistent GP sizes") }
+  return p
+}
+
+struct GPProposeCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "propose",
+    abstract: "Choose a batch of points to evaluate next under a GP saved by `gvae gp fit`.",
+    discussion: """
+      The acquisition step of `gvae optimize` on its own: --batch points, each maximising \
+      log expected improvement below --best (minimisation; negate the targets to maximise) \
+      under the GP conditioned on the earlier points of the batch at their predicted means \
+      (kriging believer), searched over the bounding box of the --box rows by --candidates \
+      uniform points and L-BFGS from the best --restarts of them. Prints one JSON line per \
+      point ({"index","mean","variance","z"}: the GP's prediction before the batch), then \
+      {"event":"batch","seconds","cpu_seconds"} (the search alone, without reading the files).
+      """)
+
+  @Option(help: "The GP file from `gvae gp fit`.") var gp: String
+  @Option(help: "Features file whose bounding box is searched (e.g. the training features).")
+  var box: String
+  @Option(help: "Incumbent to improve on (default: the minimum of --targets).") var best: Double?
+  @Option(help: "Targets file; its minimum is the incumbent when --best is not given.")
+  var targets: String?
+  @Option(help: "Points in the batch.") var batch = 50
+  @Option(help: "Uniform candidates scored per batch point.") var candidates = 10_000
+  @Option(help: "Best candidates refined by L-BFGS.") var restarts = 5
+  @Option(help: "Random seed (candidates).") var seed: UInt64 = 0
+
+  func validate() throws {
+    guard batch > 0, candidates > 0, restarts >= 0 else {
+      throw ValidationError("--batch and --candidates must be positive, --restarts non-negative")
+    }
+    guard best != nil || targets != nil else { throw ValidationError("give --best or --targets") }
+  }
+
+  func run() throws {
+    let p = try loadPosterior(gp)
+    let rows = try readFeatureRows(box, what: "box features")
+    guard !rows.isEmpty, rows[0].count == p.dimension else {
+      throw fail("--box rows must have \(p.dimension) values")
+    }
+    var incumbent = best ?? .infinity
+    if best == nil, let targets {
+      let y = try readFeatureRows(targets, what: "targets")
+      guard let m = y.compactMap(\.first).min() else { throw fail("--targets is empty") }
+      incumbent = m
+    }
+    var options = AcquisitionOptions()
+    options.candidates = candidates
+    options.restarts = restarts
+    var rng = SeededRandom(seed: seed)
+    let start = Date()
+    let startCPU = processCPUSeconds()
+    let points: [[Double]]
+    do {
+      points = try selectBatch(
+        p, count: batch, best: incumbent, box: Box(boundingRowsOf: Matrix(rowVectors: rows)),
+        options: options, rng: &rng)
+    } catch {
+      throw fail(error.description)
+    }
+    let seconds = Date().timeIntervalSince(start)
+    let cpuSeconds = processCPUSeconds() - startCPU
+    let (mu, v) = p.predict(Matrix(rowVectors: points))
+    let out = OutputBuffer()
+    for (k, z) in points.enumerated() {
+      out.write(
+        "{\"index\":\(k + 1),\"mean\":\(jsonNumber(mu[k])),\"variance\":\(jsonNumber(v[k])),"
+          + "\"z\":[" + z.map { "\($0)" }.joined(separator: ",") + "]}\n")
+    }
+    out.write(
+      "{\"event\":\"batch\",\"points\":\(points.count),\"candidates\":\(candidates),"
+        + "\"restarts\":\(restarts),\"best\":\(jsonNumber(incumbent)),"
+        + "\"seconds\":\(String(format: "%.3f", seconds)),"
+        + "\"cpu_seconds\":\(String(format: "%.3f", cpuSeconds))}\n")
     out.flush()
   }
 }

@@ -124,5 +124,19 @@ import Testing
     #expect(abs(means[0] - (sin(0.5) + 0.25)) < 0.05, "\(rows)")
     #expect(abs(means[1] - (sin(-1) + 0.5)) < 0.05, "\(rows)")
     #expect(rows.allSatisfy { ($0["variance"] as? Double ?? -1) >= 0 })
+    // Three points below the data's best, inside the data's box; the minimum of
+    // sin(a) + b/2 on [-2, 2]² is -2 at (-π/2, -2).
+    let propose = try gvae([
+      "gp", "propose", "--gp", gp, "--box", f.path, "--targets", y.path, "--batch", "3",
+      "--candidates", "500", "--seed", "1",
+    ])
+    #expect(propose.status == 0, "\(propose.stderr)")
+    let picked = try lines(propose.stdout)
+    #expect(picked.count == 4)
+    #expect(picked.last?["event"] as? String == "batch")
+    let points = picked.compactMap { $0["z"] as? [Double] }
+    #expect(points.count == 3)
+    #expect(points.allSatisfy { $0.count == 2 && $0.allSatisfy { abs($0) <= 2 } }, "\(points)")
+    #expect((picked.first?["mean"] as? Double ?? 0) < -1.5, "\(picked)")
   }
 }
