@@ -44,6 +44,14 @@ public protocol DerivationConstraint: Sendable {
   /// Must never answer `.dead` for a prefix that has an accepted completion; may answer
   /// `.open` for one that has none (the search then backtracks).
   func examine(_ terminals: [Int]) -> ConstraintAdvice
+  /// Whether a complete string is accepted. Defaults to `examine(…) == .complete`; a
+  /// constraint whose prefix judgements are stricter than its final verdict overrides it, so
+  /// that a finished derivation is judged by the final verdict alone.
+  func acceptsComplete(_ terminals: [Int]) -> Bool
+}
+
+extension DerivationConstraint {
+  public func acceptsComplete(_ terminals: [Int]) -> Bool { examine(terminals).status == .complete }
 }
 
 /// A grammar with a constraint, and the tables its completion search needs. Build once per
@@ -206,7 +214,7 @@ public final class ConstraintSearch: Sendable {
       guard let next = d.advanced(by: p) else { return false }
       d = next
     }
-    return d.isComplete && constraint.examine(d.terminals).status == .complete
+    return d.isComplete && constraint.acceptsComplete(d.terminals)
   }
 
   /// Where a derivation that the constraint rejects can be continued under it: the longest

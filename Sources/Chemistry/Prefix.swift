@@ -118,6 +118,14 @@ extension SMILES {
           return SMILESPrefixAdvice(
             status: .open, goals: (fresh.map { [.init([$0], then: "c")] } ?? []) + [.init(["c"], then: "c")])
         }
+        // The last atom of a ring just closed can still take a bond that changes what the
+        // ring gives to its π system: a substituent on n (pyrrole-type, `cn1C`), an exocyclic
+        // =O on c (`[nH]c1=O`). Common in ZINC, so not dead.
+        if e.rule == .aromaticity, current >= 0, mol.atoms[current].aromatic, mol.inRing(current), free[current] >= 1 {
+          let a = mol.atoms[current]
+          let fix: SMILESPrefixAdvice.Goal = a.element == 6 && free[current] >= 2 ? .init(["=", "O"]) : .init(["C"])
+          return SMILESPrefixAdvice(status: .open, goals: [fix])
+        }
         return SMILESPrefixAdvice(status: .dead)
       }
       return SMILESPrefixAdvice(status: .complete)

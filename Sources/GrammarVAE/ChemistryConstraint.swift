@@ -16,6 +16,15 @@ public struct SMILESConstraint: DerivationConstraint {
     self.index = index
   }
 
+  /// A finished string is judged by the checker alone (its verdicts match RDKit's on all of
+  /// ZINC): the prefix rules are stricter on a few aromatic patterns RDKit accepts (exocyclic
+  /// `C=c`, `/` between aromatic atoms), and a decode that is already such a molecule stays.
+  public func acceptsComplete(_ terminals: [Int]) -> Bool {
+    var bytes: [UInt8] = []
+    for t in terminals { bytes += self.bytes[t] }
+    return SMILES.check(String(decoding: bytes, as: UTF8.self)).isValid
+  }
+
   public func examine(_ terminals: [Int]) -> ConstraintAdvice {
     var prefix: [UInt8] = []
     prefix.reserveCapacity(terminals.count * 2)

@@ -8,6 +8,10 @@ import Foundation
 import GrammarVAE
 
 func runDecodeBenchmarks(_ options: BenchOptions) {
+  if let path = options["--molecules"] {
+    runRefusalCount(path: path)
+    return
+  }
   runAdviseBenchmark(runs: options.int("--runs") ?? 3)
   let path = options["--model"] ?? "Models/zinc.safetensors"
   let count = options.int("--count") ?? 200
@@ -127,4 +131,41 @@ func runAdviseBenchmark(runs: Int) {
       "mean_prefix_bytes": Double(prefixes.map(\.count).reduce(0, +)) / Double(prefixes.count),
       "not_dead": open,
     ])
+}
+
+/// Molecules the checker accepts that the constraint would refuse: the whole string not judged
+/// complete, or some prefix judged dead (a decoder under the constraint could never write it).
+/// One SMILES per line in `path`; the first examples go to stderr.
+func runRefusalCount(path: String) {
+  guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+    FileHandle.standardError.write(Data("gvae-bench: cannot read \(path)\n".utf8))
+    exit(1)
+  }
+  var valid = 0
+  var refusedWhole = 0
+  var refusedPrefix = 0
+  var shown = 0
+  let start = DispatchTime.now().uptimeNanoseconds
+  for line in text.split(separator: "\n") {
+    let s = String(line.split(separator: " ").first ?? "")
+    guard !s.isEmpty, SMILES.check(s).isValid else { continue }
+    valid += 1
+    let bytes = Array(s.utf8)
+    var why: String? = nil
+    if SMILES.advise(prefix: bytes).status != .complete {
+      refusedWhole += 1
+      why = "whole string"
+    } else if let k = (1..<bytes.count).first(where: { SMILES.advise(prefix: Array(bytes[..<$0])).status == .dead }) {
+      refusedPrefix += 1
+      why = "prefix of \(k) bytes"
+    }
+    if let why, shown < 20 {
+      shown += 1
+      FileHandle.standardError.write(Data("refused (\(why)): \(s)\n".utf8))
+    }
+  }
+  let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+  report(
+    "constraint-refusals", medianSeconds: seconds,
+    ["molecules": path, "checker_valid": valid, "refused_whole": refusedWhole, "refused_prefix": refusedPrefix])
 }

@@ -4,6 +4,7 @@
 //   gvae-bench parse [--zinc PATH] [--equations PATH] [--runs N]
 //   gvae-bench decode [--model PATH] [--count N] [--runs N]   chemistry constraint vs grammar only,
 //                                                              and the cost of one SMILES prefix judgement
+//   gvae-bench decode --molecules FILE    valid molecules of FILE that the constraint would refuse
 import Foundation
 import GrammarVAE
 
@@ -45,8 +46,8 @@ if arguments.first == "parse" {
   runParseBenchmarks(o)
 } else if arguments.first == "decode" {
   let o = BenchOptions(
-    Array(arguments.dropFirst()), usage: "gvae-bench decode [--model PATH] [--count N] [--runs N]",
-    integers: ["--count", "--runs"], strings: ["--model"])
+    Array(arguments.dropFirst()), usage: "gvae-bench decode [--model PATH] [--count N] [--runs N] [--molecules SMILES_FILE]",
+    integers: ["--count", "--runs"], strings: ["--model", "--molecules"])
   runDecodeBenchmarks(o)
 } else {
   let o = BenchOptions(
