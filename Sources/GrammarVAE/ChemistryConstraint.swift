@@ -20,16 +20,19 @@ public struct SMILESConstraint: DerivationConstraint {
   /// ZINC): the prefix rules are stricter on a few aromatic patterns RDKit accepts (exocyclic
   /// `C=c`, `/` between aromatic atoms), and a decode that is already such a molecule stays.
   public func acceptsComplete(_ terminals: [Int]) -> Bool {
-    var bytes: [UInt8] = []
-    for t in terminals { bytes += self.bytes[t] }
-    return SMILES.check(String(decoding: bytes, as: UTF8.self)).isValid
+    SMILES.check(String(decoding: text(terminals), as: UTF8.self)).isValid
+  }
+
+  /// The SMILES bytes of a terminal sequence.
+  func text(_ terminals: [Int]) -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(terminals.count * 2)
+    for t in terminals { out += bytes[t] }
+    return out
   }
 
   public func examine(_ terminals: [Int]) -> ConstraintAdvice {
-    var prefix: [UInt8] = []
-    prefix.reserveCapacity(terminals.count * 2)
-    for t in terminals { prefix += bytes[t] }
-    let a = SMILES.advise(prefix: prefix)
+    let a = SMILES.advise(prefix: text(terminals))
     let status: ConstraintAdvice.Status
     switch a.status {
     case .dead: status = .dead
