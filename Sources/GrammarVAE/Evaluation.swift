@@ -131,10 +131,12 @@ public enum Evaluation {
     p.standardInput = input
     p.standardOutput = output
     p.standardError = FileHandle.nullDevice
+    // A Python without RDKit exits at once: the next write must fail, not kill us by SIGPIPE.
+    signal(SIGPIPE, SIG_IGN)
     do { try p.run() } catch { return nil }
     let data = Data(smiles.map { $0.replacingOccurrences(of: "\n", with: "") + "\n" }.joined().utf8)
     DispatchQueue.global().async {
-      input.fileHandleForWriting.write(data)
+      try? input.fileHandleForWriting.write(contentsOf: data)
       try? input.fileHandleForWriting.close()
     }
     let out = output.fileHandleForReading.readDataToEndOfFile()

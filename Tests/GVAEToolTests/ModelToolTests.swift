@@ -120,6 +120,26 @@ let tinyModelPath: Result<String, Error> = Result {
     #expect(r.stdout.contains("\"priorGrammarValid\":"))
   }
 
+  /// A `python3` without RDKit exits before reading what we send: `--rdkit` then reports
+  /// "unavailable" (it used to die of SIGPIPE on the next write).
+  @Test func rdkitWithABrokenPythonIsUnavailableNotACrash() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nopython-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let fake = dir.appendingPathComponent("python3")
+    try "#!/bin/sh\nexit 1\n".write(to: fake, atomically: true, encoding: .utf8)
+    try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
+    let path = dir.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+    // 12,000 decodings: more than a pipe buffer, so the writer meets the closed pipe.
+    let r = try gvae(
+      [
+        "evaluate", "--model", try model(), "--test-count", "0", "--prior-samples", "3000",
+        "--prior-decodings", "4", "--rdkit", "--format", "json",
+      ], environment: ["PATH": path])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stdout.contains("\"rdkit\":\"unavailable\""), "\(r.stdout)")
+  }
+
   @Test func badInputIsAOneLineErrorNeverACrash() throws {
     let m = try model()
     let cases: [([String], String, String)] = [
