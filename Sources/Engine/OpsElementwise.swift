@@ -108,12 +108,19 @@ public func dropout<R: RandomNumberGenerator>(
 ) -> Var {
   precondition(rate >= 0 && rate < 1, "dropout rate \(rate) must be in [0, 1)")
   if !training || rate == 0 { return x }
+  return x * x.tape.constant(dropoutMask(shape: x.shape, rate: rate, rng: &rng))
+}
+
+/// The mask `dropout` multiplies by (0 or `1 / (1 − rate)`, row-major, one draw per element):
+/// drawn for a whole batch, its rows are what `dropout` would apply to each row, so a shard
+/// of the batch (data-parallel training) can be given exactly its rows' mask.
+public func dropoutMask<R: RandomNumberGenerator>(shape: [Int], rate: Float, rng: inout R) -> Tensor {
+  precondition(rate >= 0 && rate < 1, "dropout rate \(rate) must be in [0, 1)")
   let keep = 1 / (1 - rate)
-  let mask = Tensor(shape: x.shape) { p in
+  return Tensor(shape: shape) { p in
     for i in 0..<p.count {
       let u = Float(rng.next() >> 40) * 0x1p-24
       p[i] = u >= rate ? keep : 0
     }
   }
-  return x * x.tape.constant(mask)
 }

@@ -125,6 +125,12 @@ public final class ImageClassifier: @unchecked Sendable {
     return output(f, tape: tape)
   }
 
+  /// Class logits with the features multiplied by a given dropout mask ([N, hidden]).
+  func logits(_ x: Var, tape: Tape, dropoutMask mask: Tensor?) -> Var {
+    let f = features(x, tape: tape)
+    return output(mask.map { f * tape.constant($0) } ?? f, tape: tape)
+  }
+
   /// Runs `body` on chunks of at most 500 images without recording; returns the rows joined.
   func chunked(_ images: [Float], count: Int, _ body: (Var, Tape) -> Var) -> [Float] {
     let d = configuration.pixels
@@ -289,8 +295,14 @@ extension ImageClassifier {
   /// Trains on `train` (labels required) with Adam; evaluates on `test` after each epoch.
   /// `onBatch(epoch, batch, batches, mean loss so far, images/s)`; `onEpoch` may stop
   /// training by returning false. Returns the epoch records.
+  ///
+  /// Under mpirun (`cluster` of several ranks) every rank draws the whole batch's shifts and
+  /// dropout mask, as one process does, and runs its contiguous rows; gradients are summed
+  /// over the ranks in buckets, so every rank takes one process's step. Every rank must call
+  /// this with the same data; ranks stop together (`onEpoch` returning false on any rank,
+  /// or the time limit on any rank, stops all).
   public func train(
-    _ train: ImageSet, test: ImageSet?, settings s: ClassifierTrainingSettings,
+    _ train: ImageSet, test: ImageSet?, settings s: ClassifierTrainingSettings, cluster: Cluster = .world,
     onBatch: (Int, Int, Int, Double, Double) -> Void = { _, _, _, _, _ in },
     onEpoch: (ClassifierEpochRecord) -> Bool = { _ in true }
   ) throws(ImageTrainingError) -> [ClassifierEpochRecord] {
@@ -303,6 +315,16 @@ extension ImageClassifier {
       throw .data("label \(bad) outside 0…\(c.classes - 1)")
     }
     let adam = Adam(parameters: parameters, learningRate: s.learningRate)
+    let whole = cluster.size == 1
+    let reducer = GradientReducer(parameters: parameters, cluster: cluster)
+    // Every rank starts from rank 0's weights.
+    GradientReducer.broadcast(parameters, cluster: cluster)
+    /// Whether any rank says so (every rank learns the same answer).
+    func anyRank(_ flag: Bool) -> Bool {
+      var v = [flag ? 1.0 : 0]
+      if !whole { cluster.allReduceSum(&v) }
+      return v[0] > 0
+    }
     var records: [ClassifierEpochRecord] = []
     let start = Date()
     for epoch in 0..<s.epochs {
@@ -319,30 +341,49 @@ extension ImageClassifier {
       let epochStart = Date()
       for b in 0..<batches {
         let rows = Array(order[(b * bs)..<min(train.count, (b + 1) * bs)])
+        let n = rows.count
+        // The whole batch's shifts, then its dropout mask, from one stream: one process's draws.
         let x = Self.shiftedBatch(train, rows, shift: s.shift, rng: &rng)
+        let mask = c.dropout > 0 ? dropoutMask(shape: [n, c.hidden], rate: c.dropout, rng: &rng) : nil
         let y = rows.map { labels[$0] }
+        let (lo, hi) = whole ? (0, n) : (cluster.share(of: n).lowerBound, cluster.share(of: n).upperBound)
         zeroGradients(parameters)
-        let tape = Tape()
-        var drop: SeededRandom? = rng
-        let l = logits(tape.constant(x), tape: tape, dropoutRNG: &drop)
-        rng = drop!
-        let loss = softmaxCrossEntropy(logits: l, targets: y, reduction: .mean)
-        tape.backward(loss)
-        let v = Double(loss.value.scalar)
+        // [loss, correct] of this rank's rows; the loss divided by the whole batch.
+        var sums = [0.0, 0.0]
+        if !whole { reducer.begin() }
+        if hi > lo {
+          let tape = Tape()
+          let xs = whole ? x : x.sliced(axis: 0, range: lo..<hi)
+          let ms = whole ? mask : mask?.sliced(axis: 0, range: lo..<hi)
+          let l = logits(tape.constant(xs), tape: tape, dropoutMask: ms)
+          let loss =
+            whole
+            ? softmaxCrossEntropy(logits: l, targets: y, reduction: .mean)
+            : softmaxCrossEntropy(logits: l, targets: Array(y[lo..<hi]), reduction: .sum) * (1 / Float(n))
+          if !whole { tape.onParameterGradient = reducer.gradientReady }
+          tape.backward(loss)
+          sums[0] = Double(loss.value.scalar)
+          let lv = l.value.storage
+          for (k, t) in y[lo..<hi].enumerated() {
+            var best = 0
+            for j in 1..<c.classes where lv[k * c.classes + j] > lv[k * c.classes + best] { best = j }
+            if best == t { sums[1] += 1 }
+          }
+        }
+        if !whole {
+          reducer.finish()
+          cluster.allReduceSum(&sums)
+        }
+        let v = sums[0]
         guard v.isFinite else {
           throw .nonFinite(epoch: epoch, step: epoch * batches + b, checkpoint: "(none: the classifier is saved after each epoch)")
         }
         adam.step()
-        let lv = l.value.storage
-        for (k, t) in y.enumerated() {
-          var best = 0
-          for j in 1..<c.classes where lv[k * c.classes + j] > lv[k * c.classes + best] { best = j }
-          if best == t { correct += 1 }
-        }
-        lossSum += v * Double(rows.count)
-        seen += rows.count
+        correct += Int(sums[1])
+        lossSum += v * Double(n)
+        seen += n
         onBatch(epoch, b + 1, batches, lossSum / Double(seen), Double(seen) / max(Date().timeIntervalSince(epochStart), 1e-9))
-        if s.maxMinutes > 0 && Date().timeIntervalSince(start) > s.maxMinutes * 60 { break }
+        if anyRank(s.maxMinutes > 0 && Date().timeIntervalSince(start) > s.maxMinutes * 60) { break }
       }
       let seconds = Date().timeIntervalSince(epochStart)
       let r = ClassifierEpochRecord(
@@ -350,8 +391,8 @@ extension ImageClassifier {
         testAccuracy: test.map { accuracy($0) }, learningRate: adam.learningRate, seconds: seconds,
         imagesPerSecond: Double(seen) / max(seconds, 1e-9))
       records.append(r)
-      if !onEpoch(r) { break }
-      if s.maxMinutes > 0 && Date().timeIntervalSince(start) > s.maxMinutes * 60 { break }
+      if anyRank(!onEpoch(r)) { break }
+      if anyRank(s.maxMinutes > 0 && Date().timeIntervalSince(start) > s.maxMinutes * 60) { break }
     }
     return records
   }

@@ -206,12 +206,23 @@ public struct CycleGANDiscriminator {
 }
 
 /// Least-squares GAN loss (Mao et al. 2017), CycleGAN's default: mean (D − target)².
-public func leastSquaresLoss(_ scores: Var, target: Float) -> Var {
-  mean(square(scores - target))
+///
+/// `images` (default: the rows given) is the batch the mean is over: a rank's share of a
+/// larger batch gives its part of the whole batch's mean (the parts add up to it).
+public func leastSquaresLoss(_ scores: Var, target: Float, images: Int? = nil) -> Var {
+  meanOverBatch(square(scores - target), images: images)
 }
 
-/// Mean absolute difference.
-public func meanAbsoluteError(_ a: Var, _ b: Var) -> Var { mean(abs(a - b)) }
+/// Mean absolute difference (over `images` images as `leastSquaresLoss`).
+public func meanAbsoluteError(_ a: Var, _ b: Var, images: Int? = nil) -> Var {
+  meanOverBatch(abs(a - b), images: images)
+}
+
+/// The mean of `x`, or its sum over `images` rows' worth of elements.
+func meanOverBatch(_ x: Var, images: Int?) -> Var {
+  guard let images else { return mean(x) }
+  return sum(x) * (1 / Float(images * (x.value.count / max(x.shape[0], 1))))
+}
 
 /// The generators' objective of one batch and its parts (each a mean over the batch).
 public struct CycleGANGeneratorLoss {
@@ -264,8 +275,9 @@ public final class CycleGAN: @unchecked Sendable {
 
   /// The generators' loss of a batch of `a` and `b` ([N, 1, H, W] in [−1, 1]):
   /// adversarial (LSGAN) + λ·cycle L1 both ways + λ·identityWeight·identity L1 both ways.
+  /// `batch`: the means are over that many pairs (a rank's share of a larger batch).
   public func generatorLoss(
-    a: Tensor, b: Tensor, lambda: Float, identityWeight: Float, tape: Tape
+    a: Tensor, b: Tensor, lambda: Float, identityWeight: Float, batch: Int? = nil, tape: Tape
   ) -> CycleGANGeneratorLoss {
     let ra = tape.constant(a)
     let rb = tape.constant(b)
@@ -273,17 +285,17 @@ public final class CycleGAN: @unchecked Sendable {
     let recA = generatorBA(fakeB, tape: tape)
     let fakeA = generatorBA(rb, tape: tape)
     let recB = generatorAB(fakeA, tape: tape)
-    let advAB = leastSquaresLoss(discriminatorB(fakeB, tape: tape), target: 1)
-    let advBA = leastSquaresLoss(discriminatorA(fakeA, tape: tape), target: 1)
-    let cycA = meanAbsoluteError(recA, ra)
-    let cycB = meanAbsoluteError(recB, rb)
+    let advAB = leastSquaresLoss(discriminatorB(fakeB, tape: tape), target: 1, images: batch)
+    let advBA = leastSquaresLoss(discriminatorA(fakeA, tape: tape), target: 1, images: batch)
+    let cycA = meanAbsoluteError(recA, ra, images: batch)
+    let cycB = meanAbsoluteError(recB, rb, images: batch)
     var total = advAB + advBA + lambda * (cycA + cycB)
     var idA: Float = 0
     var idB: Float = 0
     if identityWeight > 0 {
       // F should leave a B image alone and G an A image (Taigman et al. 2017).
-      let ia = meanAbsoluteError(generatorAB(rb, tape: tape), rb)
-      let ib = meanAbsoluteError(generatorBA(ra, tape: tape), ra)
+      let ia = meanAbsoluteError(generatorAB(rb, tape: tape), rb, images: batch)
+      let ib = meanAbsoluteError(generatorBA(ra, tape: tape), ra, images: batch)
       total = total + (lambda * identityWeight) * (ia + ib)
       idA = ia.value.scalar
       idB = ib.value.scalar
@@ -294,12 +306,13 @@ public final class CycleGAN: @unchecked Sendable {
       fakeB: fakeB.value, fakeA: fakeA.value)
   }
 
-  /// A discriminator's LSGAN loss: ½[(D(real) − 1)² + D(fake)²], fakes as constants.
+  /// A discriminator's LSGAN loss: ½[(D(real) − 1)² + D(fake)²], fakes as constants;
+  /// `batch` as for `generatorLoss`.
   public func discriminatorLoss(
-    _ d: CycleGANDiscriminator, real: Tensor, fake: Tensor, tape: Tape
+    _ d: CycleGANDiscriminator, real: Tensor, fake: Tensor, batch: Int? = nil, tape: Tape
   ) -> Var {
-    0.5 * (leastSquaresLoss(d(tape.constant(real), tape: tape), target: 1)
-      + leastSquaresLoss(d(tape.constant(fake), tape: tape), target: 0))
+    0.5 * (leastSquaresLoss(d(tape.constant(real), tape: tape), target: 1, images: batch)
+      + leastSquaresLoss(d(tape.constant(fake), tape: tape), target: 0, images: batch))
   }
 
   public enum Direction: String, Sendable, CaseIterable {

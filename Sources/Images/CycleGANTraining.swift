@@ -1,7 +1,7 @@
 // Training a CycleGAN: seeded unpaired batches, one Adam step of both generators then one
 // of both discriminators (CycleGAN's order), image pools, per-epoch cycle errors on held-out
-// images, atomic checkpoints (weights, both Adams, pools, RNG), exact resume, a NaN guard;
-// and the model file (gvae.kind = image-cyclegan).
+// images, atomic checkpoints (weights, both Adams, pools, RNG), exact resume, a NaN guard,
+// data parallelism under mpirun; and the model file (gvae.kind = image-cyclegan).
 import Engine
 import Foundation
 import NN
@@ -107,6 +107,13 @@ public final class CycleGANTrainer {
   public var stopAfterEpoch: Int? = nil
   public var injectNonFiniteAtStep: Int? = nil
   public var summaryExtras: [String: String] = [:]
+  /// Under mpirun every rank runs its contiguous rows of each batch (A and B) through the
+  /// generators and discriminators (instance norm is per image: nothing to synchronise), the
+  /// fakes are gathered so that every rank passes the whole batch through the same pools
+  /// with the same draws, gradients are summed in buckets, and only rank 0 writes.
+  public let cluster: Cluster
+  let generatorReducer: GradientReducer
+  let discriminatorReducer: GradientReducer
 
   public init(
     model: CycleGAN, settings: CycleGANTrainingSettings, trainA: ImageSet, trainB: ImageSet,
@@ -133,6 +140,20 @@ public final class CycleGANTrainer {
     poolA = ImagePool(capacity: settings.poolSize, imageSize: c.pixels)
     poolB = ImagePool(capacity: settings.poolSize, imageSize: c.pixels)
     state = CycleGANTrainerState(poolRandom: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 0x9001))
+    cluster = Cluster.world
+    generatorReducer = GradientReducer(parameters: model.generatorParameters, cluster: cluster)
+    discriminatorReducer = GradientReducer(parameters: model.discriminatorParameters, cluster: cluster)
+    if cluster.size > 1 {
+      // Ranks split a batch's pairs: a batch of one pair (CycleGAN's own) cannot be split.
+      guard settings.batchSize >= cluster.size else {
+        throw .data(
+          "data-parallel training splits each batch's image pairs over the ranks, and a batch of "
+            + "\(settings.batchSize) cannot be split over \(cluster.size) ranks: give --batch-size \(cluster.size) or more "
+            + "(CycleGAN's batch of 1 trains as one process)")
+      }
+      // Every rank starts from rank 0's weights.
+      GradientReducer.broadcast(model.parameters, cluster: cluster)
+    }
   }
 
   public var epochSize: Int { settings.epochSize > 0 ? settings.epochSize : max(trainA.count, trainB.count) }
@@ -159,23 +180,62 @@ public final class CycleGANTrainer {
     }
   }
 
-  /// Losses of one step, for the epoch sums.
+  /// Losses of one step (batch means, summed over the ranks), for the epoch sums.
   struct StepLosses {
-    var generator: CycleGANGeneratorLoss
     var total: Double
+    var adversarialAB: Double
+    var adversarialBA: Double
+    var cycleA: Double
+    var cycleB: Double
+    var identity: Double
     var discriminatorA: Double
     var discriminatorB: Double
   }
 
+  /// Backward of `loss` with the gradients of `reducer`'s parameters summed over the ranks,
+  /// each bucket as soon as its gradients are complete (`loss` nil: a rank without rows in
+  /// this batch, which still joins the sums).
+  func backward(_ loss: Var?, on tape: Tape?, reducer: GradientReducer) {
+    guard cluster.size > 1 else { return tape!.backward(loss!) }
+    reducer.begin()
+    if let loss, let tape {
+      tape.onParameterGradient = reducer.gradientReady
+      tape.backward(loss)
+    }
+    reducer.finish()
+  }
+
+  /// Rows `r` of [N, 1, H, W] images.
+  static func rows(_ t: Tensor, _ r: Range<Int>) -> Tensor { t.sliced(axis: 0, range: r) }
+
   /// One step of both generators, then one of both discriminators on pooled fakes; throws
-  /// on a non-finite loss or gradient before the update it would poison.
+  /// on a non-finite loss or gradient before the update it would poison. `a` and `b` are the
+  /// whole batch; under mpirun each rank runs its contiguous rows.
   func trainBatch(a: Tensor, b: Tensor) throws(ImageTrainingError) -> StepLosses {
     let s = settings
+    let n = a.shape[0]
+    let whole = cluster.size == 1
+    let r = whole ? 0..<n : cluster.share(of: n)
+    let batch: Int? = whole ? nil : n
     zeroGradients(model.parameters)
     let tape = Tape()
-    let g = model.generatorLoss(a: a, b: b, lambda: s.lambdaCycle, identityWeight: s.lambdaIdentity, tape: tape)
-    tape.backward(g.total)
-    var total = Double(g.total.value.scalar)
+    var g: CycleGANGeneratorLoss? = nil
+    if !r.isEmpty {
+      g = model.generatorLoss(
+        a: whole ? a : Self.rows(a, r), b: whole ? b : Self.rows(b, r), lambda: s.lambdaCycle,
+        identityWeight: s.lambdaIdentity, batch: batch, tape: tape)
+    }
+    backward(g?.total, on: tape, reducer: generatorReducer)
+    // This rank's parts of the batch means; summed over the ranks, the whole batch's.
+    var parts = [Double](repeating: 0, count: 7)
+    if let g {
+      parts = [
+        Double(g.total.value.scalar), Double(g.adversarialAB), Double(g.adversarialBA), Double(g.cycleA),
+        Double(g.cycleB), Double(g.identityA), Double(g.identityB),
+      ]
+    }
+    if !whole { cluster.allReduceSum(&parts) }
+    var total = parts[0]
     if injectNonFiniteAtStep == state.step { total = .nan }
     guard total.isFinite && globalGradientNorm(model.generatorParameters).isFinite else {
       throw .nonFinite(epoch: state.epoch, step: state.step, checkpoint: checkpointPath)
@@ -186,17 +246,31 @@ public final class CycleGANTrainer {
 
     // The generators' backward also reached the discriminators' weights: start clean.
     zeroGradients(model.discriminatorParameters)
+    // The pools take the whole batch's fakes in order, on every rank alike.
+    let shape = [n, 1, model.configuration.height, model.configuration.width]
+    func allFakes(_ t: Tensor?) -> Tensor {
+      if whole { return t! }
+      return Tensor(shape: shape, storage: cluster.allGather(t?.storage ?? []))
+    }
     var rng = state.poolRandom
     var pa = poolA
     var pb = poolB
-    let fakeA = pa.query(g.fakeA, rng: &rng)
-    let fakeB = pb.query(g.fakeB, rng: &rng)
+    let fakeA = pa.query(allFakes(g?.fakeA), rng: &rng)
+    let fakeB = pb.query(allFakes(g?.fakeB), rng: &rng)
     let dTape = Tape()
-    let lossA = model.discriminatorLoss(model.discriminatorA, real: a, fake: fakeA, tape: dTape)
-    let lossB = model.discriminatorLoss(model.discriminatorB, real: b, fake: fakeB, tape: dTape)
-    dTape.backward(lossA + lossB)
-    let da = Double(lossA.value.scalar)
-    let db = Double(lossB.value.scalar)
+    var dLoss: Var? = nil
+    var dParts = [0.0, 0.0]
+    if !r.isEmpty {
+      let (ra, rb) = whole ? (a, b) : (Self.rows(a, r), Self.rows(b, r))
+      let (fa, fb) = whole ? (fakeA, fakeB) : (Self.rows(fakeA, r), Self.rows(fakeB, r))
+      let lossA = model.discriminatorLoss(model.discriminatorA, real: ra, fake: fa, batch: batch, tape: dTape)
+      let lossB = model.discriminatorLoss(model.discriminatorB, real: rb, fake: fb, batch: batch, tape: dTape)
+      dLoss = lossA + lossB
+      dParts = [Double(lossA.value.scalar), Double(lossB.value.scalar)]
+    }
+    backward(dLoss, on: dTape, reducer: discriminatorReducer)
+    if !whole { cluster.allReduceSum(&dParts) }
+    let (da, db) = (dParts[0], dParts[1])
     guard da.isFinite && db.isFinite && globalGradientNorm(model.discriminatorParameters).isFinite else {
       throw .nonFinite(epoch: state.epoch, step: state.step, checkpoint: checkpointPath)
     }
@@ -205,7 +279,9 @@ public final class CycleGANTrainer {
     poolA = pa
     poolB = pb
     state.poolRandom = rng
-    return StepLosses(generator: g, total: total, discriminatorA: da, discriminatorB: db)
+    return StepLosses(
+      total: total, adversarialAB: parts[1], adversarialBA: parts[2], cycleA: parts[3], cycleB: parts[4],
+      identity: parts[5] + parts[6], discriminatorA: da, discriminatorB: db)
   }
 
   public func run() throws(ImageTrainingError) -> ImageTrainingOutcome {
@@ -225,11 +301,11 @@ public final class CycleGANTrainer {
         var sm = state.sums
         sm.batches += 1
         sm.generator += l.total
-        sm.adversarialAB += Double(l.generator.adversarialAB)
-        sm.adversarialBA += Double(l.generator.adversarialBA)
-        sm.cycleA += Double(l.generator.cycleA)
-        sm.cycleB += Double(l.generator.cycleB)
-        sm.identity += Double(l.generator.identityA + l.generator.identityB)
+        sm.adversarialAB += l.adversarialAB
+        sm.adversarialBA += l.adversarialBA
+        sm.cycleA += l.cycleA
+        sm.cycleB += l.cycleB
+        sm.identity += l.identity
         sm.discriminatorA += l.discriminatorA
         sm.discriminatorB += l.discriminatorB
         state.sums = sm
@@ -240,11 +316,17 @@ public final class CycleGANTrainer {
             epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
             generatorLoss: sm.generator / Double(sm.batches),
             pairsPerSecond: Double(pairsThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
-        if shouldStop() {
+        // Ranks stop together: a stop request or the time limit on any rank stops all.
+        var flags = [
+          shouldStop() ? 1.0 : 0,
+          settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 ? 1 : 0,
+        ]
+        if cluster.size > 1 { cluster.allReduceSum(&flags) }
+        if flags[0] > 0 {
           try saveCheckpoint()
           return .interrupted
         }
-        if settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 {
+        if flags[1] > 0 {
           try saveCheckpoint()
           return .timeLimit
         }
@@ -277,7 +359,9 @@ public final class CycleGANTrainer {
       if let k = stopAfterEpoch, state.epoch >= k, state.epoch < settings.epochs {
         return .stoppedAfterEpoch(state.epoch)
       }
-      if settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 {
+      var late = [settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 ? 1.0 : 0]
+      if cluster.size > 1 { cluster.allReduceSum(&late) }
+      if late[0] > 0 {
         return state.epoch < settings.epochs ? .timeLimit : .finished
       }
     }
@@ -302,6 +386,7 @@ public final class CycleGANTrainer {
   }
 
   public func saveModel(to path: String) throws(ImageTrainingError) {
+    guard cluster.isRoot else { return }
     do { try model.save(to: path, trainingSummary: summary()) } catch {
       throw .checkpoint(error.description)
     }
@@ -313,6 +398,7 @@ public final class CycleGANTrainer {
   /// Weights, both Adams' moments, the pools and the trainer state in one file, written
   /// atomically (temporary file + rename): a kill mid-write leaves the previous one.
   public func saveCheckpoint() throws(ImageTrainingError) {
+    guard cluster.isRoot else { return }
     var file = model.container(trainingSummary: summary())
     file.metadata["gvae.trainer_state"] = ImageVAE.json(state)
     file.metadata["gvae.training_settings"] = ImageVAE.json(settings)

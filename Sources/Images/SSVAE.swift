@@ -134,6 +134,14 @@ public final class SSVAE: @unchecked Sendable {
   func negativeBound(_ x: Tensor, labels: [Int], tape: Tape, rng: inout SeededRandom) -> (
     bound: Var, reconstruction: Var, kl: Var
   ) {
+    let eps = Tensor(randomNormal: [labels.count, configuration.latentSize], rng: &rng)
+    return negativeBound(x, labels: labels, tape: tape, noise: eps)
+  }
+
+  /// −L(x, y) per row with the reparameterisation noise `eps` ([N, latent]) given.
+  func negativeBound(_ x: Tensor, labels: [Int], tape: Tape, noise eps: Tensor) -> (
+    bound: Var, reconstruction: Var, kl: Var
+  ) {
     let c = configuration
     let rows = labels.count
     let n = x.shape[0]
@@ -152,8 +160,8 @@ public final class SSVAE: @unchecked Sendable {
     let h = mlp(encoder, concat([tape.constant(tiled), y], axis: 1), tape: tape)
     let mean = meanHead(h, tape: tape)
     let logVariance = logVarianceHead(h, tape: tape)
-    let eps = tape.constant(Tensor(randomNormal: mean.shape, rng: &rng))
-    let z = mean + exp(logVariance * 0.5) * eps
+    precondition(eps.shape == mean.shape, "noise \(eps.shape) for means \(mean.shape)")
+    let z = mean + exp(logVariance * 0.5) * tape.constant(eps)
     let logits = decoderOutput(mlp(decoder, concat([z, y], axis: 1), tape: tape), tape: tape)
     let reconstruction: Var
     if c.gaussian {
@@ -215,14 +223,49 @@ public struct SSVAEBatch {
   public var labelledCorrect: Int
 }
 
+/// The reparameterisation noise of one step, drawn before the loss so that a rank's shard of
+/// the batch can be given exactly the noise one process draws for its rows.
+public struct SSVAENoise {
+  /// [labelled rows, latent] for −L(x, y).
+  public var labelled: Tensor
+  /// [classes, unlabelled rows, latent] for −U(x): the unlabelled batch is tiled once per
+  /// class, class-major.
+  public var unlabelled: Tensor
+
+  public init(labelled: Tensor, unlabelled: Tensor) {
+    precondition(labelled.shape.count == 2 && unlabelled.shape.count == 3)
+    self.labelled = labelled
+    self.unlabelled = unlabelled
+  }
+
+  /// One step's noise for `labelled` and `unlabelled` images, drawn in the order the loss
+  /// uses it (the labelled rows, then the unlabelled rows of every class).
+  public init(labelled: Int, unlabelled: Int, configuration c: SSVAEConfiguration, rng: inout SeededRandom) {
+    self.labelled = Tensor(randomNormal: [labelled, c.latentSize], rng: &rng)
+    self.unlabelled = Tensor(randomNormal: [c.classes, unlabelled, c.latentSize], rng: &rng)
+  }
+
+  /// The noise of labelled rows `l` and unlabelled rows `u` (a rank's share of the batch).
+  public func rows(labelled l: Range<Int>, unlabelled u: Range<Int>) -> SSVAENoise {
+    let d = labelled.shape[1]
+    let (k, n) = (unlabelled.shape[0], unlabelled.shape[1])
+    var out: [Float] = []
+    out.reserveCapacity(k * u.count * d)
+    for y in 0..<k { out += unlabelled.storage[((y * n + u.lowerBound) * d)..<((y * n + u.upperBound) * d)] }
+    return SSVAENoise(
+      labelled: labelled.sliced(axis: 0, range: l), unlabelled: Tensor(shape: [k, u.count, d], storage: out))
+  }
+}
+
 extension SSVAE {
   /// −U(x) per image ([n]): `Σ_y q(y|x)·(−L(x, y)) − H(q(y|x)) = Σ_y q(y|x)·(−L(x, y) + log q(y|x))`,
   /// the sum over classes done exactly (the batch tiled once per class, class-major).
-  func negativeUnlabelledBound(_ x: Tensor, tape: Tape, rng: inout SeededRandom) -> Var {
+  func negativeUnlabelledBound(_ x: Tensor, tape: Tape, noise eps: Tensor) -> Var {
     let n = x.shape[0]
     let k = configuration.classes
     let labels = (0..<(k * n)).map { $0 / n }
-    let negL = negativeBound(x, labels: labels, tape: tape, rng: &rng).bound.reshaped([k, n])
+    let flat = eps.reshaped([k * n, configuration.latentSize])
+    let negL = negativeBound(x, labels: labels, tape: tape, noise: flat).bound.reshaped([k, n])
     let logQ = transpose(logSoftmax(classifierLogits(tape.constant(x), tape: tape), axis: 1))  // [k, n]
     return sum(exp(logQ) * (negL + logQ), axes: [0])
   }
@@ -232,12 +275,24 @@ extension SSVAE {
     labelled x: Tensor, labels: [Int], unlabelled u: Tensor, weights w: SSVAEWeights, tape: Tape,
     rng: inout SeededRandom
   ) -> SSVAEBatch {
+    let noise = SSVAENoise(labelled: labels.count, unlabelled: u.shape[0], configuration: configuration, rng: &rng)
+    return loss(labelled: x, labels: labels, unlabelled: u, weights: w, noise: noise, tape: tape)
+  }
+
+  /// The same with the noise given. `batches` (default: the rows given) are the sizes of the
+  /// labelled and unlabelled batches that the means are over: with a rank's share of a larger
+  /// batch, every term and number of the result is that share's part, and the parts of all
+  /// ranks add up to the whole batch's.
+  public func loss(
+    labelled x: Tensor, labels: [Int], unlabelled u: Tensor, weights w: SSVAEWeights, noise: SSVAENoise,
+    batches: (labelled: Int, unlabelled: Int)? = nil, tape: Tape
+  ) -> SSVAEBatch {
     precondition(x.shape[0] == labels.count)
     var terms: [Var] = []
     var out = SSVAEBatch(loss: tape.constant(Tensor(zeros: [])), labelledBound: 0, unlabelledBound: 0, crossEntropy: 0, labelledCorrect: 0)
     if !labels.isEmpty {
-      let nl = Float(labels.count)
-      let negL = negativeBound(x, labels: labels, tape: tape, rng: &rng).bound
+      let nl = Float(batches?.labelled ?? labels.count)
+      let negL = negativeBound(x, labels: labels, tape: tape, noise: noise.labelled).bound
       let logits = classifierLogits(tape.constant(x), tape: tape)
       let ce = softmaxCrossEntropy(logits: logits, targets: labels, reduction: .sum)
       terms.append(sum(negL) * (w.labelled / nl))
@@ -251,9 +306,10 @@ extension SSVAE {
       }
     }
     if u.shape[0] > 0 {
-      let negU = sum(negativeUnlabelledBound(u, tape: tape, rng: &rng))
-      terms.append(negU * (w.unlabelled / Float(u.shape[0])))
-      out.unlabelledBound = Double(negU.value.scalar) / Double(u.shape[0])
+      let nu = Float(batches?.unlabelled ?? u.shape[0])
+      let negU = sum(negativeUnlabelledBound(u, tape: tape, noise: noise.unlabelled))
+      terms.append(negU * (w.unlabelled / nu))
+      out.unlabelledBound = Double(negU.value.scalar) / Double(nu)
     }
     if let first = terms.first { out.loss = terms.dropFirst().reduce(first, +) }
     return out

@@ -1,6 +1,7 @@
 // Training M2: a seeded choice of the few labelled images (balanced over classes), one
 // labelled and one unlabelled batch per step, dynamic binarisation, validation error, best
-// model, atomic checkpoints and exact resume (the image VAE trainer's conventions).
+// model, atomic checkpoints and exact resume (the image VAE trainer's conventions);
+// data-parallel under mpirun.
 import Engine
 import Foundation
 import NN
@@ -76,6 +77,11 @@ public final class SSVAETrainer {
   public var onEvent: (SSVAETrainingEvent) -> Void = { _ in }
   public var stopAfterEpoch: Int? = nil
   public var summaryExtras: [String: String] = [:]
+  /// Under mpirun every rank runs its contiguous rows of the labelled and of the unlabelled
+  /// batch, with the noise one process draws for them; gradients are summed over the ranks
+  /// in buckets; only rank 0 writes files.
+  public let cluster: Cluster
+  let reducer: GradientReducer
 
   /// Holds out the validation images, then picks `settings.labels / classes` labelled images
   /// of each class by a seeded shuffle; the rest are used without labels.
@@ -125,6 +131,10 @@ public final class SSVAETrainer {
       parameters: model.parameters,
       hyperparameters: Adam.Hyperparameters(learningRate: settings.learningRate, epsilon: settings.adamEpsilon))
     state = SSVAETrainerState(noise: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 11))
+    cluster = Cluster.world
+    reducer = GradientReducer(parameters: model.parameters, cluster: cluster)
+    // Every rank starts from rank 0's weights.
+    GradientReducer.broadcast(model.parameters, cluster: cluster)
   }
 
   public func batches(epoch: Int) -> [[Int]] {
@@ -151,19 +161,51 @@ public final class SSVAETrainer {
     return (x, pick.map { labelled.labels![$0] }, u)
   }
 
-  func trainStep(_ x: Tensor, _ y: [Int], _ u: Tensor) throws(ImageTrainingError) -> SSVAEBatch {
+  /// One step's numbers (summed over the ranks): the loss and the means of its terms.
+  struct Step {
+    var loss: Double
+    var labelledBound: Double
+    var unlabelledBound: Double
+    var crossEntropy: Double
+  }
+
+  /// One Adam step on the labelled batch `x`, `y` and the unlabelled batch `u` (each whole;
+  /// under mpirun each rank runs its contiguous rows of both with their rows of the step's
+  /// noise); throws on a non-finite loss or gradient (nothing updated then).
+  func trainStep(_ x: Tensor, _ y: [Int], _ u: Tensor) throws(ImageTrainingError) -> Step {
     zeroGradients(model.parameters)
-    var noise = state.noise
-    let tape = Tape()
-    let b = model.loss(labelled: x, labels: y, unlabelled: u, weights: weights, tape: tape, rng: &noise)
-    tape.backward(b.loss)
+    var rng = state.noise
+    let noise = SSVAENoise(labelled: y.count, unlabelled: u.shape[0], configuration: model.configuration, rng: &rng)
+    var sums: [Double]
+    if cluster.size == 1 {
+      let tape = Tape()
+      let b = model.loss(labelled: x, labels: y, unlabelled: u, weights: weights, noise: noise, tape: tape)
+      tape.backward(b.loss)
+      sums = [Double(b.loss.value.scalar), b.labelledBound, b.unlabelledBound, b.crossEntropy]
+    } else {
+      let l = cluster.share(of: y.count)
+      let r = cluster.share(of: u.shape[0])
+      sums = [0, 0, 0, 0]
+      reducer.begin()
+      if !l.isEmpty || !r.isEmpty {
+        let tape = Tape()
+        tape.onParameterGradient = reducer.gradientReady
+        let b = model.loss(
+          labelled: x.sliced(axis: 0, range: l), labels: Array(y[l]), unlabelled: u.sliced(axis: 0, range: r),
+          weights: weights, noise: noise.rows(labelled: l, unlabelled: r), batches: (y.count, u.shape[0]), tape: tape)
+        tape.backward(b.loss)
+        sums = [Double(b.loss.value.scalar), b.labelledBound, b.unlabelledBound, b.crossEntropy]
+      }
+      reducer.finish()
+      cluster.allReduceSum(&sums)
+    }
     let norm = globalGradientNorm(model.parameters)
-    guard b.loss.value.scalar.isFinite && norm.isFinite else {
+    guard sums[0].isFinite && norm.isFinite else {
       throw .nonFinite(epoch: state.epoch, step: state.step, checkpoint: checkpointPath)
     }
     adam.step()
-    state.noise = noise
-    return b
+    state.noise = rng
+    return Step(loss: sums[0], labelledBound: sums[1], unlabelledBound: sums[2], crossEntropy: sums[3])
   }
 
   public func run() throws(ImageTrainingError) -> ImageTrainingOutcome {
@@ -181,7 +223,7 @@ public final class SSVAETrainer {
         state.step += 1
         state.batchInEpoch += 1
         state.epochSteps += 1
-        for (i, v) in [Double(b.loss.value.scalar), b.labelledBound, b.unlabelledBound, b.crossEntropy].enumerated() {
+        for (i, v) in [b.loss, b.labelledBound, b.unlabelledBound, b.crossEntropy].enumerated() {
           state.sums[i] += v
         }
         imagesThisSession += u.shape[0] + y.count
@@ -191,11 +233,17 @@ public final class SSVAETrainer {
             epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
             loss: state.sums[0] / Double(state.epochSteps),
             imagesPerSecond: Double(imagesThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
-        if shouldStop() {
+        // Ranks stop together: a stop request or the time limit on any rank stops all.
+        var flags = [
+          shouldStop() ? 1.0 : 0,
+          settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 ? 1 : 0,
+        ]
+        if cluster.size > 1 { cluster.allReduceSum(&flags) }
+        if flags[0] > 0 {
           try saveCheckpoint()
           return .interrupted
         }
-        if settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 {
+        if flags[1] > 0 {
           try saveCheckpoint()
           return .timeLimit
         }
@@ -228,7 +276,9 @@ public final class SSVAETrainer {
       try saveCheckpoint()
       lastCheckpoint = Date()
       if let k = stopAfterEpoch, state.epoch >= k, state.epoch < settings.epochs { return .stoppedAfterEpoch(state.epoch) }
-      if settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 {
+      var late = [settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 ? 1.0 : 0]
+      if cluster.size > 1 { cluster.allReduceSum(&late) }
+      if late[0] > 0 {
         return state.epoch < settings.epochs ? .timeLimit : .finished
       }
     }
@@ -256,10 +306,12 @@ public final class SSVAETrainer {
   }
 
   public func saveModel(to path: String) throws(ImageTrainingError) {
+    guard cluster.isRoot else { return }
     do { try model.save(to: path, trainingSummary: summary()) } catch { throw .checkpoint(error.description) }
   }
 
   public func saveCheckpoint() throws(ImageTrainingError) {
+    guard cluster.isRoot else { return }
     var metadata = model.container(trainingSummary: summary()).metadata
     metadata["gvae.trainer_state"] = ImageVAE.json(state)
     metadata["gvae.training_settings"] = ImageVAE.json(settings)

@@ -29,7 +29,8 @@ struct GVAE: ParsableCommand {
       if cluster.size > 1 && !(command is RunsAsSeveralProcesses) {
         throw ValidationError(
           "this command runs as one process; under mpirun with \(cluster.size) processes only "
-            + "`train`, `encode`, `sample`, `evaluate`, `optimize` and `image vae train` work (use -np 1, or run it without mpirun)")
+            + "`train`, `encode`, `sample`, `evaluate`, `optimize` and `image vae|gan|ssvae|classifier|cyclegan train` "
+            + "work (use -np 1, or run it without mpirun)")
       }
       try command.run()
     } catch {

@@ -34,7 +34,7 @@ func parseChannels(_ s: String, option: String) throws -> [Int] {
   return v.map { $0! }
 }
 
-struct ImageClassifierTrainCommand: ParsableCommand {
+struct ImageClassifierTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   static let configuration = CommandConfiguration(
     commandName: "train",
     abstract: "Train a CNN classifier on labelled grey images; reports the test accuracy each epoch.",
@@ -44,7 +44,9 @@ struct ImageClassifierTrainCommand: ParsableCommand {
       a dense layer of --hidden (the features `gvae image score` compares), dropout, softmax; ReLU. \
       Adam at --lr, halved each epoch; random shifts of up to --shift pixels. --size resizes \
       the images (bilinear) first, e.g. the 8×8 digits to 28×28. The model is written after \
-      every epoch (atomically), with MODEL.log.jsonl beside it.
+      every epoch (atomically), with MODEL.log.jsonl beside it. Under `mpirun -np N` each rank \
+      trains its rows of every batch, with the shifts and dropout one process draws for them \
+      (gradients summed): the same run as one process; only rank 0 writes.
       """)
 
   @Option(help: "Data directory or file (with labels).") var data: String
@@ -116,13 +118,16 @@ struct ImageClassifierTrainCommand: ParsableCommand {
     var summary: [String: String] = ["data": data, "layout": d.layout, "test_split": d.testSplit, "settings": encodeJSON(settings)]
     if let size { summary["resized"] = size }
     var failure: Error? = nil
+    let root = Cluster.world.isRoot
     do {
       _ = try model.train(
         train, test: testSet, settings: settings,
         onBatch: { epoch, batch, batches, loss, rate in
+          guard root else { return }
           reporter.update(epoch: epoch, epochs: epochs, batch: batch, batches: batches, loss: loss, rate: rate)
         },
         onEpoch: { r in
+          guard root else { return true }
           reporter.finishLine()
           TrainingLog.append("{\"event\":\"epoch\"," + encodeJSON(r).dropFirst(), to: logPath)
           printError(

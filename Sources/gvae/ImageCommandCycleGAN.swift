@@ -32,7 +32,7 @@ func loadCycleGAN(_ path: String) throws -> CycleGAN {
   do { return try CycleGAN.load(path: path).model } catch { throw fail(error.description) }
 }
 
-struct ImageCycleGANTrainCommand: ParsableCommand {
+struct ImageCycleGANTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   static let configuration = CommandConfiguration(
     commandName: "train",
     abstract: "Train a CycleGAN between domain A (--data-a) and domain B (--data-b).",
@@ -44,7 +44,10 @@ struct ImageCycleGANTrainCommand: ParsableCommand {
       max(|A|, |B|) unpaired pairs (--epoch-size to change). Beside MODEL (saved every epoch) it \
       writes MODEL.checkpoint (weights, both Adams, the pools; every epoch and every \
       --checkpoint-minutes) and MODEL.log.jsonl; the cycle errors of --held-out test images per \
-      domain are logged every epoch. Ctrl-C saves a checkpoint and exits; --resume continues exactly.
+      domain are logged every epoch. Ctrl-C saves a checkpoint and exits; --resume continues exactly. \
+      Under `mpirun -np N` each rank trains its pairs of every batch (the fakes gathered so every \
+      rank's pools see the whole batch, gradients summed): the same run as one process; only rank \
+      0 writes. The batch must have at least N pairs (--batch-size).
       """)
 
   @Option(name: .customLong("data-a"), help: "Domain A data (directory or file).") var dataA: String
@@ -165,7 +168,9 @@ struct ImageCycleGANTrainCommand: ParsableCommand {
     trainer.shouldStop = { interruptRequested != 0 }
     let logPath = output + ".log.jsonl"
     let reporter = ProgressReporter()
+    let root = Cluster.world.isRoot
     trainer.onEvent = { event in
+      guard root else { return }
       switch event {
       case .batch(let epoch, let batch, let batches, let loss, let rate):
         reporter.update(epoch: epoch, epochs: epochs, batch: batch, batches: batches, loss: loss, rate: rate)
@@ -186,7 +191,7 @@ struct ImageCycleGANTrainCommand: ParsableCommand {
     let outcome: ImageTrainingOutcome
     do { outcome = try trainer.run() } catch {
       reporter.finishLine()
-      TrainingLog.append("{\"event\":\"error\",\"message\":\(jsonString("\(error)"))}", to: logPath)
+      if root { TrainingLog.append("{\"event\":\"error\",\"message\":\(jsonString("\(error)"))}", to: logPath) }
       throw fail("\(error)")
     }
     reporter.finishLine()
@@ -201,7 +206,10 @@ struct ImageCycleGANTrainCommand: ParsableCommand {
     case .stoppedAfterEpoch(let e):
       printError("gvae: stopped after epoch \(e)")
     }
-    if !FileManager.default.fileExists(atPath: output) || outcome == .interrupted || outcome == .timeLimit {
+    // Decided together: the ranks' file systems may differ.
+    var unsaved = [FileManager.default.fileExists(atPath: output) ? 0.0 : 1]
+    Cluster.world.allReduceSum(&unsaved)
+    if unsaved[0] > 0 || outcome == .interrupted || outcome == .timeLimit {
       // The model file holds the latest weights, also mid-epoch.
       do { try trainer.saveModel(to: output) } catch { throw fail("\(error)") }
     }

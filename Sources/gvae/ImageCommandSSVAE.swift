@@ -20,7 +20,7 @@ func loadSSVAEModel(_ path: String) throws -> (SSVAE, SafeTensorsFile) {
   do { return try SSVAE.load(path: path) } catch { throw fail(error.description) }
 }
 
-struct ImageSSVAETrainCommand: ParsableCommand {
+struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   static let configuration = CommandConfiguration(
     commandName: "train",
     abstract: "Train M2 with --labels labelled training images (the same number per class) and the rest unlabelled.",
@@ -32,7 +32,9 @@ struct ImageSSVAETrainCommand: ParsableCommand {
       unless --alpha. Beside MODEL: MODEL.checkpoint, MODEL.log.jsonl; --resume continues exactly. \
       --m1 FILE trains M1+M2: M2 on the latent means of an image VAE (the training images \
       binarised once first if that VAE was trained on binarised images), with a Gaussian \
-      p(·|y,z); the M1 is stored inside the model file.
+      p(·|y,z); the M1 is stored inside the model file. Under `mpirun -np N` each rank trains its \
+      rows of the labelled and of the unlabelled batch, with the noise one process draws for them \
+      (gradients summed): the same run as one process; only rank 0 writes.
       """)
 
   @Option(help: "Data directory or file (with labels).") var data: String
@@ -145,7 +147,9 @@ struct ImageSSVAETrainCommand: ParsableCommand {
     trainer.shouldStop = { interruptRequested != 0 }
     let logPath = output + ".log.jsonl"
     let reporter = ProgressReporter()
+    let root = Cluster.world.isRoot
     trainer.onEvent = { event in
+      guard root else { return }
       switch event {
       case .batch(let epoch, let batch, let batches, let loss, let rate):
         reporter.update(epoch: epoch, epochs: epochs, batch: batch, batches: batches, loss: loss, rate: rate)
@@ -166,7 +170,7 @@ struct ImageSSVAETrainCommand: ParsableCommand {
     let outcome: ImageTrainingOutcome
     do { outcome = try trainer.run() } catch {
       reporter.finishLine()
-      TrainingLog.append("{\"event\":\"error\",\"message\":\(jsonString("\(error)"))}", to: logPath)
+      if root { TrainingLog.append("{\"event\":\"error\",\"message\":\(jsonString("\(error)"))}", to: logPath) }
       throw fail("\(error)")
     }
     reporter.finishLine()
@@ -180,7 +184,10 @@ struct ImageSSVAETrainCommand: ParsableCommand {
     case .stoppedAfterEpoch(let e):
       printError("gvae: stopped after epoch \(e)")
     }
-    if !FileManager.default.fileExists(atPath: output) {
+    // Decided together: the ranks' file systems may differ.
+    var unsaved = [FileManager.default.fileExists(atPath: output) ? 0.0 : 1]
+    Cluster.world.allReduceSum(&unsaved)
+    if unsaved[0] > 0 {
       do { try trainer.saveModel(to: output) } catch { throw fail("\(error)") }
     }
   }

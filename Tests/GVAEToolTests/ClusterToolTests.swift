@@ -213,6 +213,145 @@ struct ClusterToolTests {
     #expect(small.status != 0 && small.stderr.contains("leaves a rank of \(ranks) without any"), "\(small.stderr)")
   }
 
+  /// The `keys` of every epoch line of MODEL.log.jsonl (nil where a key is absent).
+  func epochLog(_ model: String, _ keys: [String]) throws -> [[Double?]] {
+    try String(contentsOfFile: model + ".log.jsonl", encoding: .utf8).split(separator: "\n").compactMap {
+      guard let o = try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any],
+        o["event"] as? String == "epoch"
+      else { return nil }
+      return keys.map { o[$0] as? Double }
+    }
+  }
+
+  /// Every number of `b` within `relative` of `a`'s (and both present or both absent).
+  func expectClose(
+    _ a: [[Double?]], _ b: [[Double?]], relative: Double, sourceLocation: SourceLocation = #_sourceLocation
+  ) {
+    #expect(a.count == b.count, "\(a.count) vs \(b.count) epochs", sourceLocation: sourceLocation)
+    for (x, y) in zip(a, b) {
+      for (u, v) in zip(x, y) {
+        #expect((u == nil) == (v == nil), "\(x) vs \(y)", sourceLocation: sourceLocation)
+        if let u, let v {
+          #expect(abs(u - v) <= relative * max(abs(u), 1e-3), "\(x) vs \(y)", sourceLocation: sourceLocation)
+        }
+      }
+    }
+  }
+
+  /// The semi-supervised VAE trains data-parallel: each rank its rows of the labelled and the
+  /// unlabelled batch with the noise one process draws for them. M2 on 2 ranks, M1+M2 on 3
+  /// (batches of 20 unlabelled and 8 labelled images split unevenly); the same curve as one
+  /// process, one writer, and a 3-epoch run on N ranks resumed in one process ends where one
+  /// uninterrupted process does.
+  @Test(arguments: [(2, false), (3, true)]) func ssvaeTrainsDataParallel(ranks: Int, stacked: Bool) throws {
+    let dir = try tinyLabelledMNIST()
+    var m1: [String] = []
+    if stacked {
+      let vae = dir.appendingPathComponent("vae.safetensors").path
+      let v = try gvae([
+        "image", "vae", "train", "--data", dir.path, "--output", vae, "--epochs", "1", "--batch-size", "20",
+        "--validation-count", "10", "--preset", "2d",
+      ])
+      #expect(v.status == 0, "\(v.stderr)")
+      m1 = ["--m1", vae]
+    }
+    func args(_ output: String, epochs: Int) -> [String] {
+      [
+        "image", "ssvae", "train", "--data", dir.path, "--output", output, "--epochs", String(epochs), "--labels", "8",
+        "--batch-size", "20", "--labelled-batch-size", "8", "--validation-count", "12", "--hidden", "16", "--latent",
+        "4", "--lr", "3e-3", "--seed", "1",
+      ] + m1
+    }
+    let one = dir.appendingPathComponent("one.safetensors").path
+    let many = dir.appendingPathComponent("many.safetensors").path
+    let a = try gvae(args(one, epochs: 4))
+    #expect(a.status == 0, "\(a.stderr)")
+    let b = try mpirun(ranks, args(many, epochs: 3))
+    #expect(b.status == 0, "\(b.stderr)")
+    #expect(b.stderr.components(separatedBy: "gvae: finished 3 epochs").count == 2, "\(b.stderr)")
+    let keys = ["trainLoss", "labelledBound", "unlabelledBound", "crossEntropy", "validationError"]
+    let (ca, cb) = (try epochLog(one, keys), try epochLog(many, keys))
+    #expect(ca.count == 4 && cb.count == 3)
+    expectClose(Array(ca.prefix(3)), cb, relative: 1e-5)
+    #expect(ca[0][0]! > ca[3][0]!, "training lowers the loss: \(ca)")
+    // The N-rank checkpoint resumes in one process, on the uninterrupted curve.
+    let r = try gvae(args(many, epochs: 4) + ["--resume"])
+    #expect(r.status == 0 && r.stderr.contains("resumed at epoch 4, batch 0, step 15"), "\(r.stderr)")
+    expectClose(ca, try epochLog(many, keys), relative: 1e-5)
+  }
+
+  /// The image classifier trains data-parallel: every rank draws the whole batch's shifts
+  /// and dropout mask and runs its rows. 71 images in batches of 10 leave a last batch of
+  /// one image, so some ranks have no rows in it; 2 and 3 ranks see one process's curve.
+  @Test(arguments: [2, 3]) func classifierTrainsDataParallel(ranks: Int) throws {
+    let dir = try labelledTinyMNIST()
+    func args(_ output: String) -> [String] {
+      [
+        "image", "classifier", "train", "--data", dir.path, "--output", output, "--epochs", "3", "--channels", "4,8",
+        "--hidden", "8", "--batch-size", "10", "--limit", "71", "--shift", "2", "--dropout", "0.3", "--lr", "0.01",
+        "--seed", "2",
+      ]
+    }
+    let one = dir.appendingPathComponent("one.safetensors").path
+    let many = dir.appendingPathComponent("many.safetensors").path
+    let a = try gvae(args(one))
+    #expect(a.status == 0, "\(a.stderr)")
+    let b = try mpirun(ranks, args(many))
+    #expect(b.status == 0, "\(b.stderr)")
+    #expect(b.stderr.components(separatedBy: "gvae: model: ").count == 2, "\(b.stderr)")
+    let keys = ["trainLoss", "trainAccuracy", "testAccuracy"]
+    let (ca, cb) = (try epochLog(one, keys), try epochLog(many, keys))
+    #expect(ca.count == 3)
+    expectClose(ca, cb, relative: 1e-5)
+    #expect(ca[0][0]! > ca[2][0]!, "training lowers the loss: \(ca)")
+    // The same weights: both classifiers score the test images alike.
+    let ea = try gvae(["image", "classifier", "evaluate", "--model", one, "--data", dir.path, "--format", "json"])
+    let eb = try gvae(["image", "classifier", "evaluate", "--model", many, "--data", dir.path, "--format", "json"])
+    #expect(ea.status == 0 && ea.stdout == eb.stdout, "\(ea.stdout) vs \(eb.stdout)")
+  }
+
+  /// CycleGAN trains data-parallel: each rank its pairs of every batch, the fakes gathered so
+  /// every rank's pools (6 images, so swaps happen) take the whole batch with one process's
+  /// draws. Epochs of 17 pairs in batches of 4 end with a batch of one pair; the same losses
+  /// and held-out cycle errors as one process at 2 and 3 ranks; an N-rank checkpoint (pools
+  /// included) resumes in one process on the uninterrupted curve; a batch smaller than the
+  /// number of ranks is refused.
+  @Test(arguments: [2, 3]) func cycleGANTrainsDataParallel(ranks: Int) throws {
+    let dir = try cycleData()
+    let a = dir.appendingPathComponent("a.csv").path
+    let b = dir.appendingPathComponent("b.npy").path
+    func args(_ output: String, epochs: Int, batch: Int = 4) -> [String] {
+      [
+        "image", "cyclegan", "train", "--data-a", a, "--data-b", b, "--output", output, "--epochs", String(epochs),
+        "--size", "8", "--filters", "4", "--downsamplings", "1", "--residual-blocks", "1", "--discriminator-filters",
+        "4", "--discriminator-layers", "1", "--batch-size", String(batch), "--epoch-size", "17", "--pool-size", "6",
+        "--seed", "1",
+      ]
+    }
+    let one = dir.appendingPathComponent("one.safetensors").path
+    let many = dir.appendingPathComponent("many.safetensors").path
+    let x = try gvae(args(one, epochs: 3))
+    #expect(x.status == 0, "\(x.stderr)")
+    let y = try mpirun(ranks, args(many, epochs: 2))
+    #expect(y.status == 0, "\(y.stderr)")
+    #expect(y.stderr.components(separatedBy: "gvae: finished 2 epochs").count == 2, "\(y.stderr)")
+    let keys = [
+      "generatorLoss", "adversarialAB", "adversarialBA", "cycleA", "cycleB", "identity", "discriminatorA",
+      "discriminatorB", "heldOutCycleA", "heldOutCycleB",
+    ]
+    let (ca, cb) = (try epochLog(one, keys), try epochLog(many, keys))
+    #expect(ca.count == 3 && cb.count == 2)
+    expectClose(Array(ca.prefix(2)), cb, relative: 1e-4)
+    let r = try gvae(args(many, epochs: 3) + ["--resume"])
+    #expect(r.status == 0 && r.stderr.contains("resumed at epoch 3, batch 0, step 10"), "\(r.stderr)")
+    expectClose(ca, try epochLog(many, keys), relative: 1e-4)
+    let small = try mpirun(ranks, args(dir.appendingPathComponent("small.safetensors").path, epochs: 1, batch: ranks - 1))
+    #expect(
+      small.status != 0 && small.stderr.contains("a batch of \(ranks - 1) cannot be split over \(ranks) ranks"),
+      "\(small.stderr)")
+    #expect(!small.stderr.contains("Fatal error"))
+  }
+
   /// `mpirun -np N gvae encode` prints what one process prints, byte for byte, bad lines
   /// (in place, JSON) and seeded posterior samples included.
   @Test(arguments: [2, 3]) func shardedEncodeIsOneProcessOutput(ranks: Int) throws {

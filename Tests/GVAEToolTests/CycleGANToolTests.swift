@@ -40,7 +40,7 @@ private func expectRejected(_ r: ToolResult, contains text: String, sourceLocati
 
 /// A directory with domain A (vertical bars, CSV), B (horizontal bars, CSV) and an unlabelled
 /// .npy copy of B; 40 images each, so 36 training and 4 test images.
-private func cycleData() throws -> URL {
+func cycleData() throws -> URL {
   let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gvae-cyclegan-tool-\(UUID().uuidString)")
   try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
   try barsCSV(40, vertical: true).write(to: dir.appendingPathComponent("a.csv"))
