@@ -69,7 +69,7 @@ public struct CycleGANEpochSums: Codable, Sendable, Equatable {
   public var discriminatorB = 0.0
 }
 
-public struct CycleGANTrainerState: Codable, Sendable, Equatable {
+public struct CycleGANTrainerState: Codable, Sendable, Equatable, TrainerProgress {
   public var epoch = 0
   public var batchInEpoch = 0
   public var step = 0
@@ -78,6 +78,7 @@ public struct CycleGANTrainerState: Codable, Sendable, Equatable {
   public var sums = CycleGANEpochSums()
   public var history: [CycleGANEpochRecord] = []
   public var elapsed = 0.0
+  public var epochsRecorded: Int { history.count }
 }
 
 public enum CycleGANTrainingEvent {
@@ -86,7 +87,7 @@ public enum CycleGANTrainingEvent {
   case checkpoint(path: String)
 }
 
-public final class CycleGANTrainer {
+public final class CycleGANTrainer: ResumableTrainer {
   public let model: CycleGAN
   public let settings: CycleGANTrainingSettings
   public let trainA: ImageSet
@@ -285,9 +286,9 @@ public final class CycleGANTrainer {
   }
 
   public func run() throws(ImageTrainingError) -> ImageTrainingOutcome {
-    let start = Date()
-    let elapsedBefore = state.elapsed
-    var lastCheckpoint = Date()
+    var clock = TrainingClock(
+      elapsedBefore: state.elapsed, maxMinutes: settings.maxMinutes, checkpointMinutes: settings.checkpointMinutes,
+      cluster: cluster)
     while state.epoch < settings.epochs {
       let epoch = state.epoch
       let batches = batches(epoch: epoch)
@@ -310,30 +311,13 @@ public final class CycleGANTrainer {
         sm.discriminatorB += l.discriminatorB
         state.sums = sm
         pairsThisSession += ia.count
-        state.elapsed = elapsedBefore + Date().timeIntervalSince(start)
+        state.elapsed = clock.elapsed
         onEvent(
           .batch(
             epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
             generatorLoss: sm.generator / Double(sm.batches),
             pairsPerSecond: Double(pairsThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
-        // Ranks stop together: a stop request or the time limit on any rank stops all.
-        var flags = [
-          shouldStop() ? 1.0 : 0,
-          settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 ? 1 : 0,
-        ]
-        if cluster.size > 1 { cluster.allReduceSum(&flags) }
-        if flags[0] > 0 {
-          try saveCheckpoint()
-          return .interrupted
-        }
-        if flags[1] > 0 {
-          try saveCheckpoint()
-          return .timeLimit
-        }
-        if Date().timeIntervalSince(lastCheckpoint) > settings.checkpointMinutes * 60 {
-          try saveCheckpoint()
-          lastCheckpoint = Date()
-        }
+        if let stop = try clock.afterBatch(stopRequested: shouldStop(), saveCheckpoint: saveCheckpoint) { return stop }
       }
       let seconds = Date().timeIntervalSince(epochStart)
       let sm = state.sums
@@ -350,19 +334,14 @@ public final class CycleGANTrainer {
       state.epoch += 1
       state.batchInEpoch = 0
       state.sums = CycleGANEpochSums()
-      state.elapsed = elapsedBefore + Date().timeIntervalSince(start)
+      state.elapsed = clock.elapsed
       // A GAN has no validation loss to pick a best model by: the model is the latest epoch's.
       try saveModel(to: outputPath)
       onEvent(.epoch(record))
-      try saveCheckpoint()
-      lastCheckpoint = Date()
-      if let k = stopAfterEpoch, state.epoch >= k, state.epoch < settings.epochs {
-        return .stoppedAfterEpoch(state.epoch)
-      }
-      var late = [settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 ? 1.0 : 0]
-      if cluster.size > 1 { cluster.allReduceSum(&late) }
-      if late[0] > 0 {
-        return state.epoch < settings.epochs ? .timeLimit : .finished
+      if let stop = try clock.afterEpoch(
+        completed: state.epoch, of: settings.epochs, stopAfterEpoch: stopAfterEpoch, saveCheckpoint: saveCheckpoint)
+      {
+        return stop
       }
     }
     return .finished
@@ -394,70 +373,46 @@ public final class CycleGANTrainer {
 
   static let generatorOptimizer = "optimizer.generators."
   static let discriminatorOptimizer = "optimizer.discriminators."
+  var optimizers: [(prefix: String, optimizer: any Optimizer)] {
+    [(Self.generatorOptimizer, generatorAdam), (Self.discriminatorOptimizer, discriminatorAdam)]
+  }
 
   /// Weights, both Adams' moments, the pools and the trainer state in one file, written
   /// atomically (temporary file + rename): a kill mid-write leaves the previous one.
   public func saveCheckpoint() throws(ImageTrainingError) {
     guard cluster.isRoot else { return }
-    var file = model.container(trainingSummary: summary())
-    file.metadata["gvae.trainer_state"] = ImageVAE.json(state)
-    file.metadata["gvae.training_settings"] = ImageVAE.json(settings)
-    for (k, t) in generatorAdam.stateTensors() { file.entries[Self.generatorOptimizer + k] = .init(dtype: .F32, tensor: t) }
-    for (k, t) in discriminatorAdam.stateTensors() {
-      file.entries[Self.discriminatorOptimizer + k] = .init(dtype: .F32, tensor: t)
-    }
+    // The pools travel as two more tensors, pool.a and pool.b.
+    var pools: [String: Tensor] = [:]
     for (name, pool) in [("pool.a", poolA), ("pool.b", poolB)] where !pool.images.isEmpty {
-      file.entries[name] = .init(
-        dtype: .F32, tensor: Tensor(shape: [pool.images.count, pool.imageSize], storage: pool.images.flatMap { $0 }))
+      pools[name] = Tensor(shape: [pool.images.count, pool.imageSize], storage: pool.images.flatMap { $0 })
     }
-    do { try file.write(to: URL(fileURLWithPath: checkpointPath)) } catch {
-      throw .checkpoint("cannot write \(checkpointPath): \(error)")
-    }
+    try TrainerCheckpoint.write(
+      model.parameters, extra: pools, metadata: model.container(trainingSummary: summary()).metadata, state: state,
+      settings: settings, optimizers: optimizers, to: checkpointPath)
     onEvent(.checkpoint(path: checkpointPath))
   }
 
   /// Restores everything `saveCheckpoint` wrote; the configuration must be this run's and
   /// the counters ones a run can produce.
   public func resume() throws(ImageTrainingError) {
-    func bad(_ m: String) -> ImageTrainingError { .checkpoint("\(checkpointPath): \(m); start without --resume") }
-    let file: SafeTensorsFile
-    do { file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: checkpointPath)) } catch {
-      throw .checkpoint("\(checkpointPath): \(error)")
-    }
-    guard file.metadata[CycleGAN.kindKey] == CycleGAN.kind else { throw bad("not a CycleGAN checkpoint") }
-    guard let js = file.metadata[CycleGAN.configurationKey],
-      let c = try? JSONDecoder().decode(CycleGANConfiguration.self, from: Data(js.utf8)), c == model.configuration
-    else { throw bad("holds a model with a different configuration") }
-    guard let sj = file.metadata["gvae.trainer_state"],
-      let s = try? JSONDecoder().decode(CycleGANTrainerState.self, from: Data(sj.utf8))
-    else { throw bad("trainer state is missing or malformed") }
-    guard (0...1_000_000).contains(s.epoch), s.step >= 0, s.history.count <= s.epoch, s.elapsed.isFinite,
-      s.elapsed >= 0, (0...batches(epoch: s.epoch).count).contains(s.batchInEpoch)
-    else { throw bad("impossible trainer state (epoch \(s.epoch), batch \(s.batchInEpoch), step \(s.step))") }
+    let file = try ResumeCheckpoint(checkpointPath)
+    guard file.file.metadata[CycleGAN.kindKey] == CycleGAN.kind else { throw file.refusal("not a CycleGAN checkpoint") }
+    guard let c = file.metadata(CycleGAN.configurationKey, as: CycleGANConfiguration.self), c == model.configuration
+    else { throw file.refusal("holds a model with a different configuration") }
+    let s = try file.state(CycleGANTrainerState.self, batches: { batches(epoch: $0).count })
     var pools: [ImagePool] = []
     for name in ["pool.a", "pool.b"] {
       var images: [[Float]] = []
-      if let t = file.entries[name]?.tensor {
+      if let t = file.file.entries[name]?.tensor {
         let d = model.configuration.pixels
         guard t.shape.count == 2, t.shape[1] == d, t.shape[0] <= settings.poolSize else {
-          throw bad("\(name) has shape \(t.shape), expected at most \(settings.poolSize) images of \(d) pixels")
+          throw file.refusal("\(name) has shape \(t.shape), expected at most \(settings.poolSize) images of \(d) pixels")
         }
         images = (0..<t.shape[0]).map { Array(t.storage[($0 * d)..<(($0 + 1) * d)]) }
       }
       pools.append(ImagePool(capacity: settings.poolSize, imageSize: model.configuration.pixels, images: images))
     }
-    func optimizerState(_ prefix: String) -> [String: Tensor] {
-      var out: [String: Tensor] = [:]
-      for (k, e) in file.entries where k.hasPrefix(prefix) { out[String(k.dropFirst(prefix.count))] = e.tensor }
-      return out
-    }
-    do {
-      var weights = file
-      weights.entries = file.entries.filter { !$0.key.hasPrefix("optimizer.") && !$0.key.hasPrefix("pool.") }
-      try weights.load(into: model.parameters)
-      try generatorAdam.loadState(optimizerState(Self.generatorOptimizer))
-      try discriminatorAdam.loadState(optimizerState(Self.discriminatorOptimizer))
-    } catch { throw .checkpoint("\(checkpointPath): \(error)") }
+    try file.restore(model.parameters, optimizers: optimizers, otherPrefixes: ["pool."])
     poolA = pools[0]
     poolB = pools[1]
     state = s

@@ -33,7 +33,7 @@ public struct GANEpochRecord: Codable, Sendable, Equatable {
   public var imagesPerSecond: Double
 }
 
-public struct GANTrainerState: Codable, Sendable, Equatable {
+public struct GANTrainerState: Codable, Sendable, Equatable, TrainerProgress {
   public var epoch = 0
   public var batchInEpoch = 0
   public var step = 0
@@ -43,6 +43,7 @@ public struct GANTrainerState: Codable, Sendable, Equatable {
   public var sums = [Double](repeating: 0, count: 4)
   public var epochImages = 0
   public var elapsed = 0.0
+  public var epochsRecorded: Int { history.count }
 }
 
 public enum GANTrainingEvent {
@@ -60,7 +61,7 @@ public struct GANStep: Sendable {
   public var fakeScore: Double
 }
 
-public final class GANTrainer {
+public final class GANTrainer: ResumableTrainer {
   public let model: ImageGAN
   public let settings: GANTrainingSettings
   public let images: ImageSet
@@ -206,9 +207,9 @@ public final class GANTrainer {
   public func fixedSamples() -> [Float] { model.sample(latents: fixedLatents) }
 
   public func run() throws(ImageTrainingError) -> ImageTrainingOutcome {
-    let start = Date()
-    let elapsedBefore = state.elapsed
-    var lastCheckpoint = Date()
+    var clock = TrainingClock(
+      elapsedBefore: state.elapsed, maxMinutes: settings.maxMinutes, checkpointMinutes: settings.checkpointMinutes,
+      cluster: cluster)
     while state.epoch < settings.epochs {
       let epoch = state.epoch
       let batches = batches(epoch: epoch)
@@ -226,31 +227,14 @@ public final class GANTrainer {
         state.sums[3] += s.fakeScore * n
         state.epochImages += rows.count
         imagesThisSession += rows.count
-        state.elapsed = elapsedBefore + Date().timeIntervalSince(start)
+        state.elapsed = clock.elapsed
         let m = Double(max(state.epochImages, 1))
         onEvent(
           .batch(
             epoch: epoch, batch: state.batchInEpoch, batches: batches.count, discriminatorLoss: state.sums[0] / m,
             generatorLoss: state.sums[1] / m, realScore: state.sums[2] / m, fakeScore: state.sums[3] / m,
             imagesPerSecond: Double(imagesThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
-        // Ranks stop together: a stop request or the time limit on any rank stops all.
-        var flags = [
-          shouldStop() ? 1.0 : 0,
-          settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 ? 1 : 0,
-        ]
-        if cluster.size > 1 { cluster.allReduceSum(&flags) }
-        if flags[0] > 0 {
-          try saveCheckpoint()
-          return .interrupted
-        }
-        if flags[1] > 0 {
-          try saveCheckpoint()
-          return .timeLimit
-        }
-        if Date().timeIntervalSince(lastCheckpoint) > settings.checkpointMinutes * 60 {
-          try saveCheckpoint()
-          lastCheckpoint = Date()
-        }
+        if let stop = try clock.afterBatch(stopRequested: shouldStop(), saveCheckpoint: saveCheckpoint) { return stop }
       }
       let seconds = Date().timeIntervalSince(epochStart)
       let m = Double(max(state.epochImages, 1))
@@ -263,19 +247,14 @@ public final class GANTrainer {
       state.batchInEpoch = 0
       state.sums = [0, 0, 0, 0]
       state.epochImages = 0
-      state.elapsed = elapsedBefore + Date().timeIntervalSince(start)
+      state.elapsed = clock.elapsed
       // A GAN has no validation bound: the latest weights are the model.
       try saveModel(to: outputPath)
       onEvent(.epoch(record))
-      try saveCheckpoint()
-      lastCheckpoint = Date()
-      if let k = stopAfterEpoch, state.epoch >= k, state.epoch < settings.epochs {
-        return .stoppedAfterEpoch(state.epoch)
-      }
-      var late = [settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 ? 1.0 : 0]
-      if cluster.size > 1 { cluster.allReduceSum(&late) }
-      if late[0] > 0 {
-        return state.epoch < settings.epochs ? .timeLimit : .finished
+      if let stop = try clock.afterEpoch(
+        completed: state.epoch, of: settings.epochs, stopAfterEpoch: stopAfterEpoch, saveCheckpoint: saveCheckpoint)
+      {
+        return stop
       }
     }
     return .finished
@@ -304,54 +283,31 @@ public final class GANTrainer {
 
   static let generatorOptimizerPrefix = "optimizer.generator."
   static let discriminatorOptimizerPrefix = "optimizer.discriminator."
+  var optimizers: [(prefix: String, optimizer: any Optimizer)] {
+    [(Self.generatorOptimizerPrefix, generatorAdam), (Self.discriminatorOptimizerPrefix, discriminatorAdam)]
+  }
 
   /// Both networks, their batch-norm statistics, both Adam states and the trainer state in
   /// one file, written atomically (the model's kind, so `gan sample` reads it too).
   public func saveCheckpoint() throws(ImageTrainingError) {
     guard cluster.isRoot else { return }
-    var file = model.container(trainingSummary: summary())
-    file.metadata["gvae.trainer_state"] = ImageVAE.json(state)
-    file.metadata["gvae.training_settings"] = ImageVAE.json(settings)
-    for (prefix, adam) in [
-      (Self.generatorOptimizerPrefix, generatorAdam), (Self.discriminatorOptimizerPrefix, discriminatorAdam),
-    ] {
-      for (k, t) in adam.stateTensors() { file.entries[prefix + k] = SafeTensorsEntry(dtype: .F32, tensor: t) }
-    }
-    do { try file.write(to: URL(fileURLWithPath: checkpointPath)) } catch {
-      throw .checkpoint("cannot write \(checkpointPath): \(error)")
-    }
+    try TrainerCheckpoint.write(
+      model.parameters + model.buffers, metadata: model.container(trainingSummary: summary()).metadata,
+      state: state, settings: settings, optimizers: optimizers, to: checkpointPath)
     onEvent(.checkpoint(path: checkpointPath))
   }
 
   /// Restores both networks, both Adam states and the trainer state; the configuration must
   /// be this run's and the counters ones a run can produce.
   public func resume() throws(ImageTrainingError) {
-    func bad(_ m: String) -> ImageTrainingError { .checkpoint("\(checkpointPath): \(m); start without --resume") }
-    let file: SafeTensorsFile
-    do { file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: checkpointPath)) } catch {
-      throw .checkpoint("\(checkpointPath): \(error)")
+    let file = try ResumeCheckpoint(checkpointPath)
+    guard file.file.metadata[ImageVAE.kindKey] == ImageGAN.kind else { throw file.refusal("not a GAN checkpoint") }
+    guard let c = file.metadata(ImageGAN.configurationKey, as: ImageGANConfiguration.self), c == model.configuration
+    else { throw file.refusal("holds a GAN with a different configuration") }
+    let s = try file.state(GANTrainerState.self, batches: { batches(epoch: $0).count }) {
+      $0.epochImages >= 0 && $0.sums.count == 4
     }
-    guard file.metadata[ImageVAE.kindKey] == ImageGAN.kind else { throw bad("not a GAN checkpoint") }
-    guard let js = file.metadata[ImageGAN.configurationKey],
-      let c = try? JSONDecoder().decode(ImageGANConfiguration.self, from: Data(js.utf8)), c == model.configuration
-    else { throw bad("holds a GAN with a different configuration") }
-    guard let sj = file.metadata["gvae.trainer_state"],
-      let s = try? JSONDecoder().decode(GANTrainerState.self, from: Data(sj.utf8))
-    else { throw bad("trainer state is missing or malformed") }
-    guard (0...1_000_000).contains(s.epoch), s.step >= 0, s.epochImages >= 0, s.sums.count == 4,
-      s.history.count <= s.epoch, s.elapsed.isFinite, s.elapsed >= 0,
-      (0...batches(epoch: s.epoch).count).contains(s.batchInEpoch)
-    else { throw bad("impossible trainer state (epoch \(s.epoch), batch \(s.batchInEpoch), step \(s.step))") }
-    func optimizerState(_ prefix: String) -> [String: Tensor] {
-      var out: [String: Tensor] = [:]
-      for (k, e) in file.entries where k.hasPrefix(prefix) { out[String(k.dropFirst(prefix.count))] = e.tensor }
-      return out
-    }
-    do {
-      try file.load(into: model.parameters + model.buffers, allowUnexpected: true)
-      try generatorAdam.loadState(optimizerState(Self.generatorOptimizerPrefix))
-      try discriminatorAdam.loadState(optimizerState(Self.discriminatorOptimizerPrefix))
-    } catch { throw .checkpoint("\(checkpointPath): \(error)") }
+    try file.restore(model.parameters + model.buffers, optimizers: optimizers)
     state = s
   }
 }

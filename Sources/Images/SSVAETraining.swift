@@ -42,7 +42,7 @@ public struct SSVAEEpochRecord: Codable, Sendable, Equatable {
   public var imagesPerSecond: Double
 }
 
-public struct SSVAETrainerState: Codable, Sendable, Equatable {
+public struct SSVAETrainerState: Codable, Sendable, Equatable, TrainerProgress {
   public var epoch = 0
   public var batchInEpoch = 0
   public var step = 0
@@ -52,6 +52,7 @@ public struct SSVAETrainerState: Codable, Sendable, Equatable {
   public var sums = [Double](repeating: 0, count: 4)
   public var epochSteps = 0
   public var elapsed = 0.0
+  public var epochsRecorded: Int { history.count }
 }
 
 public enum SSVAETrainingEvent {
@@ -61,7 +62,7 @@ public enum SSVAETrainingEvent {
   case bestModel(path: String, validationError: Double)
 }
 
-public final class SSVAETrainer {
+public final class SSVAETrainer: ResumableTrainer {
   public let model: SSVAE
   public let settings: SSVAETrainingSettings
   public let labelled: ImageSet
@@ -209,9 +210,9 @@ public final class SSVAETrainer {
   }
 
   public func run() throws(ImageTrainingError) -> ImageTrainingOutcome {
-    let start = Date()
-    let elapsedBefore = state.elapsed
-    var lastCheckpoint = Date()
+    var clock = TrainingClock(
+      elapsedBefore: state.elapsed, maxMinutes: settings.maxMinutes, checkpointMinutes: settings.checkpointMinutes,
+      cluster: cluster)
     while state.epoch < settings.epochs {
       let epoch = state.epoch
       let batches = batches(epoch: epoch)
@@ -227,30 +228,13 @@ public final class SSVAETrainer {
           state.sums[i] += v
         }
         imagesThisSession += u.shape[0] + y.count
-        state.elapsed = elapsedBefore + Date().timeIntervalSince(start)
+        state.elapsed = clock.elapsed
         onEvent(
           .batch(
             epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
             loss: state.sums[0] / Double(state.epochSteps),
             imagesPerSecond: Double(imagesThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
-        // Ranks stop together: a stop request or the time limit on any rank stops all.
-        var flags = [
-          shouldStop() ? 1.0 : 0,
-          settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 ? 1 : 0,
-        ]
-        if cluster.size > 1 { cluster.allReduceSum(&flags) }
-        if flags[0] > 0 {
-          try saveCheckpoint()
-          return .interrupted
-        }
-        if flags[1] > 0 {
-          try saveCheckpoint()
-          return .timeLimit
-        }
-        if Date().timeIntervalSince(lastCheckpoint) > settings.checkpointMinutes * 60 {
-          try saveCheckpoint()
-          lastCheckpoint = Date()
-        }
+        if let stop = try clock.afterBatch(stopRequested: shouldStop(), saveCheckpoint: saveCheckpoint) { return stop }
       }
       let seconds = Date().timeIntervalSince(epochStart)
       let n = Double(max(state.epochSteps, 1))
@@ -271,15 +255,12 @@ public final class SSVAETrainer {
         try saveModel(to: outputPath)
         onEvent(.bestModel(path: outputPath, validationError: monitored))
       }
-      state.elapsed = elapsedBefore + Date().timeIntervalSince(start)
+      state.elapsed = clock.elapsed
       onEvent(.epoch(record))
-      try saveCheckpoint()
-      lastCheckpoint = Date()
-      if let k = stopAfterEpoch, state.epoch >= k, state.epoch < settings.epochs { return .stoppedAfterEpoch(state.epoch) }
-      var late = [settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 ? 1.0 : 0]
-      if cluster.size > 1 { cluster.allReduceSum(&late) }
-      if late[0] > 0 {
-        return state.epoch < settings.epochs ? .timeLimit : .finished
+      if let stop = try clock.afterEpoch(
+        completed: state.epoch, of: settings.epochs, stopAfterEpoch: stopAfterEpoch, saveCheckpoint: saveCheckpoint)
+      {
+        return stop
       }
     }
     return .finished
@@ -312,41 +293,25 @@ public final class SSVAETrainer {
 
   public func saveCheckpoint() throws(ImageTrainingError) {
     guard cluster.isRoot else { return }
-    var metadata = model.container(trainingSummary: summary()).metadata
-    metadata["gvae.trainer_state"] = ImageVAE.json(state)
-    metadata["gvae.training_settings"] = ImageVAE.json(settings)
-    do {
-      try Checkpoint.save(
-        parameters: model.parameters, optimizer: adam, metadata: metadata, to: URL(fileURLWithPath: checkpointPath))
-    } catch { throw .checkpoint("cannot write \(checkpointPath): \(error)") }
+    // The weights M2 trains (an M1 comes from --m1; its configuration is in the metadata).
+    try TrainerCheckpoint.write(
+      model.parameters, metadata: model.container(trainingSummary: summary()).metadata, state: state,
+      settings: settings, optimizers: [(Checkpoint.optimizerPrefix, adam)], to: checkpointPath)
     onEvent(.checkpoint(path: checkpointPath))
   }
 
   /// Restores weights, Adam and the trainer state; the configuration and the settings that
   /// decide the data (seed, labels, validation) must be this run's.
   public func resume() throws(ImageTrainingError) {
-    func bad(_ m: String) -> ImageTrainingError { .checkpoint("\(checkpointPath): \(m); start without --resume") }
-    let file: SafeTensorsFile
-    do { file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: checkpointPath)) } catch {
-      throw .checkpoint("\(checkpointPath): \(error)")
-    }
-    guard file.metadata[ImageVAE.kindKey] == SSVAE.kind, let js = file.metadata[SSVAE.configurationKey],
-      let c = try? JSONDecoder().decode(SSVAEConfiguration.self, from: Data(js.utf8)), c == model.configuration
-    else { throw bad("holds a model of another kind or configuration") }
-    guard let tj = file.metadata["gvae.training_settings"],
-      let t = try? JSONDecoder().decode(SSVAETrainingSettings.self, from: Data(tj.utf8)),
-      t.seed == settings.seed, t.labels == settings.labels, t.validationCount == settings.validationCount,
-      t.batchSize == settings.batchSize
-    else { throw bad("was written with another --seed, --labels, --validation-count or --batch-size") }
-    guard let sj = file.metadata["gvae.trainer_state"],
-      let s = try? JSONDecoder().decode(SSVAETrainerState.self, from: Data(sj.utf8))
-    else { throw bad("trainer state is missing or malformed") }
-    guard (0...1_000_000).contains(s.epoch), s.step >= 0, s.sums.count == 4, s.history.count <= s.epoch,
-      s.elapsed.isFinite, s.elapsed >= 0, (0...batches(epoch: s.epoch).count).contains(s.batchInEpoch)
-    else { throw bad("impossible trainer state (epoch \(s.epoch), batch \(s.batchInEpoch), step \(s.step))") }
-    do {
-      _ = try Checkpoint.load(parameters: model.parameters, optimizer: adam, from: URL(fileURLWithPath: checkpointPath))
-    } catch { throw .checkpoint("\(checkpointPath): \(error)") }
+    let file = try ResumeCheckpoint(checkpointPath)
+    guard file.file.metadata[ImageVAE.kindKey] == SSVAE.kind,
+      let c = file.metadata(SSVAE.configurationKey, as: SSVAEConfiguration.self), c == model.configuration
+    else { throw file.refusal("holds a model of another kind or configuration") }
+    guard let t = file.settings(SSVAETrainingSettings.self), t.seed == settings.seed, t.labels == settings.labels,
+      t.validationCount == settings.validationCount, t.batchSize == settings.batchSize
+    else { throw file.refusal("was written with another --seed, --labels, --validation-count or --batch-size") }
+    let s = try file.state(SSVAETrainerState.self, batches: { batches(epoch: $0).count }) { $0.sums.count == 4 }
+    try file.restore(model.parameters, optimizers: [(Checkpoint.optimizerPrefix, adam)])
     state = s
   }
 }

@@ -54,7 +54,7 @@ public struct ImageEpochRecord: Codable, Sendable, Equatable {
   public var rowsPerSecond: Double
 }
 
-public struct ImageTrainerState: Codable, Sendable, Equatable {
+public struct ImageTrainerState: Codable, Sendable, Equatable, TrainerProgress {
   public var epoch = 0
   public var batchInEpoch = 0
   public var step = 0
@@ -68,6 +68,7 @@ public struct ImageTrainerState: Codable, Sendable, Equatable {
   public var epochImages = 0
   public var elapsed = 0.0
   public var imagesSeen = 0
+  public var epochsRecorded: Int { history.count }
 }
 
 public enum ImageTrainingEvent {
@@ -91,13 +92,13 @@ public enum ImageTrainingError: Error, CustomStringConvertible {
     switch self {
     case .nonFinite(let e, let s, let c):
       return "loss became NaN or infinite at epoch \(e + 1), step \(s); stopped without saving. "
-        + "The last good checkpoint is \(c) (resume with a lower --lr or --clip)"
+        + "The last good checkpoint is \(c) (resume with a lower --lr, or --clip where the command has one)"
     case .checkpoint(let m), .data(let m): return m
     }
   }
 }
 
-public final class ImageTrainer {
+public final class ImageTrainer: ResumableTrainer {
   public let model: ImageVAE
   public let settings: ImageTrainingSettings
   public let train: ImageSet
@@ -246,9 +247,9 @@ public final class ImageTrainer {
   }
 
   public func run() throws(ImageTrainingError) -> ImageTrainingOutcome {
-    let start = Date()
-    let elapsedBefore = state.elapsed
-    var lastCheckpoint = Date()
+    var clock = TrainingClock(
+      elapsedBefore: state.elapsed, maxMinutes: settings.maxMinutes, checkpointMinutes: settings.checkpointMinutes,
+      cluster: cluster)
     while state.epoch < settings.epochs {
       let epoch = state.epoch
       let batches = batches(epoch: epoch)
@@ -265,30 +266,13 @@ public final class ImageTrainer {
         state.epochImages += b.images
         state.imagesSeen += b.images
         imagesThisSession += b.images
-        state.elapsed = elapsedBefore + Date().timeIntervalSince(start)
+        state.elapsed = clock.elapsed
         onEvent(
           .batch(
             epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
             loss: state.epochLoss / Double(max(state.epochImages, 1)),
             imagesPerSecond: Double(imagesThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
-        // Ranks stop together: a stop request or the time limit on any rank stops all.
-        var flags = [
-          shouldStop() ? 1.0 : 0,
-          settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 ? 1 : 0,
-        ]
-        if cluster.size > 1 { cluster.allReduceSum(&flags) }
-        if flags[0] > 0 {
-          try saveCheckpoint()
-          return .interrupted
-        }
-        if flags[1] > 0 {
-          try saveCheckpoint()
-          return .timeLimit
-        }
-        if Date().timeIntervalSince(lastCheckpoint) > settings.checkpointMinutes * 60 {
-          try saveCheckpoint()
-          lastCheckpoint = Date()
-        }
+        if let stop = try clock.afterBatch(stopRequested: shouldStop(), saveCheckpoint: saveCheckpoint) { return stop }
       }
       let seconds = Date().timeIntervalSince(epochStart)
       let val = validationLoss(epoch: epoch)
@@ -312,17 +296,12 @@ public final class ImageTrainer {
         try saveModel(to: outputPath)
         onEvent(.bestModel(path: outputPath, validationLoss: monitored))
       }
-      state.elapsed = elapsedBefore + Date().timeIntervalSince(start)
+      state.elapsed = clock.elapsed
       onEvent(.epoch(record))
-      try saveCheckpoint()
-      lastCheckpoint = Date()
-      if let k = stopAfterEpoch, state.epoch >= k, state.epoch < settings.epochs {
-        return .stoppedAfterEpoch(state.epoch)
-      }
-      var late = [settings.maxMinutes > 0 && Date().timeIntervalSince(start) > settings.maxMinutes * 60 ? 1.0 : 0]
-      if cluster.size > 1 { cluster.allReduceSum(&late) }
-      if late[0] > 0 {
-        return state.epoch < settings.epochs ? .timeLimit : .finished
+      if let stop = try clock.afterEpoch(
+        completed: state.epoch, of: settings.epochs, stopAfterEpoch: stopAfterEpoch, saveCheckpoint: saveCheckpoint)
+      {
+        return stop
       }
     }
     return .finished
@@ -359,38 +338,22 @@ public final class ImageTrainer {
   /// Weights, Adam's moments and the trainer state in one file, written atomically.
   public func saveCheckpoint() throws(ImageTrainingError) {
     guard cluster.isRoot else { return }
-    var metadata = model.container(trainingSummary: summary()).metadata
-    metadata["gvae.trainer_state"] = ImageVAE.json(state)
-    metadata["gvae.training_settings"] = ImageVAE.json(settings)
-    do {
-      try Checkpoint.save(
-        parameters: model.parameters, optimizer: adam, metadata: metadata,
-        to: URL(fileURLWithPath: checkpointPath))
-    } catch { throw .checkpoint("cannot write \(checkpointPath): \(error)") }
+    try TrainerCheckpoint.write(
+      model.parameters, metadata: model.container(trainingSummary: summary()).metadata, state: state,
+      settings: settings, optimizers: [(Checkpoint.optimizerPrefix, adam)], to: checkpointPath)
     onEvent(.checkpoint(path: checkpointPath))
   }
 
   /// Restores weights, Adam and the trainer state from `checkpointPath`; the configuration
   /// must be this run's, and the counters must be ones a run can produce.
   public func resume() throws(ImageTrainingError) {
-    func bad(_ m: String) -> ImageTrainingError { .checkpoint("\(checkpointPath): \(m); start without --resume") }
-    let file: SafeTensorsFile
-    do { file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: checkpointPath)) } catch {
-      throw .checkpoint("\(checkpointPath): \(error)")
+    let file = try ResumeCheckpoint(checkpointPath)
+    guard let c = file.metadata(ImageVAE.configurationKey, as: ImageVAEConfiguration.self), c == model.configuration
+    else { throw file.refusal("holds a model with a different configuration") }
+    let s = try file.state(ImageTrainerState.self, batches: { batches(epoch: $0).count }) {
+      $0.epochImages >= 0 && $0.imagesSeen >= 0
     }
-    guard let js = file.metadata[ImageVAE.configurationKey],
-      let c = try? JSONDecoder().decode(ImageVAEConfiguration.self, from: Data(js.utf8)), c == model.configuration
-    else { throw bad("holds a model with a different configuration") }
-    guard let sj = file.metadata["gvae.trainer_state"],
-      let s = try? JSONDecoder().decode(ImageTrainerState.self, from: Data(sj.utf8))
-    else { throw bad("trainer state is missing or malformed") }
-    guard (0...1_000_000).contains(s.epoch), s.step >= 0, s.epochImages >= 0, s.imagesSeen >= 0,
-      s.history.count <= s.epoch, s.elapsed.isFinite, s.elapsed >= 0,
-      (0...batches(epoch: s.epoch).count).contains(s.batchInEpoch)
-    else { throw bad("impossible trainer state (epoch \(s.epoch), batch \(s.batchInEpoch), step \(s.step))") }
-    do {
-      try Checkpoint.load(parameters: model.parameters, optimizer: adam, from: URL(fileURLWithPath: checkpointPath))
-    } catch { throw .checkpoint("\(checkpointPath): \(error)") }
+    try file.restore(model.parameters, optimizers: [(Checkpoint.optimizerPrefix, adam)])
     state = s
   }
 }

@@ -42,11 +42,16 @@ struct ImageClassifierTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
       --data as for `gvae image vae train`, with labels (MNIST's *-labels-idx1-ubyte, the digits \
       CSV's last column). Network: conv 3×3 (first of --channels), then 4×4 stride-2 convolutions, \
       a dense layer of --hidden (the features `gvae image score` compares), dropout, softmax; ReLU. \
-      Adam at --lr, halved each epoch; random shifts of up to --shift pixels. --size resizes \
-      the images (bilinear) first, e.g. the 8×8 digits to 28×28. The model is written after \
-      every epoch (atomically), with MODEL.log.jsonl beside it. Under `mpirun -np N` each rank \
-      trains its rows of every batch, with the shifts and dropout one process draws for them \
-      (gradients summed): the same run as one process; only rank 0 writes.
+      Adam at --lr, times --decay each epoch; random shifts of up to --shift pixels. --size \
+      resizes the images (bilinear) first, e.g. the 8×8 digits to 28×28. The model is written \
+      after every epoch (atomically); beside it MODEL.checkpoint (weights, Adam's moments and \
+      the run's position and random streams, every epoch and every --checkpoint-minutes) and \
+      MODEL.log.jsonl. Ctrl-C saves a checkpoint; --resume continues exactly (the same --seed, \
+      --batch-size, --shift and training images; --lr, --decay and --epochs may change). A NaN \
+      or infinite loss stops training with the last good checkpoint kept. Under `mpirun -np N` \
+      each rank trains its rows of every batch, with the shifts and dropout one process draws \
+      for them (gradients summed): the same run as one process; only rank 0 writes, and a \
+      checkpoint resumes with any number of ranks.
       """)
 
   @Option(help: "Data directory or file (with labels).") var data: String
@@ -62,7 +67,11 @@ struct ImageClassifierTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   @Option(help: "Resize the images to HxW (or N×N) first.") var size: String?
   @Option(help: "Random seed (initialisation, shuffles, shifts, dropout).") var seed: UInt64 = 0
   @Option(help: "Use only the first N training images.") var limit: Int?
-  @Option(name: .customLong("max-minutes"), help: "Stop after this many minutes.") var maxMinutes: Double = 0
+  @Option(name: .customLong("max-minutes"), help: "Stop (with a checkpoint) after this many minutes.")
+  var maxMinutes: Double = 0
+  @Option(name: .customLong("checkpoint-minutes"), help: "Checkpoint within epochs this often.")
+  var checkpointMinutes: Double = 10
+  @Flag(help: "Continue from MODEL.checkpoint.") var resume = false
   @Option(
     name: .customLong("blas-threads"),
     help: "OpenBLAS threads (default: OPENBLAS_NUM_THREADS, else one per CPU).") var blasThreads: Int?
@@ -75,7 +84,9 @@ struct ImageClassifierTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     guard (1...65_536).contains(hidden) else { throw ValidationError("--hidden must be in 1…65536") }
     guard dropout >= 0 && dropout < 1 else { throw ValidationError("--dropout must be in [0, 1)") }
     guard (0...16).contains(shift) else { throw ValidationError("--shift must be in 0…16") }
-    guard maxMinutes >= 0 && maxMinutes.isFinite else { throw ValidationError("--max-minutes must be non-negative") }
+    guard maxMinutes >= 0 && maxMinutes.isFinite, checkpointMinutes > 0 && checkpointMinutes.isFinite else {
+      throw ValidationError("--max-minutes must be non-negative and --checkpoint-minutes positive")
+    }
     _ = try parseChannels(channels, option: "--channels")
     if let size { _ = try parseImageSize(size, option: "--size") }
     if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
@@ -109,46 +120,42 @@ struct ImageClassifierTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     settings.seed = seed
     settings.shift = shift
     settings.maxMinutes = maxMinutes
+    settings.checkpointMinutes = checkpointMinutes
     let testSet: ImageSet? = test.labels == nil ? nil : test
+    let trainer: ClassifierTrainer
+    do {
+      trainer = try ClassifierTrainer(model: model, settings: settings, train: train, test: testSet, outputPath: output)
+    } catch { throw fail("\(data): \(error)") }
+    trainer.summaryExtras = ["data": data, "layout": d.layout, "test_split": d.testSplit]
+    if let size { trainer.summaryExtras["resized"] = size }
+    if resume { try resumeTrainer(trainer) }
     printError(
       "gvae: image classifier \(config.channels.map(String.init).joined(separator: ",")) / \(hidden), \(classes) classes: "
         + "\(model.parameterCount) parameters, \(train.count) training / \(testSet?.count ?? 0) test images \(train.height)×\(train.width), batch \(batchSize)")
+
+    trainer.shouldStop = stopOnInterrupt()
     let logPath = output + ".log.jsonl"
     let reporter = ProgressReporter()
-    var summary: [String: String] = ["data": data, "layout": d.layout, "test_split": d.testSplit, "settings": encodeJSON(settings)]
-    if let size { summary["resized"] = size }
-    var failure: Error? = nil
     let root = Cluster.world.isRoot
-    do {
-      _ = try model.train(
-        train, test: testSet, settings: settings,
-        onBatch: { epoch, batch, batches, loss, rate in
-          guard root else { return }
-          reporter.update(epoch: epoch, epochs: epochs, batch: batch, batches: batches, loss: loss, rate: rate)
-        },
-        onEpoch: { r in
-          guard root else { return true }
-          reporter.finishLine()
-          TrainingLog.append("{\"event\":\"epoch\"," + encodeJSON(r).dropFirst(), to: logPath)
-          printError(
-            String(
-              format: "epoch %d: loss %.4f, train accuracy %.4f, test accuracy %@, lr %.3g, %.0f images/s", r.epoch,
-              r.trainLoss, r.trainAccuracy, r.testAccuracy.map { String(format: "%.4f", $0) } ?? "-", r.learningRate,
-              r.imagesPerSecond))
-          summary["epochs_completed"] = String(r.epoch)
-          if let a = r.testAccuracy { summary["test_accuracy"] = String(format: "%.4f", a) }
-          do { try model.save(to: output, trainingSummary: encodeJSON(summary)) } catch {
-            failure = error
-            return false
-          }
-          return true
-        })
-    } catch {
-      reporter.finishLine()
-      throw fail("\(error)")
+    trainer.onEvent = { event in
+      guard root else { return }
+      switch event {
+      case .batch(let epoch, let batch, let batches, let loss, let rate):
+        reporter.update(epoch: epoch, epochs: epochs, batch: batch, batches: batches, loss: loss, rate: rate)
+      case .epoch(let r):
+        reporter.finishLine()
+        TrainingLog.append("{\"event\":\"epoch\"," + encodeJSON(r).dropFirst(), to: logPath)
+        printError(
+          String(
+            format: "epoch %d: loss %.4f, train accuracy %.4f, test accuracy %@, lr %.3g, %.0f images/s", r.epoch,
+            r.trainLoss, r.trainAccuracy, r.testAccuracy.map { String(format: "%.4f", $0) } ?? "-", r.learningRate,
+            r.imagesPerSecond))
+      case .checkpoint(let path):
+        TrainingLog.append(
+          "{\"event\":\"checkpoint\",\"path\":\(jsonString(path)),\"step\":\(trainer.state.step)}", to: logPath)
+      }
     }
-    if let failure { throw fail("\(failure)") }
-    printError("gvae: model: \(output)")
+    try runTrainer(trainer, output: output, finishLine: reporter.finishLine)
   }
 }
 

@@ -146,26 +146,13 @@ struct ImageCycleGANTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
       "data_a": dataA, "data_b": dataB, "layout_a": da.layout, "layout_b": db.layout,
       "resize": "bilinear to \(size)×\(size) from \(da.train.height)×\(da.train.width) (A) and \(db.train.height)×\(db.train.width) (B)",
     ]
-    if resume {
-      guard FileManager.default.fileExists(atPath: trainer.checkpointPath) else {
-        throw fail("--resume: no checkpoint at \(trainer.checkpointPath)")
-      }
-      do { try trainer.resume() } catch { throw fail("\(error)") }
-      printError(
-        "gvae: resumed at epoch \(trainer.state.epoch + 1), batch \(trainer.state.batchInEpoch), step \(trainer.state.step)")
-    }
+    if resume { try resumeTrainer(trainer) }
     printError(
       "gvae: CycleGAN \(size)×\(size) (ngf \(filters), \(downsamplings) downsamplings, \(residualBlocks) residual blocks; ndf \(discriminatorFilters), \(discriminatorLayers) stride-2 layers): "
         + "\(model.parameterCount) parameters; A \(a.count) training / \(ha.count) held-out images, B \(b.count) / \(hb.count); "
         + "\(trainer.epochSize) pairs per epoch, batch \(batchSize)")
 
-    signal(SIGINT) { _ in interruptRequested = 1 }
-    // A parent may have started us with SIGINT blocked (test runners do); Ctrl-C must work.
-    var unblock = sigset_t()
-    sigemptyset(&unblock)
-    sigaddset(&unblock, SIGINT)
-    sigprocmask(SIG_UNBLOCK, &unblock, nil)
-    trainer.shouldStop = { interruptRequested != 0 }
+    trainer.shouldStop = stopOnInterrupt()
     let logPath = output + ".log.jsonl"
     let reporter = ProgressReporter()
     let root = Cluster.world.isRoot
@@ -188,31 +175,8 @@ struct ImageCycleGANTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
           "{\"event\":\"checkpoint\",\"path\":\(jsonString(path)),\"step\":\(trainer.state.step)}", to: logPath)
       }
     }
-    let outcome: ImageTrainingOutcome
-    do { outcome = try trainer.run() } catch {
-      reporter.finishLine()
-      if root { TrainingLog.append("{\"event\":\"error\",\"message\":\(jsonString("\(error)"))}", to: logPath) }
-      throw fail("\(error)")
-    }
-    reporter.finishLine()
-    switch outcome {
-    case .finished:
-      printError(
-        String(format: "gvae: finished %d epochs in %.0f s; model: %@", trainer.state.epoch, trainer.state.elapsed, output))
-    case .interrupted:
-      printError("gvae: interrupted; checkpoint saved to \(trainer.checkpointPath) (continue with --resume)")
-    case .timeLimit:
-      printError("gvae: time limit reached; checkpoint saved to \(trainer.checkpointPath) (continue with --resume)")
-    case .stoppedAfterEpoch(let e):
-      printError("gvae: stopped after epoch \(e)")
-    }
-    // Decided together: the ranks' file systems may differ.
-    var unsaved = [FileManager.default.fileExists(atPath: output) ? 0.0 : 1]
-    Cluster.world.allReduceSum(&unsaved)
-    if unsaved[0] > 0 || outcome == .interrupted || outcome == .timeLimit {
-      // The model file holds the latest weights, also mid-epoch.
-      do { try trainer.saveModel(to: output) } catch { throw fail("\(error)") }
-    }
+    // The model file holds the latest weights, also after a stop mid-epoch.
+    try runTrainer(trainer, output: output, finishLine: reporter.finishLine, latestWeightsOnStop: true)
   }
 }
 

@@ -139,26 +139,13 @@ struct ImageGANTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
       throw fail("\(data): \(error)")
     }
     trainer.summaryExtras = ["data": data, "images": what]
-    if resume {
-      guard FileManager.default.fileExists(atPath: trainer.checkpointPath) else {
-        throw fail("--resume: no checkpoint at \(trainer.checkpointPath)")
-      }
-      do { try trainer.resume() } catch { throw fail("\(error)") }
-      printError(
-        "gvae: resumed at epoch \(trainer.state.epoch + 1), batch \(trainer.state.batchInEpoch), step \(trainer.state.step)")
-    }
+    if resume { try resumeTrainer(trainer) }
     printError(
       "gvae: DCGAN, generator \(config.generatorChannels.map(String.init).joined(separator: ",")) (\(gan.generatorParameterCount) parameters), "
         + "discriminator \(config.discriminatorChannels.map(String.init).joined(separator: ",")) (\(gan.discriminatorParameterCount)), "
         + "latent \(latent): \(images.count) images \(images.height)×\(images.width) (\(what)), batch \(batchSize)")
 
-    signal(SIGINT) { _ in interruptRequested = 1 }
-    // A parent may have started us with SIGINT blocked (test runners do); Ctrl-C must work.
-    var unblock = sigset_t()
-    sigemptyset(&unblock)
-    sigaddset(&unblock, SIGINT)
-    sigprocmask(SIG_UNBLOCK, &unblock, nil)
-    trainer.shouldStop = { interruptRequested != 0 }
+    trainer.shouldStop = stopOnInterrupt()
     let logPath = output + ".log.jsonl"
     let sampleDirectory = output + ".samples"
     let progress = GANProgress()
@@ -186,30 +173,8 @@ struct ImageGANTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
           "{\"event\":\"checkpoint\",\"path\":\(jsonString(path)),\"step\":\(trainer.state.step)}", to: logPath)
       }
     }
-    let outcome: ImageTrainingOutcome
-    do { outcome = try trainer.run() } catch {
-      progress.finishLine()
-      if root { TrainingLog.append("{\"event\":\"error\",\"message\":\(jsonString("\(error)"))}", to: logPath) }
-      throw fail("\(error)")
-    }
-    progress.finishLine()
+    try runTrainer(trainer, output: output, finishLine: progress.finishLine)
     if let sampleError { printError("gvae: warning: a sample grid was not written: \(sampleError)") }
-    switch outcome {
-    case .finished:
-      printError(String(format: "gvae: finished %d epochs in %.0f s; model: %@", trainer.state.epoch, trainer.state.elapsed, output))
-    case .interrupted:
-      printError("gvae: interrupted; checkpoint saved to \(trainer.checkpointPath) (continue with --resume)")
-    case .timeLimit:
-      printError("gvae: time limit reached; checkpoint saved to \(trainer.checkpointPath) (continue with --resume)")
-    case .stoppedAfterEpoch(let e):
-      printError("gvae: stopped after epoch \(e)")
-    }
-    // Decided together: the ranks' file systems may differ.
-    var unsaved = [FileManager.default.fileExists(atPath: output) ? 0.0 : 1]
-    Cluster.world.allReduceSum(&unsaved)
-    if unsaved[0] > 0 {
-      do { try trainer.saveModel(to: output) } catch { throw fail("\(error)") }
-    }
   }
 }
 

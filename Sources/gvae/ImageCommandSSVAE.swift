@@ -126,25 +126,14 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     }
     trainer.summaryExtras = ["data": data, "layout": d.layout, "test_split": d.testSplit, "model": m1 == nil ? "m2" : "m1+m2"]
     if let m1 { trainer.summaryExtras["m1"] = m1 }
-    if resume {
-      guard FileManager.default.fileExists(atPath: trainer.checkpointPath) else {
-        throw fail("--resume: no checkpoint at \(trainer.checkpointPath)")
-      }
-      do { try trainer.resume() } catch { throw fail("\(error)") }
-      printError("gvae: resumed at epoch \(trainer.state.epoch + 1), batch \(trainer.state.batchInEpoch), step \(trainer.state.step)")
-    }
+    if resume { try resumeTrainer(trainer) }
     let w = trainer.weights
     printError(
       "gvae: \(m1 == nil ? "M2" : "M1+M2 (M2 on the \(images.width) latent means of \(m1!))"), \(classes) classes, hidden \(hidden), latent \(latent): \(model.parameterCount) parameters, "
         + "\(trainer.labelled.count) labelled / \(trainer.unlabelled.count) unlabelled / \(trainer.validation.count) validation images "
         + "\(images.height)×\(images.width), α/N \(String(format: "%.4g", w.classification))")
 
-    signal(SIGINT) { _ in interruptRequested = 1 }
-    var unblock = sigset_t()
-    sigemptyset(&unblock)
-    sigaddset(&unblock, SIGINT)
-    sigprocmask(SIG_UNBLOCK, &unblock, nil)
-    trainer.shouldStop = { interruptRequested != 0 }
+    trainer.shouldStop = stopOnInterrupt()
     let logPath = output + ".log.jsonl"
     let reporter = ProgressReporter()
     let root = Cluster.world.isRoot
@@ -167,29 +156,7 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
         TrainingLog.append("{\"event\":\"best\",\"path\":\(jsonString(path)),\"validation_error\":\(e)}", to: logPath)
       }
     }
-    let outcome: ImageTrainingOutcome
-    do { outcome = try trainer.run() } catch {
-      reporter.finishLine()
-      if root { TrainingLog.append("{\"event\":\"error\",\"message\":\(jsonString("\(error)"))}", to: logPath) }
-      throw fail("\(error)")
-    }
-    reporter.finishLine()
-    switch outcome {
-    case .finished:
-      printError(String(format: "gvae: finished %d epochs in %.0f s; model: %@", trainer.state.epoch, trainer.state.elapsed, output))
-    case .interrupted:
-      printError("gvae: interrupted; checkpoint saved to \(trainer.checkpointPath) (continue with --resume)")
-    case .timeLimit:
-      printError("gvae: time limit reached; checkpoint saved to \(trainer.checkpointPath) (continue with --resume)")
-    case .stoppedAfterEpoch(let e):
-      printError("gvae: stopped after epoch \(e)")
-    }
-    // Decided together: the ranks' file systems may differ.
-    var unsaved = [FileManager.default.fileExists(atPath: output) ? 0.0 : 1]
-    Cluster.world.allReduceSum(&unsaved)
-    if unsaved[0] > 0 {
-      do { try trainer.saveModel(to: output) } catch { throw fail("\(error)") }
-    }
+    try runTrainer(trainer, output: output, finishLine: reporter.finishLine)
   }
 }
 

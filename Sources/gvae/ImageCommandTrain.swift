@@ -100,26 +100,13 @@ struct ImageVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
       "data": data, "layout": d.layout, "test_split": d.testSplit, "preset": preset,
       "objective": importanceSamples == 1 ? "elbo" : "iwae-\(importanceSamples)",
     ]
-    if resume {
-      guard FileManager.default.fileExists(atPath: trainer.checkpointPath) else {
-        throw fail("--resume: no checkpoint at \(trainer.checkpointPath)")
-      }
-      do { try trainer.resume() } catch { throw fail("\(error)") }
-      printError(
-        "gvae: resumed at epoch \(trainer.state.epoch + 1), batch \(trainer.state.batchInEpoch), step \(trainer.state.step)")
-    }
+    if resume { try resumeTrainer(trainer) }
     printError(
       "gvae: image VAE, preset \(preset) (\(config.architecture.rawValue), latent \(config.latentSize)): "
         + "\(vae.parameterCount) parameters, \(trainer.train.count) training / \(trainer.validation.count) validation images "
         + "\(images.height)×\(images.width), \(importanceSamples == 1 ? "ELBO" : "IWAE bound, k = \(importanceSamples)"), batch \(batchSize)")
 
-    signal(SIGINT) { _ in interruptRequested = 1 }
-    // A parent may have started us with SIGINT blocked (test runners do); Ctrl-C must work.
-    var unblock = sigset_t()
-    sigemptyset(&unblock)
-    sigaddset(&unblock, SIGINT)
-    sigprocmask(SIG_UNBLOCK, &unblock, nil)
-    trainer.shouldStop = { interruptRequested != 0 }
+    trainer.shouldStop = stopOnInterrupt()
     let logPath = output + ".log.jsonl"
     let svgPath = output + ".loss.svg"
     let reporter = ProgressReporter()
@@ -155,32 +142,13 @@ struct ImageVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
         TrainingLog.append("{\"event\":\"best\",\"path\":\(jsonString(path)),\"loss\":\(loss)}", to: logPath)
       }
     }
-    let outcome: ImageTrainingOutcome
-    do { outcome = try trainer.run() } catch {
-      reporter.finishLine()
-      if root { TrainingLog.append("{\"event\":\"error\",\"message\":\(jsonString("\(error)"))}", to: logPath) }
-      throw fail("\(error)")
-    }
-    reporter.finishLine()
-    switch outcome {
-    case .finished:
-      printError(
-        String(format: "gvae: finished %d epochs in %.0f s; best validation loss %.4f; model: %@",
-          trainer.state.epoch, trainer.state.elapsed, trainer.state.bestValidation, output))
-    case .interrupted:
-      printError("gvae: interrupted; checkpoint saved to \(trainer.checkpointPath) (continue with --resume)")
-    case .timeLimit:
-      printError("gvae: time limit reached; checkpoint saved to \(trainer.checkpointPath) (continue with --resume)")
-    case .stoppedAfterEpoch(let e):
-      printError("gvae: stopped after epoch \(e)")
-    }
-    // Decided together: the ranks' file systems may differ.
-    var unsaved = [FileManager.default.fileExists(atPath: output) ? 0.0 : 1]
-    Cluster.world.allReduceSum(&unsaved)
-    if unsaved[0] > 0 {
-      // No epoch finished yet: keep the current weights so there is a model to use.
-      do { try trainer.saveModel(to: output) } catch { throw fail("\(error)") }
-    }
+    try runTrainer(
+      trainer, output: output, finishLine: reporter.finishLine,
+      finished: {
+        String(
+          format: "gvae: finished %d epochs in %.0f s; best validation loss %.4f; model: %@", trainer.state.epoch,
+          trainer.state.elapsed, trainer.state.bestValidation, output)
+      })
   }
 }
 

@@ -9,9 +9,6 @@ import NN
   import Glibc
 #endif
 
-/// Set by the SIGINT handler; the training loop checks it between batches.
-nonisolated(unsafe) var interruptRequested: sig_atomic_t = 0
-
 struct TrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   static let configuration = CommandConfiguration(
     commandName: "train",
@@ -314,8 +311,7 @@ struct TrainCommand: ParsableCommand, RunsAsSeveralProcesses {
       }
     }
 
-    signal(SIGINT) { _ in interruptRequested = 1 }
-    trainer.shouldStop = { interruptRequested != 0 }
+    trainer.shouldStop = stopOnInterrupt()
 
     let logPath = output + ".log.jsonl"
     let svgPath = output + ".loss.svg"

@@ -282,28 +282,34 @@ struct ClusterToolTests {
 
   /// The image classifier trains data-parallel: every rank draws the whole batch's shifts
   /// and dropout mask and runs its rows. 71 images in batches of 10 leave a last batch of
-  /// one image, so some ranks have no rows in it; 2 and 3 ranks see one process's curve.
+  /// one image, so some ranks have no rows in it; 2 and 3 ranks see one process's curve, one
+  /// writer, and a 3-epoch checkpoint written by N ranks resumes in one process on the
+  /// uninterrupted 4-epoch curve.
   @Test(arguments: [2, 3]) func classifierTrainsDataParallel(ranks: Int) throws {
     let dir = try labelledTinyMNIST()
-    func args(_ output: String) -> [String] {
+    func args(_ output: String, epochs: Int) -> [String] {
       [
-        "image", "classifier", "train", "--data", dir.path, "--output", output, "--epochs", "3", "--channels", "4,8",
-        "--hidden", "8", "--batch-size", "10", "--limit", "71", "--shift", "2", "--dropout", "0.3", "--lr", "0.01",
+        "image", "classifier", "train", "--data", dir.path, "--output", output, "--epochs", String(epochs), "--channels",
+        "4,8", "--hidden", "8", "--batch-size", "10", "--limit", "71", "--shift", "2", "--dropout", "0.3", "--lr", "0.01",
         "--seed", "2",
       ]
     }
     let one = dir.appendingPathComponent("one.safetensors").path
     let many = dir.appendingPathComponent("many.safetensors").path
-    let a = try gvae(args(one))
+    let a = try oneProcess(args(one, epochs: 4))
     #expect(a.status == 0, "\(a.stderr)")
-    let b = try mpirun(ranks, args(many))
+    let b = try mpirun(ranks, args(many, epochs: 3))
     #expect(b.status == 0, "\(b.stderr)")
-    #expect(b.stderr.components(separatedBy: "gvae: model: ").count == 2, "\(b.stderr)")
+    #expect(b.stderr.components(separatedBy: "gvae: finished 3 epochs").count == 2, "\(b.stderr)")
     let keys = ["trainLoss", "trainAccuracy", "testAccuracy"]
     let (ca, cb) = (try epochLog(one, keys), try epochLog(many, keys))
-    #expect(ca.count == 3)
-    expectClose(ca, cb, relative: 1e-5)
-    #expect(ca[0][0]! > ca[2][0]!, "training lowers the loss: \(ca)")
+    #expect(ca.count == 4 && cb.count == 3)
+    expectClose(Array(ca.prefix(3)), cb, relative: 1e-5)
+    #expect(ca[0][0]! > ca[3][0]!, "training lowers the loss: \(ca)")
+    // The N-rank checkpoint resumes in one process, on the uninterrupted curve.
+    let r = try oneProcess(args(many, epochs: 4) + ["--resume"])
+    #expect(r.status == 0 && r.stderr.contains("resumed at epoch 4, batch 0, step 24"), "\(r.stderr)")
+    expectClose(ca, try epochLog(many, keys), relative: 1e-5)
     // The same weights: both classifiers score the test images alike.
     let ea = try gvae(["image", "classifier", "evaluate", "--model", one, "--data", dir.path, "--format", "json"])
     let eb = try gvae(["image", "classifier", "evaluate", "--model", many, "--data", dir.path, "--format", "json"])

@@ -152,3 +152,151 @@ func labelledTinyMNIST() throws -> URL {
       try gvae(["image", "classifier", "train", "--data", npy.path, "--output", cls]), contains: "have no labels")
   }
 }
+
+/// `gvae image classifier train`'s checkpoints: --resume on the uninterrupted curve, Ctrl-C,
+/// the NaN guard, and checkpoints that do not fit refused by name.
+@Suite(.serialized) struct ClassifierToolTests {
+  /// 73 labelled 8×8 images in batches of 10 (a short last batch), shifts and dropout on: every
+  /// random draw of a step comes from the run's seeded streams. One BLAS thread, so the two runs
+  /// round alike.
+  func train(_ dir: URL, _ output: String, epochs: Int, _ extra: [String] = []) throws -> ToolResult {
+    try gvae(
+      [
+        "image", "classifier", "train", "--data", dir.path, "--output", output, "--epochs", String(epochs), "--channels",
+        "4,8", "--hidden", "8", "--batch-size", "10", "--limit", "73", "--shift", "2", "--dropout", "0.3", "--lr", "0.01",
+        "--decay", "0.8", "--seed", "2",
+      ] + extra, environment: ["GVAE_BLAS_THREADS": "1"])
+  }
+
+  /// Every epoch line of MODEL.log.jsonl: step, loss, accuracies, learning rate.
+  func curve(_ model: String) throws -> [[Double]] {
+    try String(contentsOfFile: model + ".log.jsonl", encoding: .utf8).split(separator: "\n").compactMap {
+      guard let o = try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any], o["event"] as? String == "epoch"
+      else { return nil }
+      return try ["step", "trainLoss", "trainAccuracy", "testAccuracy", "learningRate"].map { try #require(o[$0] as? Double) }
+    }
+  }
+
+  /// 4 epochs straight against: a time limit after the first batch (a checkpoint mid-epoch 1),
+  /// --resume to 2 epochs, --resume to 4. The log's numbers are equal, not close: the resumed
+  /// run restores the weights, Adam's moments and step, the epoch's sums and position and the
+  /// shift-and-dropout stream exactly (F32 tensors, JSON doubles that round-trip), and replays
+  /// the same batches, so every float operation is the one the straight run did.
+  @Test func resumeFollowsTheUninterruptedCurve() throws {
+    let dir = try labelledTinyMNIST()
+    let straight = dir.appendingPathComponent("straight.safetensors").path
+    let a = try train(dir, straight, epochs: 4)
+    #expect(a.status == 0, "\(a.stderr)")
+    let resumed = dir.appendingPathComponent("resumed.safetensors").path
+    let b = try train(dir, resumed, epochs: 4, ["--max-minutes", "0.000001"])
+    #expect(b.status == 0 && b.stderr.contains("time limit reached; checkpoint saved to \(resumed).checkpoint"), "\(b.stderr)")
+    // No epoch finished: the current weights are the model meanwhile.
+    #expect(FileManager.default.fileExists(atPath: resumed))
+    let c = try train(dir, resumed, epochs: 2, ["--resume"])
+    #expect(c.status == 0 && c.stderr.contains("resumed at epoch 1, batch 1, step 1"), "\(c.stderr)")
+    let d = try train(dir, resumed, epochs: 4, ["--resume"])
+    #expect(d.status == 0 && d.stderr.contains("resumed at epoch 3, batch 0, step 16"), "\(d.stderr)")
+    #expect(d.stderr.contains("gvae: finished 4 epochs"), "\(d.stderr)")
+    let (x, y) = (try curve(straight), try curve(resumed))
+    #expect(x.count == 4 && x.map { $0[0] } == [8, 16, 24, 32], "\(x)")
+    #expect(x == y, "straight \(x)\nresumed \(y)")
+    #expect(x[0][1] > x[3][1], "training lowers the loss: \(x)")
+    // The same weights: the two models score the test images alike, and so does the checkpoint.
+    let ea = try gvae(["image", "classifier", "evaluate", "--model", straight, "--data", dir.path, "--format", "json"])
+    let eb = try gvae(["image", "classifier", "evaluate", "--model", resumed, "--data", dir.path, "--format", "json"])
+    let ec = try gvae(["image", "classifier", "evaluate", "--model", resumed + ".checkpoint", "--data", dir.path, "--format", "json"])
+    #expect(ea.status == 0 && ea.stdout == eb.stdout && eb.stdout == ec.stdout, "\(ea.stdout) \(eb.stdout) \(ec.stdout)")
+  }
+
+  @Test func ctrlCSavesACheckpointThatResumes() throws {
+    let dir = try labelledTinyMNIST()
+    let model = dir.appendingPathComponent("c.safetensors").path
+    let p = Process()
+    p.executableURL = try #require(gvaeBinary)
+    p.arguments = [
+      "image", "classifier", "train", "--data", dir.path, "--output", model, "--epochs", "1000", "--channels", "4",
+      "--hidden", "4", "--batch-size", "10",
+    ]
+    let err = dir.appendingPathComponent("stderr")
+    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+    p.standardError = try FileHandle(forWritingTo: err)
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    // The first epoch's checkpoint shows the handler is installed.
+    let deadline = Date().addingTimeInterval(60)
+    while !FileManager.default.fileExists(atPath: model + ".checkpoint") && Date() < deadline { usleep(20_000) }
+    kill(p.processIdentifier, SIGINT)
+    let stopBy = Date().addingTimeInterval(60)
+    while p.isRunning && Date() < stopBy { usleep(20_000) }
+    if p.isRunning {
+      kill(p.processIdentifier, SIGKILL)
+      Issue.record("SIGINT did not stop training within 60 s")
+    }
+    p.waitUntilExit()
+    let text = try String(contentsOf: err, encoding: .utf8)
+    #expect(p.terminationStatus == 0, "\(text)")
+    #expect(text.contains("interrupted; checkpoint saved to \(model).checkpoint (continue with --resume)"), "\(text)")
+    let more = try gvae(
+      [
+        "image", "classifier", "train", "--data", dir.path, "--output", model, "--epochs", "1000", "--channels", "4",
+        "--hidden", "4", "--batch-size", "10", "--max-minutes", "0.000001", "--resume",
+      ])
+    #expect(more.status == 0 && more.stderr.contains("gvae: resumed at epoch "), "\(more.stderr)")
+  }
+
+  /// A non-finite loss (here from a learning rate of 1e30 on --resume) stops training with a
+  /// message and a non-zero exit; the last good checkpoint stays as it was and resumes.
+  @Test func nonFiniteLossKeepsTheLastGoodCheckpoint() throws {
+    let dir = try labelledTinyMNIST()
+    let model = dir.appendingPathComponent("n.safetensors").path
+    #expect(try train(dir, model, epochs: 1).status == 0)
+    let before = try Data(contentsOf: URL(fileURLWithPath: model + ".checkpoint"))
+    let r = try train(dir, model, epochs: 2, ["--resume", "--lr", "1e30"])
+    expectFailure(r, contains: "loss became NaN or infinite at epoch 2")
+    #expect(r.stderr.contains("The last good checkpoint is \(model).checkpoint"), "\(r.stderr)")
+    #expect(try Data(contentsOf: URL(fileURLWithPath: model + ".checkpoint")) == before)
+    let log = try String(contentsOfFile: model + ".log.jsonl", encoding: .utf8)
+    #expect(log.contains("\"event\":\"error\""), "\(log)")
+    let again = try train(dir, model, epochs: 2, ["--resume"])
+    #expect(again.status == 0 && again.stderr.contains("resumed at epoch 2, batch 0, step 8"), "\(again.stderr)")
+  }
+
+  @Test func checkpointsThatDoNotFitAreClearErrors() throws {
+    let dir = try labelledTinyMNIST()
+    let model = dir.appendingPathComponent("m.safetensors").path
+    let checkpoint = model + ".checkpoint"
+    expectCleanError(try train(dir, model, epochs: 2, ["--resume"]), contains: "--resume: no checkpoint at \(checkpoint)")
+    #expect(try train(dir, model, epochs: 1).status == 0)
+    let good = try Data(contentsOf: URL(fileURLWithPath: checkpoint))
+    // Another network, another seed, batch size or shift, fewer images.
+    expectCleanError(
+      try train(dir, model, epochs: 2, ["--resume", "--hidden", "9"]),
+      contains: "\(checkpoint): holds a classifier with a different configuration; start without --resume")
+    for other in [["--seed", "3"], ["--batch-size", "11"], ["--shift", "1"]] {
+      expectCleanError(
+        try train(dir, model, epochs: 2, ["--resume"] + other), contains: "was written with another --seed, --batch-size or --shift")
+    }
+    expectCleanError(
+      try train(dir, model, epochs: 2, ["--resume", "--limit", "60"]),
+      contains: "was written for 73 training images, this run has 60")
+    // Cut short, garbage, empty.
+    try good.prefix(good.count / 2).write(to: URL(fileURLWithPath: checkpoint))
+    expectCleanError(try train(dir, model, epochs: 2, ["--resume"]), contains: "\(checkpoint): safetensors: tensor '")
+    try Data("not a checkpoint at all".utf8).write(to: URL(fileURLWithPath: checkpoint))
+    expectCleanError(try train(dir, model, epochs: 2, ["--resume"]), contains: "\(checkpoint): safetensors:")
+    try Data().write(to: URL(fileURLWithPath: checkpoint))
+    expectCleanError(try train(dir, model, epochs: 2, ["--resume"]), contains: "\(checkpoint): safetensors:")
+    // Another kind's checkpoint in its place.
+    let gan = dir.appendingPathComponent("g.safetensors").path
+    #expect(try gvae(["image", "gan", "train", "--data", dir.path, "--output", gan, "--epochs", "1"] + GANToolTests.ganOptions).status == 0)
+    try FileManager.default.removeItem(atPath: checkpoint)
+    try FileManager.default.copyItem(atPath: gan + ".checkpoint", toPath: checkpoint)
+    expectCleanError(try train(dir, model, epochs: 2, ["--resume"]), contains: "\(checkpoint): not an image classifier checkpoint")
+    // The good one still resumes.
+    try good.write(to: URL(fileURLWithPath: checkpoint))
+    let r = try train(dir, model, epochs: 2, ["--resume"])
+    #expect(r.status == 0 && r.stderr.contains("resumed at epoch 2, batch 0, step 8"), "\(r.stderr)")
+    // Option values.
+    expectFailure(try train(dir, model, epochs: 2, ["--checkpoint-minutes", "0"]), contains: "--checkpoint-minutes")
+  }
+}

@@ -225,6 +225,25 @@ func temporaryPath(_ name: String) -> String {
 }
 
 @Suite struct ClassifierTests {
+  func trainer(
+    _ model: ImageClassifier, _ path: String, epochs: Int, settings: (inout ClassifierTrainingSettings) -> Void = { _ in }
+  ) throws -> ClassifierTrainer {
+    var s = ClassifierTrainingSettings()
+    s.epochs = epochs
+    s.batchSize = 10
+    s.learningRate = 3e-3
+    s.decay = 0.8
+    s.seed = 4
+    settings(&s)
+    return try ClassifierTrainer(
+      model: model, settings: s, train: stripeImages(43, height: 8, width: 8, seed: 1),
+      test: stripeImages(12, height: 8, width: 8, seed: 2), outputPath: path)
+  }
+
+  func tinyClassifier(seed: UInt64 = 1) throws -> ImageClassifier {
+    try ImageClassifier(configuration: .init(height: 8, width: 8, classes: 4, channels: [4, 8], hidden: 8, dropout: 0.3), seed: seed)
+  }
+
   @Test func learnsATinySyntheticTaskAndRoundTrips() throws {
     let train = stripeImages(96, height: 8, width: 8, seed: 1)
     let test = stripeImages(40, height: 8, width: 8, seed: 2)
@@ -237,33 +256,109 @@ func temporaryPath(_ name: String) -> String {
     s.learningRate = 3e-3
     s.decay = 0.9
     s.shift = 0
-    let records = try model.train(train, test: test, settings: s)
-    #expect(records.count == 12)
+    let path = temporaryPath("cls.safetensors")
+    let t = try ClassifierTrainer(model: model, settings: s, train: train, test: test, outputPath: path)
+    #expect(try t.run() == .finished)
+    let records = t.state.history
+    #expect(records.count == 12 && records.last?.step == 72)
     let after = try #require(records.last?.testAccuracy)
     #expect(before < 0.6 && after > 0.95, "accuracy \(before) → \(after)")
     #expect(records.last!.trainLoss < 0.5 * records[0].trainLoss)
 
-    let path = temporaryPath("cls.safetensors")
-    try model.save(to: path)
+    // The trainer wrote the model after the last epoch.
     let loaded = try ImageClassifier.load(path: path)
     #expect(loaded.predict(test.pixels, count: test.count) == model.predict(test.pixels, count: test.count))
     let f = loaded.features(test.pixels, count: test.count)
     #expect(f.count == test.count * 16 && f == model.features(test.pixels, count: test.count))
     let p = loaded.probabilities(Array(test.pixels.prefix(3 * 64)), count: 3)
     for i in 0..<3 { #expect(abs(p[(i * 4)..<(i * 4 + 4)].reduce(0, +) - 1) < 1e-5) }
+    // The checkpoint is a classifier file too (Adam's state beside the weights).
+    let fromCheckpoint = try ImageClassifier.load(path: path + ".checkpoint")
+    #expect(fromCheckpoint.predict(test.pixels, count: test.count) == model.predict(test.pixels, count: test.count))
+  }
+
+  /// Stopped mid-epoch (Ctrl-C) and after an epoch (a kill), then resumed by fresh trainers
+  /// from differently initialised models: the same weights and epoch records, bit for bit.
+  @Test func resumeContinuesBitForBit() throws {
+    let straight = try trainer(try tinyClassifier(), temporaryPath("a.safetensors"), epochs: 3)
+    #expect(try straight.run() == .finished)
+    #expect(straight.state.step == 15 && straight.state.history.count == 3)
+
+    let path = temporaryPath("b.safetensors")
+    let first = try trainer(try tinyClassifier(), path, epochs: 3)
+    first.stopAfterEpoch = 1
+    #expect(try first.run() == .stoppedAfterEpoch(1))
+    let second = try trainer(try tinyClassifier(seed: 99), path, epochs: 3)
+    try second.resume()
+    #expect(second.state.epoch == 1 && second.state.step == 5)
+    var batches = 0
+    second.shouldStop = {
+      batches += 1
+      return batches == 2  // mid-epoch 2: the position, sums and random stream go in the checkpoint
+    }
+    #expect(try second.run() == .interrupted)
+    let third = try trainer(try tinyClassifier(seed: 7), path, epochs: 3)
+    try third.resume()
+    #expect(third.state.epoch == 1 && third.state.batchInEpoch == 2 && third.state.step == 7)
+    #expect(try third.run() == .finished)
+    for (a, b) in zip(straight.model.parameters, third.model.parameters) { #expect(a.value == b.value, "\(a.name)") }
+    func curve(_ t: ClassifierTrainer) -> [[Double?]] {
+      t.state.history.map { [Double($0.step), $0.trainLoss, $0.trainAccuracy, $0.testAccuracy, Double($0.learningRate)] }
+    }
+    #expect(curve(third) == curve(straight))
+  }
+
+  @Test func nonFiniteLossStopsAndKeepsTheLastCheckpoint() throws {
+    let path = temporaryPath("n.safetensors")
+    let t = try trainer(try tinyClassifier(), path, epochs: 3)
+    t.injectNonFiniteAtStep = 7
+    #expect {
+      _ = try t.run()
+    } throws: { e in
+      guard case ImageTrainingError.nonFinite(let epoch, let step, let checkpoint) = e else { return false }
+      return epoch == 1 && step == 7 && checkpoint == path + ".checkpoint"
+    }
+    // Nothing was written at the bad step: the checkpoint is the end of epoch 1, and it resumes.
+    let again = try trainer(try tinyClassifier(), path, epochs: 3)
+    try again.resume()
+    #expect(again.state.epoch == 1 && again.state.step == 5)
+  }
+
+  @Test func resumeRefusesAnotherRun() throws {
+    let path = temporaryPath("r.safetensors")
+    let t = try trainer(try tinyClassifier(), path, epochs: 1)
+    #expect(try t.run() == .finished)
+    func refusal(_ t: ClassifierTrainer) -> String {
+      do { try t.resume() } catch { return "\(error)" }
+      return "resumed"
+    }
+    let other = try ImageClassifier(configuration: .init(height: 8, width: 8, classes: 4, channels: [4, 8], hidden: 9), seed: 1)
+    #expect(refusal(try trainer(other, path, epochs: 2)).contains("holds a classifier with a different configuration"))
+    #expect(refusal(try trainer(try tinyClassifier(), path, epochs: 2) { $0.seed = 5 }).contains("another --seed"))
+    #expect(refusal(try trainer(try tinyClassifier(), path, epochs: 2) { $0.batchSize = 11 }).contains("another --seed"))
+    // The learning rate may change on a resume.
+    #expect(refusal(try trainer(try tinyClassifier(), path, epochs: 2) { $0.learningRate = 1e-4 }) == "resumed")
+    let fewer = try ClassifierTrainer(
+      model: try tinyClassifier(), settings: t.settings, train: stripeImages(40, height: 8, width: 8), test: nil, outputPath: path)
+    #expect(refusal(fewer).contains("was written for 43 training images, this run has 40"))
+    // Not a checkpoint, or not a classifier's.
+    try Data("garbage".utf8).write(to: URL(fileURLWithPath: path + ".checkpoint"))
+    #expect(refusal(try trainer(try tinyClassifier(), path, epochs: 2)).contains("safetensors"))
+    try tinyGAN().save(to: path + ".checkpoint")
+    #expect(refusal(try trainer(try tinyClassifier(), path, epochs: 2)).contains("not an image classifier checkpoint"))
   }
 
   @Test func trainingRefusesBadData() throws {
     let model = try ImageClassifier(configuration: .init(height: 8, width: 8, classes: 4, channels: [4], hidden: 4), seed: 0)
+    let path = temporaryPath("bad.safetensors")
+    func train(_ set: ImageSet) throws { _ = try ClassifierTrainer(model: model, settings: .init(), train: set, test: nil, outputPath: path) }
     var unlabelled = stripeImages(4, height: 8, width: 8)
     unlabelled.labels = nil
-    #expect(throws: ImageTrainingError.self) { _ = try model.train(unlabelled, test: nil, settings: .init()) }
-    #expect(throws: ImageTrainingError.self) {
-      _ = try model.train(stripeImages(4, height: 4, width: 4), test: nil, settings: .init())
-    }
+    #expect(throws: ImageTrainingError.self) { try train(unlabelled) }
+    #expect(throws: ImageTrainingError.self) { try train(stripeImages(4, height: 4, width: 4)) }
     var wrong = stripeImages(4, height: 8, width: 8)
     wrong.labels = [0, 1, 2, 9]
-    #expect(throws: ImageTrainingError.self) { _ = try model.train(wrong, test: nil, settings: .init()) }
+    #expect(throws: ImageTrainingError.self) { try train(wrong) }
     // Configurations that cannot be built.
     #expect(throws: ImageModelError.self) {
       _ = try ImageClassifier(configuration: .init(height: 4, width: 4, channels: [4, 4, 4, 4, 4]), seed: 0)

@@ -186,6 +186,30 @@ func fit(_ model: ImageVAE, _ x: Tensor, samples k: Int, steps: Int, lr: Float =
     #expect(file.metadata["gvae.training"]?.contains("dynamic") == true)
   }
 
+  /// A checkpoint from the middle of the first epoch (no best validation loss yet: +∞ in the
+  /// state) resumes, and the run ends where an uninterrupted one does.
+  @Test func firstEpochCheckpointResumes() throws {
+    let dir = try scratchDirectory()
+    let data = stripeImages(40, height: 6, width: 6)
+    let straight = try ImageTrainer(
+      model: try ImageVAE(configuration: config, seed: 1), settings: settings(epochs: 2), images: data,
+      outputPath: dir.appendingPathComponent("a.safetensors").path)
+    #expect(try straight.run() == .finished)
+    let path = dir.appendingPathComponent("b.safetensors").path
+    let first = try ImageTrainer(
+      model: try ImageVAE(configuration: config, seed: 1), settings: settings(epochs: 2), images: data, outputPath: path)
+    first.shouldStop = { true }
+    #expect(try first.run() == .interrupted)
+    #expect(first.state.bestValidation == .infinity)
+    let second = try ImageTrainer(
+      model: try ImageVAE(configuration: config, seed: 99), settings: settings(epochs: 2), images: data, outputPath: path)
+    try second.resume()
+    #expect(second.state.epoch == 0 && second.state.batchInEpoch == 1 && second.state.bestValidation == .infinity)
+    #expect(try second.run() == .finished)
+    #expect(straight.state.history.map(\.trainLoss) == second.state.history.map(\.trainLoss))
+    for (a, b) in zip(straight.model.parameters, second.model.parameters) { #expect(a.value == b.value, "\(a.name)") }
+  }
+
   @Test func nonFiniteLossStopsWithoutSaving() throws {
     let dir = try scratchDirectory()
     let t = try ImageTrainer(
