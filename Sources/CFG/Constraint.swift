@@ -48,10 +48,15 @@ public protocol DerivationConstraint: Sendable {
   /// constraint whose prefix judgements are stricter than its final verdict overrides it, so
   /// that a finished derivation is judged by the final verdict alone.
   func acceptsComplete(_ terminals: [Int]) -> Bool
+  /// Whether no continuation of a prefix is accepted by `acceptsComplete`, for certain: a
+  /// decoder drops such a prefix at once. Defaults to `examine(…) == .dead`; a constraint
+  /// whose `.dead` includes conservative judgements overrides it with the sound part.
+  func isCertainlyDead(_ terminals: [Int]) -> Bool
 }
 
 extension DerivationConstraint {
   public func acceptsComplete(_ terminals: [Int]) -> Bool { examine(terminals).status == .complete }
+  public func isCertainlyDead(_ terminals: [Int]) -> Bool { examine(terminals).status == .dead }
 }
 
 /// A grammar with a constraint, and the tables its completion search needs. Build once per
@@ -77,7 +82,7 @@ public final class ConstraintSearch: Sendable {
   /// The production of each non-terminal that finishes in the fewest steps (-1: none).
   let cheapest: [Int]
 
-  public init(grammar: Grammar, constraint: any DerivationConstraint, nodeLimit: Int = 60) {
+  public init(grammar: Grammar, constraint: any DerivationConstraint, nodeLimit: Int = 20) {
     self.grammar = grammar
     self.constraint = constraint
     self.nodeLimit = nodeLimit
@@ -207,40 +212,58 @@ public final class ConstraintSearch: Sendable {
 
   /// Whether a complete production sequence derives a string the constraint accepts.
   public func accepts(_ productions: [Int]) -> Bool {
-    var d = ConstrainedDerivation(
-      search: self, stack: [grammar.tables.startNT], terminals: [], steps: 0, maxSteps: Int.max)
+    let run = replay(productions[...])
+    return run.valid && run.stack.isEmpty && constraint.acceptsComplete(run.terminals)
+  }
+
+  /// The stack and terminals after applying `productions` from the start symbol, up to the
+  /// first that does not apply (`valid` false) or until the derivation is complete (padding
+  /// may follow); `marks[k]`: the number of terminals after k productions.
+  func replay(_ productions: ArraySlice<Int>) -> (
+    stack: [Int32], terminals: [Int], applied: Int, marks: [Int], valid: Bool
+  ) {
+    var stack: [Int32] = [grammar.tables.startNT]
+    var terminals: [Int] = []
+    _ = flush(&stack, &terminals)
+    var marks = [terminals.count]
     for p in productions {
-      if d.isComplete { break }  // padding
-      guard let next = d.advanced(by: p) else { return false }
-      d = next
+      guard let top = stack.last else { break }
+      guard top >= 0, grammar.usable[p], grammar.lhsID[p] == top else {
+        return (stack, terminals, marks.count - 1, marks, false)
+      }
+      stack.removeLast()
+      for s in grammar.rhsIDs[p].reversed() { stack.append(s) }
+      _ = flush(&stack, &terminals)
+      marks.append(terminals.count)
     }
-    return d.isComplete && constraint.acceptsComplete(d.terminals)
+    return (stack, terminals, marks.count - 1, marks, true)
   }
 
   /// Where a derivation that the constraint rejects can be continued under it: the longest
   /// prefix of `productions` that ends before the first dead prefix and has a witness
   /// (tried at one, two, four, … productions before it; the start last), with that witness
   /// kept. A decoder redoes only the steps after it. Nil when not even the start has one.
-  public func resumption(of productions: [Int], maxSteps: Int) -> (kept: Int, derivation: ConstrainedDerivation)? {
-    var prefixes = [
-      ConstrainedDerivation(search: self, stack: [grammar.tables.startNT], terminals: [], steps: 0, maxSteps: maxSteps)
-    ]
-    for p in productions {
-      guard let last = prefixes.last, !last.isComplete, let next = last.advanced(by: p) else { break }
-      prefixes.append(next)
-    }
+  /// `firstDead`: a prefix length the caller knows to be dead and first (no bisection).
+  public func resumption(of productions: [Int], maxSteps: Int, firstDead: Int? = nil) -> (kept: Int, derivation: ConstrainedDerivation)? {
+    // One replay gives every prefix's terminals (they only grow); a derivation is rebuilt
+    // only where a witness is sought.
+    let all = replay(productions[...])
+    func prefix(_ k: Int) -> [Int] { Array(all.terminals[..<all.marks[k]]) }
     // First bad prefix by bisection: the whole sequence is bad (rejected), and a dead prefix
     // stays dead whatever follows it.
     var lo = 0
-    var hi = prefixes.count - 1
+    var hi = all.applied
+    if let firstDead, firstDead <= hi { (lo, hi) = (firstDead, firstDead) }
     while lo < hi {
       let mid = (lo + hi) / 2
-      if constraint.examine(prefixes[mid].terminals).status == .dead { hi = mid } else { lo = mid + 1 }
+      if constraint.examine(prefix(mid)).status == .dead { hi = mid } else { lo = mid + 1 }
     }
     var back = 1
     var kept = hi - 1
     while kept > 0 {
-      var d = prefixes[kept]
+      let run = replay(productions[..<kept])
+      var d = ConstrainedDerivation(
+        search: self, stack: run.stack, terminals: run.terminals, steps: kept, maxSteps: maxSteps)
       if let w = witness(from: d) {
         d.witness = w
         return (kept, d)
@@ -250,6 +273,47 @@ public final class ConstraintSearch: Sendable {
     }
     return start(maxSteps: maxSteps).map { (0, $0) }
   }
+
+  /// A derivation's terminals followed production by production, for a decoder that checks
+  /// its prefixes as it goes (`advance`, `isDead`).
+  public struct Trail: Sendable {
+    var stack: [Int32]
+    public private(set) var terminals: [Int]
+    init(stack: [Int32], terminals: [Int]) {
+      self.stack = stack
+      self.terminals = terminals
+    }
+    mutating func expand(_ rhs: [Int32]) -> Bool {
+      stack.removeLast()
+      for s in rhs.reversed() { stack.append(s) }
+      return flush()
+    }
+    mutating func flush() -> Bool {
+      var moved = false
+      while let top = stack.last, top < 0 {
+        terminals.append(Int(~top))
+        stack.removeLast()
+        moved = true
+      }
+      return moved
+    }
+  }
+
+  /// The trail of the empty derivation.
+  public func trail() -> Trail {
+    var t = Trail(stack: [grammar.tables.startNT], terminals: [])
+    _ = t.flush()
+    return t
+  }
+
+  /// Applies production p (which must expand the top symbol); true when it wrote terminals.
+  public func advance(_ trail: inout Trail, by p: Int) -> Bool {
+    guard let top = trail.stack.last, top >= 0, grammar.usable[p], grammar.lhsID[p] == top else { return false }
+    return trail.expand(grammar.rhsIDs[p])
+  }
+
+  /// Whether no continuation of the trail's terminals can be accepted (for certain).
+  public func isDead(_ trail: Trail) -> Bool { constraint.isCertainlyDead(trail.terminals) }
 
   /// The cheapest productions that finish `stack` (leftmost first) and the terminals then
   /// derived; nil when some symbol cannot finish.

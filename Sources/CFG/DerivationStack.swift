@@ -111,6 +111,12 @@ public struct StackBatch: Sendable {
     steps = 0
   }
 
+  /// Sequence `row` starts over with the start symbol.
+  public mutating func reset(row: Int) {
+    buffer[row * capacity] = d.startRow
+    counts[row] = 1
+  }
+
   /// The mask row for sequence `row`: its top non-terminal, or the padding row when complete.
   public func currentLHS(_ row: Int) -> Int {
     let c = Int(counts[row])

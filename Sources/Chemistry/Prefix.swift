@@ -189,6 +189,32 @@ extension SMILES {
   }
 }
 
+extension SMILES {
+  /// Whether no continuation of a SMILES prefix can be a valid molecule by `check`: a syntax
+  /// or ring-closure error, or an atom whose bonds and hydrogens already exceed its largest
+  /// valence. Unlike `advise`, it leaves out the conservative rules (aromatic patterns this
+  /// checker and RDKit may judge differently, a closed aromatic system that a further fused
+  /// ring could still repair), so a decoder can drop a prefix early on its word alone.
+  public static func certainlyDead(prefix: [UInt8]) -> Bool {
+    var bytes = prefix
+    if let open = bytes.lastIndex(of: UInt8(ascii: "[")), !bytes[open...].contains(UInt8(ascii: "]")) {
+      bytes.removeSubrange(open...)
+    }
+    if bytes.isEmpty { return false }
+    var parser = Parser(bytes: bytes, columnOffset: 0)
+    parser.partial = true
+    guard case .success(let mol) = parser.parse() else { return true }
+    for a in mol.atoms {
+      guard let list = Valence.allowedValences(atomicNumber: a.element, charge: a.charge), let top = list.max()
+      else { continue }
+      var used = a.hydrogens
+      for b in a.bonds { used += mol.bonds[b].order.integer }
+      if used > top { return true }
+    }
+    return false
+  }
+}
+
 extension Molecule {
   /// Atoms on a shortest bond path from `a` to `b`, both included (empty if unconnected).
   func path(from a: Int, to b: Int) -> [Int] {

@@ -23,6 +23,11 @@ public struct SMILESConstraint: DerivationConstraint {
     SMILES.check(String(decoding: text(terminals), as: UTF8.self)).isValid
   }
 
+  /// Syntax, ring-closure and valence errors only (see `SMILES.certainlyDead`).
+  public func isCertainlyDead(_ terminals: [Int]) -> Bool {
+    SMILES.certainlyDead(prefix: text(terminals))
+  }
+
   /// The SMILES bytes of a terminal sequence.
   func text(_ terminals: [Int]) -> [UInt8] {
     var out: [UInt8] = []

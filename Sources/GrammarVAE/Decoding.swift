@@ -93,9 +93,13 @@ extension VAEModel {
   /// Gumbel-perturbed logit when sampling), so the first allowed one is the masked argmax;
   /// after `constraintTries` refusals in one step the kept witness's production is taken.
   /// A plain decode that the constraint accepts is what the masked decoder returns too (each
-  /// of its steps has a witness: its own rest), so every output is first decoded plainly and
-  /// only the rejected ones are decoded again under the constraint (with fresh noise when
-  /// sampling): the constraint never changes an output that was already valid.
+  /// of its steps has a witness: its own rest), so every output is decoded plainly first and
+  /// only a rejected one goes on under the constraint: the constraint never changes an output
+  /// that was already valid. The autoregressive decoder does it in one pass: a row whose
+  /// prefix is certainly dead (`isCertainlyDead`: no continuation is accepted), or that
+  /// finishes rejected, goes back at once to where `ConstraintSearch.resumption` keeps its
+  /// choices, with its saved GRU state, and goes on under the constraint with the rest of
+  /// its noise. The paper's decoder decodes rejected outputs again (with fresh noise).
   /// (`plainFirst: false` decodes every output under the constraint in one pass, for
   /// comparison: faster, but a refused search changes some outputs that were valid.)
   ///
@@ -109,7 +113,8 @@ extension VAEModel {
   ) -> [DecodedString] {
     let constraint = configuration.kind == .grammar ? constraint : nil
     let base = rng.next()
-    // The autoregressive decoder's rejected outputs resume from their saved GRU states.
+    // The autoregressive decoder repairs a rejected output in the same pass, from its saved
+    // GRU state; the paper's decoder decodes rejected outputs again.
     let resumable = constraint != nil && plainFirst && configuration.decoder != .repeated
     var out: [DecodedString] = []
     out.reserveCapacity(latents.count * decodings)
@@ -124,33 +129,14 @@ extension VAEModel {
       var outputs = decodeChunk(
         part, decodings: decodings, strategy: strategy,
         lengthBudget: lengthBudget || constraint != nil, constraint: plainFirst ? nil : constraint,
-        tries: max(1, constraintTries), rngs: &rngs, recordStates: resumable)
-      if let constraint, plainFirst {
+        tries: max(1, constraintTries), rngs: &rngs, repair: resumable ? constraint : nil)
+      if let constraint, plainFirst, !resumable {
         let redo = outputs.indices.filter { !constraint.accepts(outputs[$0].productions) }
         if !redo.isEmpty {
-          let again: [ChunkOutput]
-          if resumable {
-            let size = configuration.gruLayers * configuration.gruHidden
-            let resumes = redo.map { i -> Resumption in
-              let o = outputs[i]
-              guard let (kept, d) = constraint.resumption(of: o.choices, maxSteps: configuration.steps)
-              else { return Resumption(latent: i / decodings, choices: [], state: nil, derivation: nil) }
-              // states[j - 1] is the state after j choices.
-              let state = kept == 0 ? nil : Array(o.states[((kept - 1) * size)..<(kept * size)])
-              return Resumption(
-                latent: i / decodings, choices: Array(o.choices[..<kept]), state: state, derivation: d)
-            }
-            // Each redone output goes on with its own generator (fresh noise).
-            var redoRNGs = redo.map { rngs[$0] }
-            again = decodeChunk(
-              part, decodings: 1, strategy: strategy, lengthBudget: true, constraint: constraint,
-              tries: max(1, constraintTries), rngs: &redoRNGs, resume: resumes)
-          } else {
-            var redoRNGs = redo.map { rngs[$0] }
-            again = decodeChunk(
-              redo.map { part[$0 / decodings] }, decodings: 1, strategy: strategy,
-              lengthBudget: true, constraint: constraint, tries: max(1, constraintTries), rngs: &redoRNGs)
-          }
+          var redoRNGs = redo.map { rngs[$0] }
+          let again = decodeChunk(
+            redo.map { part[$0 / decodings] }, decodings: 1, strategy: strategy,
+            lengthBudget: true, constraint: constraint, tries: max(1, constraintTries), rngs: &redoRNGs)
           for (i, o) in zip(redo, again) { outputs[i] = o }
         }
       }
@@ -210,51 +196,50 @@ extension VAEModel {
     return max(1, rows / max(decodings, 1))
   }
 
-  /// A decoding that continues from a kept prefix: its latent (an index into the chunk's
-  /// latents), the choices kept, the GRU state after them (layers × H; nil: a fresh start)
-  /// and the constrained derivation there (nil: decode unconstrained from the start).
-  struct Resumption {
-    var latent: Int
-    var choices: [Int]
-    var state: [Float]?
-    var derivation: ConstrainedDerivation?
-  }
-
   struct ChunkOutput {
     var decoded: DecodedString
     /// The productions of a complete derivation (empty otherwise).
     var productions: [Int]
     /// Every choice made, complete or not.
     var choices: [Int]
-    /// With `recordStates`: the GRU state after each choice, layers × H floats per choice.
-    var states: [Float]
   }
 
-  /// Decodes a chunk in lockstep; rows that finish leave the batch. With `resume`, one output
-  /// per resumption (`latents` and `decodings` then only supply the latent vectors).
+  /// Decodes a chunk in lockstep; rows that finish leave the batch.
+  ///
+  /// With `repair` (the autoregressive decoder), rows decode unconstrained, and a row whose
+  /// prefix is certainly dead, or that finishes with a string the constraint rejects, is
+  /// repaired at once, in the same batch: it goes back to where `ConstraintSearch.resumption`
+  /// keeps its choices (its GRU state there was saved on the way) and goes on under the
+  /// constraint, with its own generator. An accepted row is never touched, and the repair
+  /// costs no second pass over the batch.
   func decodeChunk(
     _ latents: [[Float]], decodings K: Int, strategy: DecodingStrategy, lengthBudget: Bool,
     constraint: ConstraintSearch?, tries: Int, rngs: inout [SeededRandom],
-    recordStates: Bool = false, resume: [Resumption]? = nil
+    repair: ConstraintSearch? = nil
   ) -> [ChunkOutput] {
     let c = configuration
     let V = c.vocabularySize
     let T = c.steps
     // The paper's decoder never sees its choices: one stream row serves all K decodings of
     // a latent. The autoregressive one needs a row (a GRU state) per output.
-    let shared = c.decoder == .repeated && resume == nil
+    let shared = c.decoder == .repeated
     let perRow = shared ? K : 1
-    let N = resume?.count ?? latents.count * K
-    let owners: [Int] = resume?.map(\.latent) ?? (0..<(shared ? latents.count : N)).map { shared ? $0 : $0 / K }
+    let N = latents.count * K
+    let owners: [Int] = (0..<(shared ? latents.count : N)).map { shared ? $0 : $0 / K }
+    let repair = shared ? nil : repair
     let z = owners.flatMap { latents[$0] }
     let stream = DecoderStream(
-      network: network, latents: Tensor(shape: [owners.count, c.latentSize], storage: z),
-      states: resume.map { r in
-        r.map { $0.state ?? [Float](repeating: 0, count: c.gruLayers * c.gruHidden) }
-      })
+      network: network, latents: Tensor(shape: [owners.count, c.latentSize], storage: z))
     var previous = [Int](repeating: network.startIndex, count: N)
     var choices = [[Int]](repeating: [], count: N)
-    var states = [[Float]](repeating: [], count: recordStates ? N : 0)
+    // With `repair`: each unconstrained row's GRU state after each choice (layers × H floats
+    // per choice), where a repair goes back to.
+    var states = [[Float]](repeating: [], count: repair != nil ? N : 0)
+    // With `repair`: each unconstrained row's terminals, judged whenever they grow, so a row
+    // goes back as soon as its prefix is dead rather than at its end.
+    var givenUp = [Bool](repeating: false, count: N)
+    var trails = repair.map { r in [ConstraintSearch.Trail](repeating: r.trail(), count: N) } ?? []
+    let stateSize = c.gruLayers * c.gruHidden
     var done = [Bool](repeating: false, count: N)
     var complete = [Bool](repeating: false, count: N)
     var failed = [Bool](repeating: false, count: N)
@@ -276,9 +261,8 @@ extension VAEModel {
     var pending = [Int](repeating: budgeted ? grammar.shortestDerivation : 0, count: N)
     // Constrained rows (a row whose start has no witness decodes unconstrained).
     var derivations: [ConstrainedDerivation?] =
-      resume.map { r in r.map(\.derivation) }
-      ?? constraint.map { search in (0..<N).map { _ in search.start(maxSteps: T) } }
-      ?? []
+      constraint.map { search in (0..<N).map { _ in search.start(maxSteps: T) } }
+      ?? (repair != nil ? [ConstrainedDerivation?](repeating: nil, count: N) : [])
 
     /// Applies a choice to row i's stack, budget and record; false when it cannot apply.
     func take(_ best: Int, row i: Int) -> Bool {
@@ -310,14 +294,30 @@ extension VAEModel {
       if !done[i] && t[i] >= T { done[i] = true }
       return true
     }
-    if let resume {
-      for (i, r) in resume.enumerated() {
-        for p in r.choices where !done[i] { _ = take(p, row: i) }
-      }
-    }
-
     // Stream row of each output; rows leave the stream once all their outputs are done.
     var slot = (0..<N).map { $0 / perRow }
+
+    /// Sends row i back to the first `kept` choices of its rejected output, under the
+    /// constraint from there on.
+    func rewind(_ i: Int, kept: Int, derivation: ConstrainedDerivation) {
+      let old = choices[i]
+      choices[i] = []
+      stacks.reset(row: i)
+      previous[i] = network.startIndex
+      t[i] = 0
+      pending[i] = budgeted ? grammar.shortestDerivation : 0
+      done[i] = false
+      complete[i] = false
+      failed[i] = false
+      for p in old[..<kept] { _ = take(p, row: i) }
+      // states[i][j] is the state that takes choice j - 1 in (the start index for j = 0).
+      let state =
+        kept == 0
+        ? [Float](repeating: 0, count: stateSize)[...] : states[i][((kept - 1) * stateSize)..<(kept * stateSize)]
+      stream.setState(row: slot[i], state)
+      states[i] = []
+      derivations[i] = derivation
+    }
     var live = owners.count
     var ranked: [(score: Float, p: Int)] = []
     var remaining = done.filter { !$0 }.count
@@ -339,7 +339,7 @@ extension VAEModel {
         live = kept.count
       }
       var prev: [Int]? = nil
-      if !shared && !(first && resume == nil) {
+      if !shared && !first {
         var p = [Int](repeating: network.startIndex, count: live)
         for i in 0..<N where !done[i] { p[slot[i]] = previous[i] }
         prev = p
@@ -385,22 +385,36 @@ extension VAEModel {
           if chosen == nil { chosen = derivations[i]!.applyWitness() }
           best = chosen ?? best
         }
-        if recordStates { stream.appendState(row: slot[i], to: &states[i]) }
+        let repairable = repair != nil && derivations[i] == nil && !givenUp[i]
+        if repairable { stream.appendState(row: slot[i], to: &states[i]) }
         _ = take(best, row: i)
-        if done[i] { remaining -= 1 }
+        if repairable, !done[i], let repair, repair.advance(&trails[i], by: best), repair.isDead(trails[i]) {
+          if let (kept, d) = repair.resumption(of: choices[i], maxSteps: T, firstDead: choices[i].count) {
+            rewind(i, kept: kept, derivation: d)
+          } else {
+            givenUp[i] = true  // no witness even at the start: the plain decode stands
+          }
+        } else if done[i] {
+          if repairable, let repair, !failed[i], !(complete[i] && repair.accepts(choices[i])),
+            let (kept, d) = repair.resumption(of: choices[i], maxSteps: T)
+          {
+            rewind(i, kept: kept, derivation: d)
+          } else {
+            remaining -= 1
+          }
+        }
       }
     }
     return (0..<N).map { i in
-      let st = recordStates ? states[i] : []
       if c.kind == .character {
         return ChunkOutput(
           decoded: .string(codec.characterString(choices[i].map { Int32($0) })), productions: [],
-          choices: choices[i], states: st)
+          choices: choices[i])
       }
       guard complete[i], !failed[i], let s = try? grammar.derive(choices[i]) else {
-        return ChunkOutput(decoded: .incomplete(steps: T), productions: [], choices: choices[i], states: st)
+        return ChunkOutput(decoded: .incomplete(steps: T), productions: [], choices: choices[i])
       }
-      return ChunkOutput(decoded: .string(s), productions: choices[i], choices: choices[i], states: st)
+      return ChunkOutput(decoded: .string(s), productions: choices[i], choices: choices[i])
     }
   }
 }

@@ -281,19 +281,11 @@ final class DecoderStream {
   private(set) var d: Tensor  // [rows, D]
   private(set) var states: [Tensor]?  // per GRU layer [rows, H]; nil before the first step
 
-  /// `states`: each row's hidden state, all layers concatenated (layers × H floats), to
-  /// continue decoding from; zeros (a fresh start) when nil.
-  init(network: VAENetwork, latents z: Tensor, states: [[Float]]? = nil) {
+  init(network: VAENetwork, latents z: Tensor) {
     net = network
     rows = z.shape[0]
     let tape = Tape(recording: false)
     d = network.decoderInput(tape.constant(z), training: false).value
-    if let states {
-      let H = network.configuration.gruHidden
-      self.states = (0..<network.configuration.gruLayers).map { l in
-        Tensor(shape: [rows, H], storage: states.flatMap { $0[(l * H)..<((l + 1) * H)] })
-      }
-    }
   }
 
   /// Floats of one row's state (all layers).
@@ -307,6 +299,21 @@ final class DecoderStream {
       return
     }
     for s in states { out += s.storage[(r * H)..<((r + 1) * H)] }
+  }
+
+  /// Sets row r's state (all layers, as `appendState` writes it).
+  func setState(row r: Int, _ state: ArraySlice<Float>) {
+    let H = net.configuration.gruHidden
+    if states == nil {
+      states = (0..<net.configuration.gruLayers).map { _ in Tensor(shape: [rows, H], storage: [Float](repeating: 0, count: rows * H)) }
+    }
+    var k = state.startIndex
+    for l in states!.indices {
+      for j in 0..<H {
+        states![l].storage[r * H + j] = state[k]
+        k += 1
+      }
+    }
   }
 
   /// Keeps only the given rows (in that order), so finished rows cost nothing more.

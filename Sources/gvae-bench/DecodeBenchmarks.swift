@@ -21,7 +21,10 @@ func runDecodeBenchmarks(_ options: BenchOptions) {
     FileHandle.standardError.write(Data("gvae-bench: \(error)\n".utf8))
     exit(1)
   }
-  let search = ConstraintSearch(grammar: model.grammar, constraint: SMILESConstraint(grammar: model.grammar))
+  // --nodes and --tries: the search's node limit and the refusals per step (product defaults).
+  let search = ConstraintSearch(
+    grammar: model.grammar, constraint: SMILESConstraint(grammar: model.grammar), nodeLimit: options.int("--nodes") ?? 20)
+  let tries = options.int("--tries") ?? 2
   var rng = SeededRandom(seed: 11)
   let Z = model.configuration.latentSize
   let z = (0..<count).map { _ in (0..<Z).map { _ in rng.nextNormal() } }
@@ -31,7 +34,7 @@ func runDecodeBenchmarks(_ options: BenchOptions) {
     var r = SeededRandom(seed: seed)
     return model.decode(
       latents: z, strategy: strategy, rng: &r, lengthBudget: true,
-      constraint: constrained ? search : nil, plainFirst: plainFirst)
+      constraint: constrained ? search : nil, constraintTries: tries, plainFirst: plainFirst)
   }
   // Interleaved runs so both see the same machine.
   var times: [[Double]] = [[], []]
@@ -54,6 +57,7 @@ func runDecodeBenchmarks(_ options: BenchOptions) {
       [
         "model": path, "latents": count, "per_latent_ms": 1000 * medians[k] / Double(count),
         "valid_fraction": Double(valid.count) / Double(max(count, 1)),
+        "mean_smiles_length": Double(valid.map(\.count).reduce(0, +)) / Double(max(valid.count, 1)),
         "unique_fraction": Double(Set(valid).count) / Double(max(valid.count, 1)),
       ])
   }

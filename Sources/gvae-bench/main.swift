@@ -2,7 +2,7 @@
 //   gvae-bench [--runs N] [--only matmul|PRESET] [--zinc-batch N] [--equation-batch N]
 //              [--threads N]            engine benchmarks (matmul, training steps)
 //   gvae-bench parse [--zinc PATH] [--equations PATH] [--runs N]
-//   gvae-bench decode [--model PATH] [--count N] [--runs N]   chemistry constraint vs grammar only,
+//   gvae-bench decode [--model PATH] [--count N] [--runs N] [--nodes N] [--tries K]   chemistry vs grammar only,
 //                                                              and the cost of one SMILES prefix judgement
 //   gvae-bench decode --molecules FILE    valid molecules of FILE that the constraint would refuse
 import Foundation
@@ -46,8 +46,8 @@ if arguments.first == "parse" {
   runParseBenchmarks(o)
 } else if arguments.first == "decode" {
   let o = BenchOptions(
-    Array(arguments.dropFirst()), usage: "gvae-bench decode [--model PATH] [--count N] [--runs N] [--molecules SMILES_FILE]",
-    integers: ["--count", "--runs"], strings: ["--model", "--molecules"])
+    Array(arguments.dropFirst()), usage: "gvae-bench decode [--model PATH] [--count N] [--runs N] [--nodes N] [--tries K] [--molecules SMILES_FILE]",
+    integers: ["--count", "--runs", "--nodes", "--tries"], strings: ["--model", "--molecules"])
   runDecodeBenchmarks(o)
 } else {
   let o = BenchOptions(

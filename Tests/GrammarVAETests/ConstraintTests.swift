@@ -131,27 +131,59 @@ func untrainedZincRR() throws -> (Grammar, ModelConfiguration, VAEModel) {
     }
   }
 
-  /// The decoder's resumption continues from the saved GRU state: decoding that a fresh
-  /// stream would give after the same kept choices (the same logits at every step).
-  @Test func resumedStreamMatchesAFreshOne() throws {
+  /// A row's saved GRU state, set into another row of the same latent, continues exactly as
+  /// the first row does: the repair's way back is the original's decoding.
+  @Test func savedStreamStateContinuesTheRow() throws {
     let (_, c, model) = try untrainedZincRR()
     var rng = SeededRandom(seed: 9)
-    let z = (0..<3).map { _ in (0..<c.latentSize).map { _ in rng.nextNormal() } }
-    var rngs = z.map { _ in SeededRandom(seed: 1) }
-    let full = model.decodeChunk(
-      z, decodings: 1, strategy: .greedy, lengthBudget: true, constraint: nil, tries: 1, rngs: &rngs,
-      recordStates: true)
-    let size = c.gruLayers * c.gruHidden
-    let resumes = full.enumerated().map { i, o in
-      let kept = o.choices.count / 2
-      return VAEModel.Resumption(
-        latent: i, choices: Array(o.choices[..<kept]),
-        state: Array(o.states[((kept - 1) * size)..<(kept * size)]), derivation: nil)
+    let z0 = (0..<c.latentSize).map { _ in rng.nextNormal() }
+    let stream = DecoderStream(network: model.network, latents: Tensor(shape: [2, c.latentSize], storage: z0 + z0))
+    _ = stream.step(previous: nil)
+    // Row 0 takes 5, 9, 2; row 1 takes 7, 3, 11: different states.
+    var saved: [Float] = []
+    _ = stream.step(previous: [5, 7])
+    stream.appendState(row: 0, to: &saved)
+    let a = stream.step(previous: [9, 3]).storage
+    let V = c.vocabularySize
+    #expect(Array(a[0..<V]) != Array(a[V..<(2 * V)]))
+    // Row 1 gets row 0's state before its step with choice 9: the same logits row 0 had.
+    stream.setState(row: 1, saved[...])
+    let b = stream.step(previous: [2, 9]).storage
+    #expect(Array(b[V..<(2 * V)]) == Array(a[0..<V]))
+  }
+
+  /// A repaired output keeps the plain decode's choices up to where the resumption keeps them
+  /// (the first certainly dead prefix, else the first dead one), then is a molecule.
+  @Test func repairedOutputsKeepThePlainPrefix() throws {
+    let (g, c, model) = try untrainedZincRR()
+    let search = ConstraintSearch(grammar: g, constraint: SMILESConstraint(grammar: g))
+    var rng = SeededRandom(seed: 4)
+    let z = (0..<12).map { _ in (0..<c.latentSize).map { _ in rng.nextNormal() } }
+    var plainRNGs = z.map { _ in SeededRandom(seed: 1) }
+    let plain = model.decodeChunk(
+      z, decodings: 1, strategy: .greedy, lengthBudget: true, constraint: nil, tries: 1, rngs: &plainRNGs)
+    var repairRNGs = z.map { _ in SeededRandom(seed: 1) }
+    let repaired = model.decodeChunk(
+      z, decodings: 1, strategy: .greedy, lengthBudget: true, constraint: nil, tries: 1, rngs: &repairRNGs,
+      repair: search)
+    var changed = 0
+    for (p, r) in zip(plain, repaired) {
+      let s = try #require(r.decoded.string)
+      #expect(SMILES.check(s).isValid, "\(s)")
+      if search.accepts(p.choices) {
+        #expect(r.choices == p.choices)
+        continue
+      }
+      changed += 1
+      var trail = search.trail()
+      var firstDead: Int? = nil
+      for (k, q) in p.choices.enumerated() where firstDead == nil {
+        if search.advance(&trail, by: q), search.isDead(trail) { firstDead = k + 1 }
+      }
+      let (kept, _) = try #require(search.resumption(of: p.choices, maxSteps: g.maxLength, firstDead: firstDead))
+      #expect(Array(r.choices[..<kept]) == Array(p.choices[..<kept]))
     }
-    let again = model.decodeChunk(
-      z, decodings: 1, strategy: .greedy, lengthBudget: true, constraint: nil, tries: 1, rngs: &rngs,
-      resume: resumes)
-    for (a, b) in zip(full, again) { #expect(a.choices == b.choices) }
+    #expect(changed > 0, "an untrained decoder should need repairs")
   }
 
   /// An output depends on its latent, its row and the seed, not on what else is decoded with
@@ -204,6 +236,23 @@ func untrainedZincRR() throws -> (Grammar, ModelConfiguration, VAEModel) {
     // an unkekulizable closed ring, syntax.
     for s in ["C(C)(C)(C)(C)C", "F(C)C", "C1C1", "c1ccccc1(c)C", "c1cccc1C", "C)", "c1ccccc1=c", "c1ccccc1/c", "c1cc[c-2]"] {
       #expect(advise(s).status == .dead, "\(s) \(advise(s))")
+    }
+  }
+
+  /// The early drop uses only the sound rules: syntax, ring closures, valence. The
+  /// conservative ones (aromatic patterns, a closed system a fused ring could still repair)
+  /// are `advise`'s alone, so a plain decode that ends a molecule is never dropped early.
+  @Test func certainlyDeadIsTheSoundPart() {
+    for s in ["C(C)(C)(C)(C)C", "F(C)C", "C1C1", "C)", "CC1CCCC1CCC1C1"] {
+      #expect(SMILES.certainlyDead(prefix: Array(s.utf8)), "\(s)")
+    }
+    for s in ["", "CC", "C1CC", "CC[N", "c1ccccc1/c", "c1cccc1C", "c1cc[c-2]", "ccc"] {
+      #expect(!SMILES.certainlyDead(prefix: Array(s.utf8)), "\(s)")
+    }
+    // RDKit-valid molecules with a prefix `advise` calls dead: never certainly dead.
+    for s in ["c1ccccc1/c1ccccc1", "CSc1ccc(/C=c2\\sc3ncnn3c2=O)cc1"] {
+      #expect(SMILES.check(s).isValid, "\(s)")
+      for n in 1...s.utf8.count { #expect(!SMILES.certainlyDead(prefix: Array(s.utf8.prefix(n))), "\(s) at \(n)") }
     }
   }
 
