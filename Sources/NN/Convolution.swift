@@ -229,46 +229,56 @@ public struct Conv1D: Layer {
 
 /// Window geometry shared by Conv2D and its transpose: an image [C, H, W] and its columns
 /// [C*kh*kw, Ho*Wo] with `col[(c*kh + i)*kw + j, oy*Wo + ox] = img[c, oy*sh - ph + i, ox*sw - pw + j]`.
+/// The columns of a whole batch lie side by side ([C*kh*kw, B*Ho*Wo], row stride `ld`), so
+/// each pass is one GEMM over the batch rather than one small GEMM per image.
 struct Window2D {
   let C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo: Int
 
-  func im2col(_ img: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>) {
+  func im2col(_ img: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: Int) {
     for c in 0..<C {
       for i in 0..<kh {
         for j in 0..<kw {
-          let dst = col + ((c * kh + i) * kw + j) * Ho * Wo
+          let dst = col + ((c * kh + i) * kw + j) * ld
+          // Output columns whose input column is inside the image: ox in lo..<hi.
+          let lo = max(0, (pw - j + sw - 1) / sw)
+          let last = W - 1 + pw - j  // the last in-image column's ox times sw
+          let hi = last < 0 ? 0 : min(Wo, last / sw + 1)
           for oy in 0..<Ho {
             let y = oy * sh - ph + i
             let rowDst = dst + oy * Wo
-            if y < 0 || y >= H {
+            if y < 0 || y >= H || lo >= hi {
               rowDst.update(repeating: 0, count: Wo)
               continue
             }
-            let src = img + (c * H + y) * W
-            for ox in 0..<Wo {
-              let x = ox * sw - pw + j
-              rowDst[ox] = (x >= 0 && x < W) ? src[x] : 0
+            let src = img + (c * H + y) * W - pw + j
+            if lo > 0 { rowDst.update(repeating: 0, count: lo) }
+            if sw == 1 {
+              (rowDst + lo).update(from: src + lo, count: hi - lo)
+            } else {
+              for ox in lo..<hi { rowDst[ox] = src[ox * sw] }
             }
+            if hi < Wo { (rowDst + hi).update(repeating: 0, count: Wo - hi) }
           }
         }
       }
     }
   }
 
-  func col2im(_ col: UnsafePointer<Float>, _ img: UnsafeMutablePointer<Float>) {
+  func col2im(_ col: UnsafePointer<Float>, ld: Int, _ img: UnsafeMutablePointer<Float>) {
     for c in 0..<C {
       for i in 0..<kh {
         for j in 0..<kw {
-          let src = col + ((c * kh + i) * kw + j) * Ho * Wo
+          let src = col + ((c * kh + i) * kw + j) * ld
+          let lo = max(0, (pw - j + sw - 1) / sw)
+          let last = W - 1 + pw - j  // the last in-image column's ox times sw
+          let hi = last < 0 ? 0 : min(Wo, last / sw + 1)
+          if lo >= hi { continue }
           for oy in 0..<Ho {
             let y = oy * sh - ph + i
             if y < 0 || y >= H { continue }
-            let dst = img + (c * H + y) * W
+            let dst = img + (c * H + y) * W - pw + j
             let rowSrc = src + oy * Wo
-            for ox in 0..<Wo {
-              let x = ox * sw - pw + j
-              if x >= 0 && x < W { dst[x] += rowSrc[ox] }
-            }
+            for ox in lo..<hi { dst[ox * sw] += rowSrc[ox] }
           }
         }
       }
@@ -276,8 +286,23 @@ struct Window2D {
   }
 }
 
+/// [B, R, P] → [R, B, P] (`inverse`: back), P contiguous floats per block.
+func swapBatchAndRows(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, B: Int, R: Int, P: Int, inverse: Bool = false) {
+  for b in 0..<B {
+    for r in 0..<R {
+      let batchMajor = (b * R + r) * P
+      let rowMajor = (r * B + b) * P
+      if inverse {
+        (dst + batchMajor).update(from: src + rowMajor, count: P)
+      } else {
+        (dst + rowMajor).update(from: src + batchMajor, count: P)
+      }
+    }
+  }
+}
+
 /// 2-D convolution over [batch, channels, height, width] with `weight` [out, in, kh, kw]
-/// and `bias` [out] (PyTorch's `Conv2d` layout), by per-image im2col and GEMM.
+/// and `bias` [out] (PyTorch's `Conv2d` layout), by im2col and one GEMM over the batch.
 public func conv2D(
   _ x: Var, weight: Var, bias: Var?, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
   activation: Activation = .identity
@@ -294,25 +319,29 @@ public func conv2D(
     pw: padding.1, Ho: Ho, Wo: Wo)
   let CKK = s[1] * k[2] * k[3]
   let HW = Ho * Wo
-  var cols = Tensor(zeros: [B, CKK, HW])
-  var y = Tensor(zeros: [B, O, Ho, Wo])
-  cols.withMutablePointer { pc in
-    y.withMutablePointer { py in
-      x.value.withPointer { px in
-        weight.value.withPointer { pw in
-          for b in 0..<B {
-            win.im2col(px + b * s[1] * s[2] * s[3], pc + b * CKK * HW)
-            if let bv = bias?.value {
-              for o in 0..<O { (py + (b * O + o) * HW).update(repeating: bv.storage[o], count: HW) }
-            }
-            gemm(
-              false, false, m: O, n: HW, k: CKK, pw, lda: CKK, pc + b * CKK * HW, ldb: HW,
-              beta: bias == nil ? 0 : 1, py + b * O * HW, ldc: HW)
-          }
-        }
-      }
-      activation.apply(py, count: B * O * HW)
+  let N = B * HW
+  // Every buffer below is written in full before it is read: no zero fill.
+  let cols = Tensor(shape: [CKK, N]) { pc in
+    x.value.withPointer { px in
+      for b in 0..<B { win.im2col(px + b * s[1] * s[2] * s[3], pc.baseAddress! + b * HW, ld: N) }
     }
+  }
+  let rows = [Float](unsafeUninitializedCapacity: O * N) { pr, count in  // [O, B*HW]
+    if let bv = bias?.value {
+      for o in 0..<O { (pr.baseAddress! + o * N).initialize(repeating: bv.storage[o], count: N) }
+    }
+    cols.withPointer { pc in
+      weight.value.withPointer { pw in
+        gemm(
+          false, false, m: O, n: N, k: CKK, pw, lda: CKK, pc, ldb: N, beta: bias == nil ? 0 : 1,
+          pr.baseAddress!, ldc: N)
+      }
+    }
+    count = O * N
+  }
+  let y = Tensor(shape: [B, O, Ho, Wo]) { py in
+    rows.withUnsafeBufferPointer { swapBatchAndRows($0.baseAddress!, py.baseAddress!, B: B, R: O, P: HW, inverse: true) }
+    activation.apply(py.baseAddress!, count: B * O * HW)
   }
   let tape = x.tape
   guard tape.isRecording else { return tape.constant(y) }
@@ -325,7 +354,7 @@ public func conv2D(
 final class Conv2DBackward: CustomBackward {
   let win: Window2D
   let B, O: Int
-  let cols, output: Tensor
+  let cols, output: Tensor  // cols [C*kh*kw, B*Ho*Wo]
   let activation: Activation
   let inputNeedsGradient: Bool
 
@@ -345,32 +374,37 @@ final class Conv2DBackward: CustomBackward {
   func backward(outputGradient: Tensor, inputs: [Tensor]) -> [Tensor?] {
     let CKK = win.C * win.kh * win.kw
     let HW = win.Ho * win.Wo
+    let N = B * HW
     let imageSize = win.C * win.H * win.W
     var dz = outputGradient
     dz.withMutablePointer { pg in
       output.withPointer { activation.backward(output: $0, gradient: pg, count: B * O * HW) }
     }
+    let dzRows = [Float](unsafeUninitializedCapacity: O * N) { p, count in  // [O, B*HW]
+      dz.withPointer { swapBatchAndRows($0, p.baseAddress!, B: B, R: O, P: HW) }
+      count = O * N
+    }
     let w = inputs[1]
-    var dw = Tensor(zeros: w.shape)
-    var dx = Tensor(zeros: inputNeedsGradient ? inputs[0].shape : [0])
-    var dcols = [Float](repeating: 0, count: inputNeedsGradient ? CKK * HW : 0)
-    dz.withPointer { pdz in
-      cols.withPointer { pc in
+    var dx = Tensor(zeros: inputNeedsGradient ? inputs[0].shape : [0])  // col2im adds into it
+    var dw = Tensor(zeros: [0])
+    dzRows.withUnsafeBufferPointer { pdzb in
+      let pdz = pdzb.baseAddress!
+      dw = Tensor(shape: w.shape) { pdw in
+        cols.withPointer { pc in
+          gemm(false, true, m: O, n: CKK, k: N, pdz, lda: N, pc, ldb: N, beta: 0, pdw.baseAddress!, ldc: CKK)
+        }
+      }
+      guard inputNeedsGradient else { return }
+      let dcols = [Float](unsafeUninitializedCapacity: CKK * N) { pdcb, count in
         w.withPointer { pw in
-          dw.withMutablePointer { pdw in
-            for b in 0..<B {
-              gemm(
-                false, true, m: O, n: CKK, k: HW, pdz + b * O * HW, lda: HW, pc + b * CKK * HW,
-                ldb: HW, beta: 1, pdw, ldc: CKK)
-              guard inputNeedsGradient else { continue }
-              dcols.withUnsafeMutableBufferPointer { pdc in
-                gemm(
-                  true, false, m: CKK, n: HW, k: O, pw, lda: CKK, pdz + b * O * HW, ldb: HW,
-                  beta: 0, pdc.baseAddress!, ldc: HW)
-                dx.withMutablePointer { win.col2im(pdc.baseAddress!, $0 + b * imageSize) }
-              }
-            }
-          }
+          gemm(true, false, m: CKK, n: N, k: O, pw, lda: CKK, pdz, ldb: N, beta: 0, pdcb.baseAddress!, ldc: N)
+        }
+        count = CKK * N
+      }
+      dcols.withUnsafeBufferPointer { pdcb in
+        let pdc = pdcb.baseAddress!
+        dx.withMutablePointer { pdx in
+          for b in 0..<B { win.col2im(pdc + b * HW, ld: N, pdx + b * imageSize) }
         }
       }
     }
@@ -437,27 +471,30 @@ public func convTranspose2D(
     pw: padding.1, Ho: H, Wo: W)
   let OKK = O * k[2] * k[3]
   let HW = H * W
-  var y = Tensor(zeros: [B, O, Ho, Wo])
-  var cols = [Float](repeating: 0, count: OKK * HW)
-  y.withMutablePointer { py in
-    x.value.withPointer { px in
-      weight.value.withPointer { pw in
-        cols.withUnsafeMutableBufferPointer { pcb in
-          let pc = pcb.baseAddress!
-          for b in 0..<B {
-            gemm(
-              true, false, m: OKK, n: HW, k: Cin, pw, lda: OKK, px + b * Cin * HW, ldb: HW, beta: 0,
-              pc, ldc: HW)
-            win.col2im(pc, py + b * O * Ho * Wo)
-          }
-        }
+  let N = B * HW
+  var y = Tensor(zeros: [B, O, Ho, Wo])  // col2im adds into it
+  let xRows = [Float](unsafeUninitializedCapacity: Cin * N) { p, count in  // [Cin, B*HW]
+    x.value.withPointer { swapBatchAndRows($0, p.baseAddress!, B: B, R: Cin, P: HW) }
+    count = Cin * N
+  }
+  let cols = [Float](unsafeUninitializedCapacity: OKK * N) { pcb, count in
+    weight.value.withPointer { pw in
+      xRows.withUnsafeBufferPointer { pxr in
+        gemm(true, false, m: OKK, n: N, k: Cin, pw, lda: OKK, pxr.baseAddress!, ldb: N, beta: 0, pcb.baseAddress!, ldc: N)
       }
+    }
+    count = OKK * N
+  }
+  y.withMutablePointer { py in
+    cols.withUnsafeBufferPointer { pcb in
+      for b in 0..<B { win.col2im(pcb.baseAddress! + b * HW, ld: N, py + b * O * Ho * Wo) }
     }
     if let bv = bias?.value {
       for b in 0..<B {
         for o in 0..<O {
           let p = py + (b * O + o) * Ho * Wo
-          for i in 0..<(Ho * Wo) { p[i] += bv.storage[o] }
+          let v = bv.storage[o]
+          for i in 0..<(Ho * Wo) { p[i] += v }
         }
       }
     }
@@ -495,37 +532,42 @@ final class ConvTranspose2DBackward: CustomBackward {
     let outImage = win.C * win.H * win.W
     let OKK = O * win.kh * win.kw
     let HW = win.Ho * win.Wo
+    let N = B * HW
     var dz = outputGradient
     dz.withMutablePointer { pg in
       output.withPointer { activation.backward(output: $0, gradient: pg, count: B * outImage) }
     }
     let x = inputs[0]
     let w = inputs[1]
-    var dw = Tensor(zeros: w.shape)
-    var dx = Tensor(zeros: inputNeedsGradient ? x.shape : [0])
-    var dcols = [Float](repeating: 0, count: OKK * HW)
-    dz.withPointer { pdz in
-      x.withPointer { px in
-        w.withPointer { pw in
-          dw.withMutablePointer { pdw in
-            dcols.withUnsafeMutableBufferPointer { pdcb in
-              let pdc = pdcb.baseAddress!
-              for b in 0..<B {
-                win.im2col(pdz + b * outImage, pdc)
-                gemm(
-                  false, true, m: Cin, n: OKK, k: HW, px + b * Cin * HW, lda: HW, pdc, ldb: HW,
-                  beta: 1, pdw, ldc: OKK)
-                if inputNeedsGradient {
-                  dx.withMutablePointer {
-                    gemm(
-                      false, false, m: Cin, n: HW, k: OKK, pw, lda: OKK, pdc, ldb: HW, beta: 0,
-                      $0 + b * Cin * HW, ldc: HW)
-                  }
-                }
-              }
-            }
-          }
+    // Every buffer below is written in full before it is read: no zero fill.
+    let dcols = [Float](unsafeUninitializedCapacity: OKK * N) { p, count in
+      dz.withPointer { pdz in
+        for b in 0..<B { win.im2col(pdz + b * outImage, p.baseAddress! + b * HW, ld: N) }
+      }
+      count = OKK * N
+    }
+    let xRows = [Float](unsafeUninitializedCapacity: Cin * N) { p, count in
+      x.withPointer { swapBatchAndRows($0, p.baseAddress!, B: B, R: Cin, P: HW) }
+      count = Cin * N
+    }
+    var dw = Tensor(zeros: [0])
+    var dx = Tensor(zeros: [0])
+    dcols.withUnsafeBufferPointer { pdcb in
+      let pdc = pdcb.baseAddress!
+      dw = Tensor(shape: w.shape) { pdw in
+        xRows.withUnsafeBufferPointer { pxr in
+          gemm(false, true, m: Cin, n: OKK, k: N, pxr.baseAddress!, lda: N, pdc, ldb: N, beta: 0, pdw.baseAddress!, ldc: OKK)
         }
+      }
+      guard inputNeedsGradient else { return }
+      let dxRows = [Float](unsafeUninitializedCapacity: Cin * N) { pdr, count in
+        w.withPointer { pw in
+          gemm(false, false, m: Cin, n: N, k: OKK, pw, lda: OKK, pdc, ldb: N, beta: 0, pdr.baseAddress!, ldc: N)
+        }
+        count = Cin * N
+      }
+      dx = Tensor(shape: x.shape) { p in
+        dxRows.withUnsafeBufferPointer { swapBatchAndRows($0.baseAddress!, p.baseAddress!, B: B, R: Cin, P: HW, inverse: true) }
       }
     }
     let dxOut: Tensor? = inputNeedsGradient ? dx : nil

@@ -111,6 +111,49 @@ func randn(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
     #expect(rt.worstError < 1e-2, "convTranspose2D: \(rt)")
   }
 
+  /// The batched im2col/GEMM path against the definition, summed term by term, on
+  /// geometries where windows overhang every border (padding, strides 1 and 2, a kernel as
+  /// wide as the padded image).
+  @Test func conv2DMatchesTheDefinition() {
+    for (shape, kernel, stride, padding) in [
+      ([3, 2, 7, 6], [4, 2, 4, 4], (2, 2), (1, 1)), ([2, 3, 5, 4], [2, 3, 3, 2], (1, 2), (1, 0)),
+      ([2, 1, 3, 3], [3, 1, 5, 5], (1, 1), (1, 1)),
+    ] {
+      let x = randn(shape, seed: 31)
+      let w = randn(kernel, seed: 32)
+      let b = randn([kernel[0]], seed: 33)
+      let tape = Tape(recording: false)
+      let y = conv2D(
+        tape.constant(x), weight: tape.constant(w), bias: tape.constant(b), stride: stride, padding: padding
+      ).value
+      let (B, C, H, W, O, kh, kw) = (shape[0], shape[1], shape[2], shape[3], kernel[0], kernel[2], kernel[3])
+      let Ho = (H + 2 * padding.0 - kh) / stride.0 + 1
+      let Wo = (W + 2 * padding.1 - kw) / stride.1 + 1
+      #expect(y.shape == [B, O, Ho, Wo])
+      var worst: Float = 0
+      for n in 0..<B {
+        for o in 0..<O {
+          for oy in 0..<Ho {
+            for ox in 0..<Wo {
+              var sum = b.storage[o]
+              for c in 0..<C {
+                for i in 0..<kh {
+                  for j in 0..<kw {
+                    let (iy, ix) = (oy * stride.0 - padding.0 + i, ox * stride.1 - padding.1 + j)
+                    guard iy >= 0, iy < H, ix >= 0, ix < W else { continue }
+                    sum += x.storage[((n * C + c) * H + iy) * W + ix] * w.storage[((o * C + c) * kh + i) * kw + j]
+                  }
+                }
+              }
+              worst = max(worst, abs(sum - y.storage[((n * O + o) * Ho + oy) * Wo + ox]))
+            }
+          }
+        }
+      }
+      #expect(worst < 1e-4, "\(shape) * \(kernel) stride \(stride) padding \(padding): worst \(worst)")
+    }
+  }
+
   @Test func convTransposeIsAdjointOfConv() {
     // <conv(x), y> == <x, convT(y)> for the same weight (no bias).
     let x = randn([1, 2, 6, 5], seed: 1)
