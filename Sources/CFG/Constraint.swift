@@ -224,16 +224,14 @@ public final class ConstraintSearch: Sendable {
   ) {
     var stack: [Int32] = [grammar.tables.startNT]
     var terminals: [Int] = []
-    _ = flush(&stack, &terminals)
+    _ = ConstraintSearch.flush(&stack, &terminals)
     var marks = [terminals.count]
     for p in productions {
       guard let top = stack.last else { break }
       guard top >= 0, grammar.usable[p], grammar.lhsID[p] == top else {
         return (stack, terminals, marks.count - 1, marks, false)
       }
-      stack.removeLast()
-      for s in grammar.rhsIDs[p].reversed() { stack.append(s) }
-      _ = flush(&stack, &terminals)
+      _ = ConstraintSearch.expand(&stack, &terminals, grammar.rhsIDs[p])
       marks.append(terminals.count)
     }
     return (stack, terminals, marks.count - 1, marks, true)
@@ -283,20 +281,8 @@ public final class ConstraintSearch: Sendable {
       self.stack = stack
       self.terminals = terminals
     }
-    mutating func expand(_ rhs: [Int32]) -> Bool {
-      stack.removeLast()
-      for s in rhs.reversed() { stack.append(s) }
-      return flush()
-    }
-    mutating func flush() -> Bool {
-      var moved = false
-      while let top = stack.last, top < 0 {
-        terminals.append(Int(~top))
-        stack.removeLast()
-        moved = true
-      }
-      return moved
-    }
+    mutating func expand(_ rhs: [Int32]) -> Bool { ConstraintSearch.expand(&stack, &terminals, rhs) }
+    mutating func flush() -> Bool { ConstraintSearch.flush(&stack, &terminals) }
   }
 
   /// The trail of the empty derivation.
@@ -334,8 +320,16 @@ public final class ConstraintSearch: Sendable {
     return (productions, terminals)
   }
 
+  /// One leftmost step: the top non-terminal replaced by a right-hand side, then the
+  /// terminals that surface moved to the output; true when some did.
+  @inline(__always) static func expand(_ stack: inout [Int32], _ terminals: inout [Int], _ rhs: [Int32]) -> Bool {
+    stack.removeLast()
+    for s in rhs.reversed() { stack.append(s) }
+    return flush(&stack, &terminals)
+  }
+
   /// Moves terminals on top of the stack to the output.
-  @inline(__always) func flush(_ stack: inout [Int32], _ terminals: inout [Int]) -> Bool {
+  @inline(__always) static func flush(_ stack: inout [Int32], _ terminals: inout [Int]) -> Bool {
     var moved = false
     while let top = stack.last, top < 0 {
       terminals.append(Int(~top))
@@ -443,9 +437,7 @@ public final class ConstraintSearch: Sendable {
         stack = frames[deepest].stack
         terminals = frames[deepest].terminals
         steps = frames[deepest].steps + 1
-        stack.removeLast()
-        for s in grammar.rhsIDs[p].reversed() { stack.append(s) }
-        if flush(&stack, &terminals) || stack.isEmpty {
+        if ConstraintSearch.expand(&stack, &terminals, grammar.rhsIDs[p]) || stack.isEmpty {
           // Sibling productions often derive the same terminals (`chain -> atom` and
           // `chain -> atom chain` both write the atom next): judge each prefix once.
           advice = memo.examine(terminals, constraint)
@@ -491,7 +483,7 @@ public struct ConstrainedDerivation: Sendable {
     self.terminals = terminals
     self.steps = steps
     self.maxSteps = maxSteps
-    _ = search.flush(&self.stack, &self.terminals)
+    _ = ConstraintSearch.flush(&self.stack, &self.terminals)
   }
 
   public var isComplete: Bool { stack.isEmpty }
@@ -504,9 +496,7 @@ public struct ConstrainedDerivation: Sendable {
     guard let top = stack.last, top >= 0, search.grammar.usable[p], search.grammar.lhsID[p] == top
     else { return nil }
     var next = self
-    next.stack.removeLast()
-    for s in search.grammar.rhsIDs[p].reversed() { next.stack.append(s) }
-    _ = search.flush(&next.stack, &next.terminals)
+    _ = ConstraintSearch.expand(&next.stack, &next.terminals, search.grammar.rhsIDs[p])
     next.steps += 1
     next.witness = []
     next.witnessAt = 0
