@@ -150,11 +150,14 @@ public final class VAEModel: @unchecked Sendable {
           + "(\(expected.productions.count) productions, hash \(productionHash(expected)))")
     }
     do {
-      return try VAEModel(
-        configuration: config, grammar: grammar, grammarText: text, seed: 0,
-        trainingSummary: st.metadata["gvae.training"] ?? "{}")
+      // The weights are read next: no orthonormalisation of weights that are replaced.
+      return try Initializer.$weightsFollow.withValue(true) {
+        try VAEModel(
+          configuration: config, grammar: grammar, grammarText: text, seed: 0,
+          trainingSummary: st.metadata["gvae.training"] ?? "{}")
+      }
     } catch {
-      throw bad(error.description)
+      throw bad("\(error)")
     }
   }
 

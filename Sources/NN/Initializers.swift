@@ -2,6 +2,12 @@ import Engine
 
 /// Weight initialisers, all drawing from an injected `SeededRandom` in storage order.
 public enum Initializer {
+  /// True while a network is built only to receive a model file's weights: `orthogonal`
+  /// then draws its normals as usual (the generator ends where it would) but skips the
+  /// orthonormalisation, which is most of the time `gvae sample` takes to load the shipped
+  /// model.
+  @TaskLocal public static var weightsFollow = false
+
   /// Glorot (Xavier) uniform: `U(-l, l)` with `l = sqrt(6 / (fanIn + fanOut))`
   /// (Glorot & Bengio 2010; Keras' default kernel initialiser).
   public static func glorotUniform(
@@ -35,6 +41,7 @@ public enum Initializer {
     let length = max(rows, cols)
     var v = [Double](repeating: 0, count: count * length)
     for i in 0..<v.count { v[i] = Double(rng.nextNormal()) }
+    if weightsFollow { return Tensor(zeros: [rows, cols]) }
     for i in 0..<count {
       for j in 0..<i {
         var dot = 0.0
