@@ -7,7 +7,7 @@ import Engine
 import Foundation
 import NN
 
-public struct ClassifierTrainingSettings: Codable, Sendable, Equatable {
+public struct ClassifierTrainingSettings: Codable, Sendable, Equatable, TrainerSettings {
   public var batchSize = 64
   public var epochs = 4
   public var learningRate: Float = 1e-3
@@ -50,36 +50,25 @@ public struct ClassifierTrainerState: Codable, Sendable, Equatable, TrainerProgr
   public var elapsed = 0.0
   /// Training images of the run: a resume must train on as many.
   public var trainingImages: Int
-  public var epochsRecorded: Int { history.count }
 }
 
-public enum ClassifierTrainingEvent {
+public enum ClassifierTrainingEvent: TrainerEvent {
   case batch(epoch: Int, batch: Int, batches: Int, loss: Double, imagesPerSecond: Double)
   case epoch(ClassifierEpochRecord)
   case checkpoint(path: String)
 }
 
-public final class ClassifierTrainer: ResumableTrainer {
-  public let model: ImageClassifier
-  public let settings: ClassifierTrainingSettings
+/// Under mpirun every rank draws the whole batch's shifts and dropout mask, as one process
+/// does, and runs its contiguous rows; gradients are summed over the ranks in buckets, so
+/// every rank takes one process's step; only rank 0 writes files.
+public final class ClassifierTrainer:
+  ImageTrainerBase<ImageClassifier, ClassifierTrainingSettings, ClassifierTrainerState, ClassifierTrainingEvent, [Int]>,
+  ResumableTrainer
+{
   public let train: ImageSet
   /// Labelled test images, scored after every epoch (nil: none).
   public let test: ImageSet?
-  public var state: ClassifierTrainerState
   let adam: Adam
-  public let outputPath: String
-  public var checkpointPath: String { outputPath + ".checkpoint" }
-  public var shouldStop: () -> Bool = { false }
-  public var onEvent: (ClassifierTrainingEvent) -> Void = { _ in }
-  /// Test hooks: stop after this many epochs (a simulated kill); a NaN loss at this step.
-  public var stopAfterEpoch: Int? = nil
-  public var injectNonFiniteAtStep: Int? = nil
-  /// Extra fields of the training summary in the model file (data path, layout, …).
-  public var summaryExtras: [String: String] = [:]
-  /// Under mpirun every rank draws the whole batch's shifts and dropout mask, as one process
-  /// does, and runs its contiguous rows; gradients are summed over the ranks in buckets, so
-  /// every rank takes one process's step; only rank 0 writes files.
-  public let cluster: Cluster
   let reducer: GradientReducer
 
   /// `train` needs labels in the model's classes; `test`, if given, labels (a class the
@@ -98,15 +87,14 @@ public final class ClassifierTrainer: ResumableTrainer {
     if let test, test.height != c.height || test.width != c.width || test.labels == nil {
       throw .data("the test images must be labelled and \(c.height)×\(c.width), as the training images")
     }
-    self.model = model
-    self.settings = settings
     self.train = train
     self.test = test
-    self.outputPath = outputPath
     adam = Adam(parameters: model.parameters, learningRate: settings.learningRate)
-    state = ClassifierTrainerState(noise: Self.noise(seed: settings.seed, epoch: 0), trainingImages: train.count)
-    cluster = Cluster.world
-    reducer = GradientReducer(parameters: model.parameters, cluster: cluster)
+    reducer = GradientReducer(parameters: model.parameters, cluster: Cluster.world)
+    super.init(
+      model: model, settings: settings,
+      state: ClassifierTrainerState(noise: Self.noise(seed: settings.seed, epoch: 0), trainingImages: train.count),
+      outputPath: outputPath)
     // Every rank starts from rank 0's weights.
     GradientReducer.broadcast(model.parameters, cluster: cluster)
   }
@@ -115,7 +103,7 @@ public final class ClassifierTrainer: ResumableTrainer {
   static func noise(seed: UInt64, epoch: Int) -> SeededRandom { SeededRandom(seed: seed ^ 0xC1A5_0000 &+ UInt64(epoch)) }
 
   /// The image order of an epoch in batches (the last may be short): only the seed and epoch.
-  public func batches(epoch: Int) -> [[Int]] {
+  public override func batches(epoch: Int) -> [[Int]] {
     var rng = SeededRandom(seed: settings.seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1))
     var order = Array(0..<train.count)
     order.shuffle(using: &rng)
@@ -175,90 +163,53 @@ public final class ClassifierTrainer: ResumableTrainer {
     return (sums[0], Int(sums[1]))
   }
 
-  public func run() throws(ImageTrainingError) -> ImageTrainingOutcome {
-    var clock = TrainingClock(
-      elapsedBefore: state.elapsed, maxMinutes: settings.maxMinutes, checkpointMinutes: settings.checkpointMinutes,
-      cluster: cluster)
-    while state.epoch < settings.epochs {
-      let epoch = state.epoch
-      let batches = batches(epoch: epoch)
-      let epochStart = Date()
-      var imagesThisSession = 0
-      while state.batchInEpoch < batches.count {
-        let rows = batches[state.batchInEpoch]
-        let b = try trainBatch(rows)
-        state.step += 1
-        state.batchInEpoch += 1
-        state.epochLoss += b.loss * Double(rows.count)
-        state.epochCorrect += b.correct
-        state.epochImages += rows.count
-        imagesThisSession += rows.count
-        state.elapsed = clock.elapsed
-        onEvent(
-          .batch(
-            epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
-            loss: state.epochLoss / Double(max(state.epochImages, 1)),
-            imagesPerSecond: Double(imagesThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
-        if let stop = try clock.afterBatch(stopRequested: shouldStop(), saveCheckpoint: saveCheckpoint) { return stop }
-      }
-      let seconds = Date().timeIntervalSince(epochStart)
-      let n = Double(max(state.epochImages, 1))
-      let record = ClassifierEpochRecord(
-        epoch: epoch + 1, step: state.step, trainLoss: state.epochLoss / n, trainAccuracy: Double(state.epochCorrect) / n,
-        testAccuracy: test.map { model.accuracy($0) }, learningRate: settings.learningRate(epoch: epoch),
-        seconds: seconds, imagesPerSecond: Double(imagesThisSession) / max(seconds, 1e-9))
-      state.history.append(record)
-      state.epoch += 1
-      state.batchInEpoch = 0
-      state.noise = Self.noise(seed: settings.seed, epoch: state.epoch)
-      state.epochLoss = 0
-      state.epochCorrect = 0
-      state.epochImages = 0
-      state.elapsed = clock.elapsed
-      // The test accuracy is not for choosing a model: the model is the latest epoch's.
-      try saveModel(to: outputPath)
-      onEvent(.epoch(record))
-      if let stop = try clock.afterEpoch(
-        completed: state.epoch, of: settings.epochs, stopAfterEpoch: stopAfterEpoch, saveCheckpoint: saveCheckpoint)
-      {
-        return stop
-      }
-    }
-    return .finished
+  override func trainStep(_ rows: [Int], epoch: Int, batch: Int) throws(ImageTrainingError) -> Int {
+    let b = try trainBatch(rows)
+    state.epochLoss += b.loss * Double(rows.count)
+    state.epochCorrect += b.correct
+    state.epochImages += rows.count
+    return rows.count
+  }
+
+  override func batchEvent(epoch: Int, batch: Int, batches: Int, rate: Double) -> ClassifierTrainingEvent {
+    .batch(
+      epoch: epoch, batch: batch, batches: batches, loss: state.epochLoss / Double(max(state.epochImages, 1)),
+      imagesPerSecond: rate)
+  }
+
+  override func epochRecord(epoch: Int, seconds: Double, rate: Double) -> ClassifierEpochRecord {
+    let n = Double(max(state.epochImages, 1))
+    return ClassifierEpochRecord(
+      epoch: epoch + 1, step: state.step, trainLoss: state.epochLoss / n, trainAccuracy: Double(state.epochCorrect) / n,
+      testAccuracy: test.map { model.accuracy($0) }, learningRate: settings.learningRate(epoch: epoch),
+      seconds: seconds, imagesPerSecond: rate)
+  }
+
+  // The test accuracy is not for choosing a model: the model is the latest epoch's.
+  override func epochEnded(_ record: ClassifierEpochRecord) throws(ImageTrainingError) {
+    state.noise = Self.noise(seed: settings.seed, epoch: state.epoch)
+    state.epochLoss = 0
+    state.epochCorrect = 0
+    state.epochImages = 0
   }
 
   // MARK: Files
 
-  public func summary() -> String {
-    var s = summaryExtras
-    s["epochs_completed"] = String(state.epoch)
-    s["steps"] = String(state.step)
+  override var summaryFields: [String: String] {
+    var s: [String: String] = [:]
     s["training_images"] = String(train.count)
     s["test_images"] = String(test?.count ?? 0)
-    s["seconds"] = String(format: "%.0f", state.elapsed)
     if let last = state.history.last {
       s["train_loss"] = String(format: "%.4f", last.trainLoss)
       if let a = last.testAccuracy { s["test_accuracy"] = String(format: "%.4f", a) }
     }
-    s["settings"] = ImageVAE.json(settings)
-    return ImageVAE.json(s)
+    return s
   }
 
-  public func saveModel(to path: String) throws(ImageTrainingError) {
-    guard cluster.isRoot else { return }
-    do { try model.save(to: path, trainingSummary: summary()) } catch { throw .checkpoint(error.description) }
-  }
-
-  /// Weights, Adam's moments and step, and the trainer state (the epoch's position, sums and
-  /// shift-and-dropout stream) in one file, written atomically; the model's kind, so
-  /// `classifier evaluate` and `score` read it too.
-  public func saveCheckpoint() throws(ImageTrainingError) {
-    guard cluster.isRoot else { return }
-    try TrainerCheckpoint.write(
-      model.parameters, metadata: model.container(trainingSummary: summary()).metadata, state: state,
-      settings: settings, optimizers: [(Checkpoint.optimizerPrefix, adam)], to: checkpointPath)
-    onEvent(.checkpoint(path: checkpointPath))
-  }
+  /// A checkpoint holds the weights, Adam's moments and step, and the trainer state (the
+  /// epoch's position, sums and shift-and-dropout stream); the model's kind, so `classifier
+  /// evaluate` and `score` read it too.
+  override var optimizers: [(prefix: String, optimizer: any Optimizer)] { [(Checkpoint.optimizerPrefix, adam)] }
 
   /// Restores weights, Adam and the trainer state. The classifier's configuration, the
   /// settings that decide the batches and their draws (seed, batch size, shift) and the number
@@ -275,14 +226,13 @@ public final class ClassifierTrainer: ResumableTrainer {
     guard let t = file.settings(ClassifierTrainingSettings.self), t.seed == settings.seed,
       t.batchSize == settings.batchSize, t.shift == settings.shift
     else { throw file.refusal("was written with another --seed, --batch-size or --shift") }
-    let s = try file.state(ClassifierTrainerState.self, batches: { batches(epoch: $0).count }) {
+    let s = try checkpointState(file) {
       $0.epochImages >= 0 && (0...$0.epochImages).contains($0.epochCorrect) && $0.epochLoss.isFinite
     }
     guard s.trainingImages == train.count else {
       throw file.refusal("was written for \(s.trainingImages) training images, this run has \(train.count) (--data, --limit)")
     }
-    try file.restore(model.parameters, optimizers: [(Checkpoint.optimizerPrefix, adam)])
-    state = s
+    try restore(file, state: s)
   }
 }
 

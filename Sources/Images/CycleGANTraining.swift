@@ -6,7 +6,7 @@ import Engine
 import Foundation
 import NN
 
-public struct CycleGANTrainingSettings: Codable, Sendable, Equatable {
+public struct CycleGANTrainingSettings: Codable, Sendable, Equatable, TrainerSettings {
   public var batchSize: Int = 1
   public var epochs: Int = 10
   /// Batches of an epoch × batch size; 0: max(|A|, |B|) (CycleGAN's epoch), the smaller
@@ -78,41 +78,31 @@ public struct CycleGANTrainerState: Codable, Sendable, Equatable, TrainerProgres
   public var sums = CycleGANEpochSums()
   public var history: [CycleGANEpochRecord] = []
   public var elapsed = 0.0
-  public var epochsRecorded: Int { history.count }
 }
 
-public enum CycleGANTrainingEvent {
+public enum CycleGANTrainingEvent: TrainerEvent {
   case batch(epoch: Int, batch: Int, batches: Int, generatorLoss: Double, pairsPerSecond: Double)
   case epoch(CycleGANEpochRecord)
   case checkpoint(path: String)
 }
 
-public final class CycleGANTrainer: ResumableTrainer {
-  public let model: CycleGAN
-  public let settings: CycleGANTrainingSettings
+/// Under mpirun every rank runs its contiguous rows of each batch (A and B) through the
+/// generators and discriminators (instance norm is per image: nothing to synchronise), the
+/// fakes are gathered so that every rank passes the whole batch through the same pools with
+/// the same draws, gradients are summed in buckets, and only rank 0 writes.
+public final class CycleGANTrainer:
+  ImageTrainerBase<CycleGAN, CycleGANTrainingSettings, CycleGANTrainerState, CycleGANTrainingEvent, (a: [Int], b: [Int])>,
+  ResumableTrainer
+{
   public let trainA: ImageSet
   public let trainB: ImageSet
   /// Held-out images whose cycle errors are logged every epoch (may be empty).
   public let heldOutA: ImageSet?
   public let heldOutB: ImageSet?
-  public var state: CycleGANTrainerState
   public var poolA: ImagePool
   public var poolB: ImagePool
   let generatorAdam: Adam
   let discriminatorAdam: Adam
-  public let outputPath: String
-  public var checkpointPath: String { outputPath + ".checkpoint" }
-  public var shouldStop: () -> Bool = { false }
-  public var onEvent: (CycleGANTrainingEvent) -> Void = { _ in }
-  /// Test hooks: stop after this many epochs (a simulated kill); a NaN loss at this step.
-  public var stopAfterEpoch: Int? = nil
-  public var injectNonFiniteAtStep: Int? = nil
-  public var summaryExtras: [String: String] = [:]
-  /// Under mpirun every rank runs its contiguous rows of each batch (A and B) through the
-  /// generators and discriminators (instance norm is per image: nothing to synchronise), the
-  /// fakes are gathered so that every rank passes the whole batch through the same pools
-  /// with the same draws, gradients are summed in buckets, and only rank 0 writes.
-  public let cluster: Cluster
   let generatorReducer: GradientReducer
   let discriminatorReducer: GradientReducer
 
@@ -128,22 +118,21 @@ public final class CycleGANTrainer: ResumableTrainer {
       }
     }
     guard trainA.count > 0 && trainB.count > 0 else { throw .data("no training images in domain \(trainA.count == 0 ? "A" : "B")") }
-    self.model = model
-    self.settings = settings
     self.trainA = trainA
     self.trainB = trainB
     self.heldOutA = heldOutA
     self.heldOutB = heldOutB
-    self.outputPath = outputPath
     let h = Adam.Hyperparameters(learningRate: settings.learningRate, beta1: settings.beta1, beta2: 0.999)
     generatorAdam = Adam(parameters: model.generatorParameters, hyperparameters: h)
     discriminatorAdam = Adam(parameters: model.discriminatorParameters, hyperparameters: h)
     poolA = ImagePool(capacity: settings.poolSize, imageSize: c.pixels)
     poolB = ImagePool(capacity: settings.poolSize, imageSize: c.pixels)
-    state = CycleGANTrainerState(poolRandom: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 0x9001))
-    cluster = Cluster.world
-    generatorReducer = GradientReducer(parameters: model.generatorParameters, cluster: cluster)
-    discriminatorReducer = GradientReducer(parameters: model.discriminatorParameters, cluster: cluster)
+    generatorReducer = GradientReducer(parameters: model.generatorParameters, cluster: Cluster.world)
+    discriminatorReducer = GradientReducer(parameters: model.discriminatorParameters, cluster: Cluster.world)
+    super.init(
+      model: model, settings: settings,
+      state: CycleGANTrainerState(poolRandom: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 0x9001)),
+      outputPath: outputPath)
     if cluster.size > 1 {
       // Ranks split a batch's pairs: a batch of one pair (CycleGAN's own) cannot be split.
       guard settings.batchSize >= cluster.size else {
@@ -161,7 +150,7 @@ public final class CycleGANTrainer: ResumableTrainer {
 
   /// The (A, B) image indices of every batch of `epoch`: each domain's order is a chain of
   /// shuffles seeded by (seed, epoch, domain), so it depends on nothing else.
-  public func batches(epoch: Int) -> [(a: [Int], b: [Int])] {
+  public override func batches(epoch: Int) -> [(a: [Int], b: [Int])] {
     func order(_ n: Int, domain: UInt64) -> [Int] {
       var rng = SeededRandom(seed: settings.seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1) ^ domain << 56)
       var out: [Int] = []
@@ -285,111 +274,71 @@ public final class CycleGANTrainer: ResumableTrainer {
       identity: parts[5] + parts[6], discriminatorA: da, discriminatorB: db)
   }
 
-  public func run() throws(ImageTrainingError) -> ImageTrainingOutcome {
-    var clock = TrainingClock(
-      elapsedBefore: state.elapsed, maxMinutes: settings.maxMinutes, checkpointMinutes: settings.checkpointMinutes,
-      cluster: cluster)
-    while state.epoch < settings.epochs {
-      let epoch = state.epoch
-      let batches = batches(epoch: epoch)
-      let epochStart = Date()
-      var pairsThisSession = 0
-      while state.batchInEpoch < batches.count {
-        let (ia, ib) = batches[state.batchInEpoch]
-        let l = try trainBatch(a: model.networkInput(trainA.batch(ia)), b: model.networkInput(trainB.batch(ib)))
-        state.step += 1
-        state.batchInEpoch += 1
-        var sm = state.sums
-        sm.batches += 1
-        sm.generator += l.total
-        sm.adversarialAB += l.adversarialAB
-        sm.adversarialBA += l.adversarialBA
-        sm.cycleA += l.cycleA
-        sm.cycleB += l.cycleB
-        sm.identity += l.identity
-        sm.discriminatorA += l.discriminatorA
-        sm.discriminatorB += l.discriminatorB
-        state.sums = sm
-        pairsThisSession += ia.count
-        state.elapsed = clock.elapsed
-        onEvent(
-          .batch(
-            epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
-            generatorLoss: sm.generator / Double(sm.batches),
-            pairsPerSecond: Double(pairsThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
-        if let stop = try clock.afterBatch(stopRequested: shouldStop(), saveCheckpoint: saveCheckpoint) { return stop }
-      }
-      let seconds = Date().timeIntervalSince(epochStart)
-      let sm = state.sums
-      let n = Double(max(sm.batches, 1))
-      let record = CycleGANEpochRecord(
-        epoch: epoch + 1, step: state.step, generatorLoss: sm.generator / n, adversarialAB: sm.adversarialAB / n,
-        adversarialBA: sm.adversarialBA / n, cycleA: sm.cycleA / n, cycleB: sm.cycleB / n, identity: sm.identity / n,
-        discriminatorA: sm.discriminatorA / n, discriminatorB: sm.discriminatorB / n,
-        heldOutCycleA: heldOutA.flatMap { $0.count > 0 ? model.cycleError($0, from: .aToB) : nil },
-        heldOutCycleB: heldOutB.flatMap { $0.count > 0 ? model.cycleError($0, from: .bToA) : nil },
-        learningRate: settings.learningRate(epoch: epoch), seconds: seconds,
-        pairsPerSecond: Double(pairsThisSession) / max(seconds, 1e-9))
-      state.history.append(record)
-      state.epoch += 1
-      state.batchInEpoch = 0
-      state.sums = CycleGANEpochSums()
-      state.elapsed = clock.elapsed
-      // A GAN has no validation loss to pick a best model by: the model is the latest epoch's.
-      try saveModel(to: outputPath)
-      onEvent(.epoch(record))
-      if let stop = try clock.afterEpoch(
-        completed: state.epoch, of: settings.epochs, stopAfterEpoch: stopAfterEpoch, saveCheckpoint: saveCheckpoint)
-      {
-        return stop
-      }
-    }
-    return .finished
+  override func trainStep(_ rows: (a: [Int], b: [Int]), epoch: Int, batch: Int) throws(ImageTrainingError) -> Int {
+    let l = try trainBatch(a: model.networkInput(trainA.batch(rows.a)), b: model.networkInput(trainB.batch(rows.b)))
+    var sm = state.sums
+    sm.batches += 1
+    sm.generator += l.total
+    sm.adversarialAB += l.adversarialAB
+    sm.adversarialBA += l.adversarialBA
+    sm.cycleA += l.cycleA
+    sm.cycleB += l.cycleB
+    sm.identity += l.identity
+    sm.discriminatorA += l.discriminatorA
+    sm.discriminatorB += l.discriminatorB
+    state.sums = sm
+    return rows.a.count
+  }
+
+  override func batchEvent(epoch: Int, batch: Int, batches: Int, rate: Double) -> CycleGANTrainingEvent {
+    .batch(
+      epoch: epoch, batch: batch, batches: batches, generatorLoss: state.sums.generator / Double(state.sums.batches),
+      pairsPerSecond: rate)
+  }
+
+  override func epochRecord(epoch: Int, seconds: Double, rate: Double) -> CycleGANEpochRecord {
+    let sm = state.sums
+    let n = Double(max(sm.batches, 1))
+    return CycleGANEpochRecord(
+      epoch: epoch + 1, step: state.step, generatorLoss: sm.generator / n, adversarialAB: sm.adversarialAB / n,
+      adversarialBA: sm.adversarialBA / n, cycleA: sm.cycleA / n, cycleB: sm.cycleB / n, identity: sm.identity / n,
+      discriminatorA: sm.discriminatorA / n, discriminatorB: sm.discriminatorB / n,
+      heldOutCycleA: heldOutA.flatMap { $0.count > 0 ? model.cycleError($0, from: .aToB) : nil },
+      heldOutCycleB: heldOutB.flatMap { $0.count > 0 ? model.cycleError($0, from: .bToA) : nil },
+      learningRate: settings.learningRate(epoch: epoch), seconds: seconds, pairsPerSecond: rate)
+  }
+
+  // A GAN has no validation loss to pick a best model by: the model is the latest epoch's.
+  override func epochEnded(_ record: CycleGANEpochRecord) throws(ImageTrainingError) {
+    state.sums = CycleGANEpochSums()
   }
 
   // MARK: Files
 
-  public func summary() -> String {
-    var s = summaryExtras
-    s["epochs_completed"] = String(state.epoch)
-    s["steps"] = String(state.step)
+  override var summaryFields: [String: String] {
+    var s: [String: String] = [:]
     s["training_images_a"] = String(trainA.count)
     s["training_images_b"] = String(trainB.count)
-    s["seconds"] = String(format: "%.0f", state.elapsed)
     if let last = state.history.last {
       if let v = last.heldOutCycleA { s["held_out_cycle_error_a"] = String(format: "%.4f", v) }
       if let v = last.heldOutCycleB { s["held_out_cycle_error_b"] = String(format: "%.4f", v) }
     }
-    s["settings"] = ImageVAE.json(settings)
-    return ImageVAE.json(s)
-  }
-
-  public func saveModel(to path: String) throws(ImageTrainingError) {
-    guard cluster.isRoot else { return }
-    do { try model.save(to: path, trainingSummary: summary()) } catch {
-      throw .checkpoint(error.description)
-    }
+    return s
   }
 
   static let generatorOptimizer = "optimizer.generators."
   static let discriminatorOptimizer = "optimizer.discriminators."
-  var optimizers: [(prefix: String, optimizer: any Optimizer)] {
+  override var optimizers: [(prefix: String, optimizer: any Optimizer)] {
     [(Self.generatorOptimizer, generatorAdam), (Self.discriminatorOptimizer, discriminatorAdam)]
   }
 
-  /// Weights, both Adams' moments, the pools and the trainer state in one file, written
-  /// atomically (temporary file + rename): a kill mid-write leaves the previous one.
-  public func saveCheckpoint() throws(ImageTrainingError) {
-    guard cluster.isRoot else { return }
-    // The pools travel as two more tensors, pool.a and pool.b.
+  /// A checkpoint also holds the pools, as two more tensors pool.a and pool.b.
+  override var checkpointExtras: [String: Tensor] {
     var pools: [String: Tensor] = [:]
     for (name, pool) in [("pool.a", poolA), ("pool.b", poolB)] where !pool.images.isEmpty {
       pools[name] = Tensor(shape: [pool.images.count, pool.imageSize], storage: pool.images.flatMap { $0 })
     }
-    try TrainerCheckpoint.write(
-      model.parameters, extra: pools, metadata: model.container(trainingSummary: summary()).metadata, state: state,
-      settings: settings, optimizers: optimizers, to: checkpointPath)
-    onEvent(.checkpoint(path: checkpointPath))
+    return pools
   }
 
   /// Restores everything `saveCheckpoint` wrote; the configuration must be this run's and
@@ -399,7 +348,7 @@ public final class CycleGANTrainer: ResumableTrainer {
     guard file.file.metadata[CycleGAN.kindKey] == CycleGAN.kind else { throw file.refusal("not a CycleGAN checkpoint") }
     guard let c = file.metadata(CycleGAN.configurationKey, as: CycleGANConfiguration.self), c == model.configuration
     else { throw file.refusal("holds a model with a different configuration") }
-    let s = try file.state(CycleGANTrainerState.self, batches: { batches(epoch: $0).count })
+    let s = try checkpointState(file)
     var pools: [ImagePool] = []
     for name in ["pool.a", "pool.b"] {
       var images: [[Float]] = []
@@ -412,10 +361,9 @@ public final class CycleGANTrainer: ResumableTrainer {
       }
       pools.append(ImagePool(capacity: settings.poolSize, imageSize: model.configuration.pixels, images: images))
     }
-    try file.restore(model.parameters, optimizers: optimizers, otherPrefixes: ["pool."])
+    try restore(file, state: s, otherPrefixes: ["pool."])
     poolA = pools[0]
     poolB = pools[1]
-    state = s
   }
 }
 

@@ -5,7 +5,7 @@ import Engine
 import Foundation
 import NN
 
-public struct GANTrainingSettings: Codable, Sendable, Equatable {
+public struct GANTrainingSettings: Codable, Sendable, Equatable, TrainerSettings {
   public var batchSize = 64
   public var epochs = 5
   /// Adam for both networks with DCGAN's values: lr 2e-4, β1 0.5.
@@ -43,10 +43,9 @@ public struct GANTrainerState: Codable, Sendable, Equatable, TrainerProgress {
   public var sums = [Double](repeating: 0, count: 4)
   public var epochImages = 0
   public var elapsed = 0.0
-  public var epochsRecorded: Int { history.count }
 }
 
-public enum GANTrainingEvent {
+public enum GANTrainingEvent: TrainerEvent {
   case batch(epoch: Int, batch: Int, batches: Int, discriminatorLoss: Double, generatorLoss: Double,
     realScore: Double, fakeScore: Double, imagesPerSecond: Double)
   case epoch(GANEpochRecord)
@@ -61,27 +60,17 @@ public struct GANStep: Sendable {
   public var fakeScore: Double
 }
 
-public final class GANTrainer: ResumableTrainer {
-  public let model: ImageGAN
-  public let settings: GANTrainingSettings
+/// Under mpirun every rank runs its rows of each batch (with the latents one process would
+/// draw for them) through both networks, with batch norm synchronised over the ranks;
+/// gradients are summed in buckets; only rank 0 writes files.
+public final class GANTrainer:
+  ImageTrainerBase<ImageGAN, GANTrainingSettings, GANTrainerState, GANTrainingEvent, [Int]>, ResumableTrainer
+{
   public let images: ImageSet
-  public var state: GANTrainerState
   let generatorAdam: Adam
   let discriminatorAdam: Adam
-  public let outputPath: String
-  public var checkpointPath: String { outputPath + ".checkpoint" }
   /// The latents of the per-epoch sample grid.
   public let fixedLatents: Tensor
-  public var shouldStop: () -> Bool = { false }
-  public var onEvent: (GANTrainingEvent) -> Void = { _ in }
-  /// Test hooks: stop after this many epochs (a simulated kill); a NaN loss at this step.
-  public var stopAfterEpoch: Int? = nil
-  public var injectNonFiniteAtStep: Int? = nil
-  public var summaryExtras: [String: String] = [:]
-  /// Under mpirun every rank runs its rows of each batch (with the latents one process would
-  /// draw for them) through both networks, with batch norm synchronised over the ranks;
-  /// gradients are summed in buckets; only rank 0 writes files.
-  public let cluster: Cluster
   let generatorReducer: GradientReducer
   let discriminatorReducer: GradientReducer
 
@@ -93,19 +82,18 @@ public final class GANTrainer: ResumableTrainer {
       throw .data("the images are \(images.height)×\(images.width), the GAN's \(c.height)×\(c.width)")
     }
     guard images.count > 0 else { throw .data("no training images") }
-    self.model = model
-    self.settings = settings
     self.images = images
-    self.outputPath = outputPath
     let h = Adam.Hyperparameters(learningRate: settings.learningRate, beta1: settings.beta1)
     generatorAdam = Adam(parameters: model.generatorParameters, hyperparameters: h)
     discriminatorAdam = Adam(parameters: model.discriminatorParameters, hyperparameters: h)
+    generatorReducer = GradientReducer(parameters: model.generatorParameters, cluster: Cluster.world)
+    discriminatorReducer = GradientReducer(parameters: model.discriminatorParameters, cluster: Cluster.world)
     var fixed = SeededRandom(seed: settings.seed ^ 0xF1ED_5A3B)
     fixedLatents = Tensor(randomNormal: [max(1, settings.fixedSamples), c.latentSize], rng: &fixed)
-    state = GANTrainerState(noise: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 11))
-    cluster = Cluster.world
-    generatorReducer = GradientReducer(parameters: model.generatorParameters, cluster: cluster)
-    discriminatorReducer = GradientReducer(parameters: model.discriminatorParameters, cluster: cluster)
+    super.init(
+      model: model, settings: settings,
+      state: GANTrainerState(noise: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 11)),
+      outputPath: outputPath)
     if cluster.size > 1 {
       // Each rank normalises with the whole batch's statistics, so each needs rows.
       let bs = max(1, settings.batchSize)
@@ -124,7 +112,7 @@ public final class GANTrainer: ResumableTrainer {
   }
 
   /// The image order of an epoch in batches (the last may be short): only seed and epoch.
-  public func batches(epoch: Int) -> [[Int]] {
+  public override func batches(epoch: Int) -> [[Int]] {
     var rng = SeededRandom(seed: settings.seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1))
     var order = Array(0..<images.count)
     order.shuffle(using: &rng)
@@ -206,96 +194,59 @@ public final class GANTrainer: ResumableTrainer {
   /// G's images of the fixed latents (running statistics).
   public func fixedSamples() -> [Float] { model.sample(latents: fixedLatents) }
 
-  public func run() throws(ImageTrainingError) -> ImageTrainingOutcome {
-    var clock = TrainingClock(
-      elapsedBefore: state.elapsed, maxMinutes: settings.maxMinutes, checkpointMinutes: settings.checkpointMinutes,
-      cluster: cluster)
-    while state.epoch < settings.epochs {
-      let epoch = state.epoch
-      let batches = batches(epoch: epoch)
-      let epochStart = Date()
-      var imagesThisSession = 0
-      while state.batchInEpoch < batches.count {
-        let rows = batches[state.batchInEpoch]
-        let s = try trainBatch(images.batch(rows))
-        state.step += 1
-        state.batchInEpoch += 1
-        let n = Double(rows.count)
-        state.sums[0] += s.discriminatorLoss * n
-        state.sums[1] += s.generatorLoss * n
-        state.sums[2] += s.realScore * n
-        state.sums[3] += s.fakeScore * n
-        state.epochImages += rows.count
-        imagesThisSession += rows.count
-        state.elapsed = clock.elapsed
-        let m = Double(max(state.epochImages, 1))
-        onEvent(
-          .batch(
-            epoch: epoch, batch: state.batchInEpoch, batches: batches.count, discriminatorLoss: state.sums[0] / m,
-            generatorLoss: state.sums[1] / m, realScore: state.sums[2] / m, fakeScore: state.sums[3] / m,
-            imagesPerSecond: Double(imagesThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
-        if let stop = try clock.afterBatch(stopRequested: shouldStop(), saveCheckpoint: saveCheckpoint) { return stop }
-      }
-      let seconds = Date().timeIntervalSince(epochStart)
-      let m = Double(max(state.epochImages, 1))
-      let record = GANEpochRecord(
-        epoch: epoch + 1, step: state.step, discriminatorLoss: state.sums[0] / m, generatorLoss: state.sums[1] / m,
-        realScore: state.sums[2] / m, fakeScore: state.sums[3] / m, seconds: seconds,
-        imagesPerSecond: Double(imagesThisSession) / max(seconds, 1e-9))
-      state.history.append(record)
-      state.epoch += 1
-      state.batchInEpoch = 0
-      state.sums = [0, 0, 0, 0]
-      state.epochImages = 0
-      state.elapsed = clock.elapsed
-      // A GAN has no validation bound: the latest weights are the model.
-      try saveModel(to: outputPath)
-      onEvent(.epoch(record))
-      if let stop = try clock.afterEpoch(
-        completed: state.epoch, of: settings.epochs, stopAfterEpoch: stopAfterEpoch, saveCheckpoint: saveCheckpoint)
-      {
-        return stop
-      }
-    }
-    return .finished
+  override func trainStep(_ rows: [Int], epoch: Int, batch: Int) throws(ImageTrainingError) -> Int {
+    let s = try trainBatch(images.batch(rows))
+    let n = Double(rows.count)
+    state.sums[0] += s.discriminatorLoss * n
+    state.sums[1] += s.generatorLoss * n
+    state.sums[2] += s.realScore * n
+    state.sums[3] += s.fakeScore * n
+    state.epochImages += rows.count
+    return rows.count
+  }
+
+  override func batchEvent(epoch: Int, batch: Int, batches: Int, rate: Double) -> GANTrainingEvent {
+    let m = Double(max(state.epochImages, 1))
+    return .batch(
+      epoch: epoch, batch: batch, batches: batches, discriminatorLoss: state.sums[0] / m,
+      generatorLoss: state.sums[1] / m, realScore: state.sums[2] / m, fakeScore: state.sums[3] / m,
+      imagesPerSecond: rate)
+  }
+
+  override func epochRecord(epoch: Int, seconds: Double, rate: Double) -> GANEpochRecord {
+    let m = Double(max(state.epochImages, 1))
+    return GANEpochRecord(
+      epoch: epoch + 1, step: state.step, discriminatorLoss: state.sums[0] / m, generatorLoss: state.sums[1] / m,
+      realScore: state.sums[2] / m, fakeScore: state.sums[3] / m, seconds: seconds, imagesPerSecond: rate)
+  }
+
+  // A GAN has no validation bound: the latest weights are the model.
+  override func epochEnded(_ record: GANEpochRecord) throws(ImageTrainingError) {
+    state.sums = [0, 0, 0, 0]
+    state.epochImages = 0
   }
 
   // MARK: Files
 
-  public func summary() -> String {
-    var s = summaryExtras
-    s["epochs_completed"] = String(state.epoch)
-    s["steps"] = String(state.step)
+  override var summaryFields: [String: String] {
+    var s: [String: String] = [:]
     s["training_images"] = String(images.count)
-    s["seconds"] = String(format: "%.0f", state.elapsed)
     if let last = state.history.last {
       s["discriminator_loss"] = String(format: "%.4f", last.discriminatorLoss)
       s["generator_loss"] = String(format: "%.4f", last.generatorLoss)
     }
-    s["settings"] = ImageVAE.json(settings)
-    return ImageVAE.json(s)
-  }
-
-  public func saveModel(to path: String) throws(ImageTrainingError) {
-    guard cluster.isRoot else { return }
-    do { try model.save(to: path, trainingSummary: summary()) } catch { throw .checkpoint(error.description) }
+    return s
   }
 
   static let generatorOptimizerPrefix = "optimizer.generator."
   static let discriminatorOptimizerPrefix = "optimizer.discriminator."
-  var optimizers: [(prefix: String, optimizer: any Optimizer)] {
+  override var optimizers: [(prefix: String, optimizer: any Optimizer)] {
     [(Self.generatorOptimizerPrefix, generatorAdam), (Self.discriminatorOptimizerPrefix, discriminatorAdam)]
   }
 
-  /// Both networks, their batch-norm statistics, both Adam states and the trainer state in
-  /// one file, written atomically (the model's kind, so `gan sample` reads it too).
-  public func saveCheckpoint() throws(ImageTrainingError) {
-    guard cluster.isRoot else { return }
-    try TrainerCheckpoint.write(
-      model.parameters + model.buffers, metadata: model.container(trainingSummary: summary()).metadata,
-      state: state, settings: settings, optimizers: optimizers, to: checkpointPath)
-    onEvent(.checkpoint(path: checkpointPath))
-  }
+  /// A checkpoint holds both networks and their batch-norm statistics (the model's kind, so
+  /// `gan sample` reads it too).
+  override var checkpointTensors: [Parameter] { model.parameters + model.buffers }
 
   /// Restores both networks, both Adam states and the trainer state; the configuration must
   /// be this run's and the counters ones a run can produce.
@@ -304,10 +255,7 @@ public final class GANTrainer: ResumableTrainer {
     guard file.file.metadata[ImageVAE.kindKey] == ImageGAN.kind else { throw file.refusal("not a GAN checkpoint") }
     guard let c = file.metadata(ImageGAN.configurationKey, as: ImageGANConfiguration.self), c == model.configuration
     else { throw file.refusal("holds a GAN with a different configuration") }
-    let s = try file.state(GANTrainerState.self, batches: { batches(epoch: $0).count }) {
-      $0.epochImages >= 0 && $0.sums.count == 4
-    }
-    try file.restore(model.parameters + model.buffers, optimizers: optimizers)
-    state = s
+    let s = try checkpointState(file) { $0.epochImages >= 0 && $0.sums.count == 4 }
+    try restore(file, state: s)
   }
 }

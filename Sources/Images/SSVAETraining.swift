@@ -6,7 +6,7 @@ import Engine
 import Foundation
 import NN
 
-public struct SSVAETrainingSettings: Codable, Sendable, Equatable {
+public struct SSVAETrainingSettings: Codable, Sendable, Equatable, TrainerSettings {
   /// Unlabelled images per step; an epoch is one pass over them.
   public var batchSize: Int = 100
   /// Labelled images per step (at most the number of labels).
@@ -52,36 +52,27 @@ public struct SSVAETrainerState: Codable, Sendable, Equatable, TrainerProgress {
   public var sums = [Double](repeating: 0, count: 4)
   public var epochSteps = 0
   public var elapsed = 0.0
-  public var epochsRecorded: Int { history.count }
 }
 
-public enum SSVAETrainingEvent {
+public enum SSVAETrainingEvent: TrainerEvent {
   case batch(epoch: Int, batch: Int, batches: Int, loss: Double, imagesPerSecond: Double)
   case epoch(SSVAEEpochRecord)
   case checkpoint(path: String)
   case bestModel(path: String, validationError: Double)
 }
 
-public final class SSVAETrainer: ResumableTrainer {
-  public let model: SSVAE
-  public let settings: SSVAETrainingSettings
+/// Under mpirun every rank runs its contiguous rows of the labelled and of the unlabelled
+/// batch, with the noise one process draws for them; gradients are summed over the ranks in
+/// buckets; only rank 0 writes files.
+public final class SSVAETrainer:
+  ImageTrainerBase<SSVAE, SSVAETrainingSettings, SSVAETrainerState, SSVAETrainingEvent, [Int]>, ResumableTrainer
+{
   public let labelled: ImageSet
   public let unlabelled: ImageSet
   /// Binarised once (seed `Binarization.testSeed + 1`) when `settings.binarize`.
   public let validation: ImageSet
   public let weights: SSVAEWeights
-  public var state: SSVAETrainerState
   let adam: Adam
-  public let outputPath: String
-  public var checkpointPath: String { outputPath + ".checkpoint" }
-  public var shouldStop: () -> Bool = { false }
-  public var onEvent: (SSVAETrainingEvent) -> Void = { _ in }
-  public var stopAfterEpoch: Int? = nil
-  public var summaryExtras: [String: String] = [:]
-  /// Under mpirun every rank runs its contiguous rows of the labelled and of the unlabelled
-  /// batch, with the noise one process draws for them; gradients are summed over the ranks
-  /// in buckets; only rank 0 writes files.
-  public let cluster: Cluster
   let reducer: GradientReducer
 
   /// Holds out the validation images, then picks `settings.labels / classes` labelled images
@@ -119,26 +110,26 @@ public final class SSVAETrainer: ResumableTrainer {
     guard taken.allSatisfy({ $0 == perClass }), !others.isEmpty else {
       throw .data("not enough training images for \(perClass) labels per class and unlabelled ones (per class: \(taken))")
     }
-    labelled = images.subset(chosen.sorted())
-    var u = images.subset(others.sorted())
-    u.labels = nil  // unlabelled means unlabelled
-    unlabelled = u
+    let labelled = images.subset(chosen.sorted())
+    var unlabelled = images.subset(others.sorted())
+    unlabelled.labels = nil  // unlabelled means unlabelled
+    self.labelled = labelled
+    self.unlabelled = unlabelled
     validation = settings.binarize ? Binarization.fixed(val, seed: Binarization.testSeed + 1) : val
     weights = SSVAEWeights(labelledCount: labelled.count, unlabelledCount: unlabelled.count, alpha: settings.alpha)
-    self.model = model
-    self.settings = settings
-    self.outputPath = outputPath
     adam = Adam(
       parameters: model.parameters,
       hyperparameters: Adam.Hyperparameters(learningRate: settings.learningRate, epsilon: settings.adamEpsilon))
-    state = SSVAETrainerState(noise: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 11))
-    cluster = Cluster.world
-    reducer = GradientReducer(parameters: model.parameters, cluster: cluster)
+    reducer = GradientReducer(parameters: model.parameters, cluster: Cluster.world)
+    super.init(
+      model: model, settings: settings,
+      state: SSVAETrainerState(noise: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 11)),
+      outputPath: outputPath)
     // Every rank starts from rank 0's weights.
     GradientReducer.broadcast(model.parameters, cluster: cluster)
   }
 
-  public func batches(epoch: Int) -> [[Int]] {
+  public override func batches(epoch: Int) -> [[Int]] {
     var rng = SeededRandom(seed: settings.seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1))
     var order = Array(0..<unlabelled.count)
     order.shuffle(using: &rng)
@@ -200,6 +191,7 @@ public final class SSVAETrainer: ResumableTrainer {
       reducer.finish()
       cluster.allReduceSum(&sums)
     }
+    if injectNonFiniteAtStep == state.step { sums[0] = .nan }
     let norm = globalGradientNorm(model.parameters)
     guard sums[0].isFinite && norm.isFinite else {
       throw .nonFinite(epoch: state.epoch, step: state.step, checkpoint: checkpointPath)
@@ -209,96 +201,63 @@ public final class SSVAETrainer: ResumableTrainer {
     return Step(loss: sums[0], labelledBound: sums[1], unlabelledBound: sums[2], crossEntropy: sums[3])
   }
 
-  public func run() throws(ImageTrainingError) -> ImageTrainingOutcome {
-    var clock = TrainingClock(
-      elapsedBefore: state.elapsed, maxMinutes: settings.maxMinutes, checkpointMinutes: settings.checkpointMinutes,
-      cluster: cluster)
-    while state.epoch < settings.epochs {
-      let epoch = state.epoch
-      let batches = batches(epoch: epoch)
-      let epochStart = Date()
-      var imagesThisSession = 0
-      while state.batchInEpoch < batches.count {
-        let (x, y, u) = stepData(batches[state.batchInEpoch], epoch: epoch, batch: state.batchInEpoch)
-        let b = try trainStep(x, y, u)
-        state.step += 1
-        state.batchInEpoch += 1
-        state.epochSteps += 1
-        for (i, v) in [b.loss, b.labelledBound, b.unlabelledBound, b.crossEntropy].enumerated() {
-          state.sums[i] += v
-        }
-        imagesThisSession += u.shape[0] + y.count
-        state.elapsed = clock.elapsed
-        onEvent(
-          .batch(
-            epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
-            loss: state.sums[0] / Double(state.epochSteps),
-            imagesPerSecond: Double(imagesThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
-        if let stop = try clock.afterBatch(stopRequested: shouldStop(), saveCheckpoint: saveCheckpoint) { return stop }
-      }
-      let seconds = Date().timeIntervalSince(epochStart)
-      let n = Double(max(state.epochSteps, 1))
-      let valError = validation.count > 0 ? model.classificationError(validation) : nil
-      let record = SSVAEEpochRecord(
-        epoch: epoch + 1, step: state.step, trainLoss: state.sums[0] / n, labelledBound: state.sums[1] / n,
-        unlabelledBound: state.sums[2] / n, crossEntropy: state.sums[3] / n, validationError: valError,
-        seconds: seconds, imagesPerSecond: Double(imagesThisSession) / max(seconds, 1e-9))
-      state.history.append(record)
-      state.epoch += 1
-      state.batchInEpoch = 0
-      state.sums = [0, 0, 0, 0]
-      state.epochSteps = 0
-      // Without a validation set every epoch's model is kept (the last one wins).
-      let monitored = valError ?? -Double(state.epoch)
-      if monitored < state.bestValidationError || valError == nil {
-        state.bestValidationError = monitored
-        try saveModel(to: outputPath)
-        onEvent(.bestModel(path: outputPath, validationError: monitored))
-      }
-      state.elapsed = clock.elapsed
-      onEvent(.epoch(record))
-      if let stop = try clock.afterEpoch(
-        completed: state.epoch, of: settings.epochs, stopAfterEpoch: stopAfterEpoch, saveCheckpoint: saveCheckpoint)
-      {
-        return stop
-      }
+  override func trainStep(_ rows: [Int], epoch: Int, batch: Int) throws(ImageTrainingError) -> Int {
+    let (x, y, u) = stepData(rows, epoch: epoch, batch: batch)
+    let b = try trainStep(x, y, u)
+    state.epochSteps += 1
+    for (i, v) in [b.loss, b.labelledBound, b.unlabelledBound, b.crossEntropy].enumerated() {
+      state.sums[i] += v
     }
-    return .finished
+    return u.shape[0] + y.count
+  }
+
+  override func batchEvent(epoch: Int, batch: Int, batches: Int, rate: Double) -> SSVAETrainingEvent {
+    .batch(epoch: epoch, batch: batch, batches: batches, loss: state.sums[0] / Double(state.epochSteps), imagesPerSecond: rate)
+  }
+
+  override func epochRecord(epoch: Int, seconds: Double, rate: Double) -> SSVAEEpochRecord {
+    let n = Double(max(state.epochSteps, 1))
+    return SSVAEEpochRecord(
+      epoch: epoch + 1, step: state.step, trainLoss: state.sums[0] / n, labelledBound: state.sums[1] / n,
+      unlabelledBound: state.sums[2] / n, crossEntropy: state.sums[3] / n,
+      validationError: validation.count > 0 ? model.classificationError(validation) : nil,
+      seconds: seconds, imagesPerSecond: rate)
+  }
+
+  /// The model file is the best epoch's by the validation error.
+  override var keepsLatestModel: Bool { false }
+
+  override func epochEnded(_ record: SSVAEEpochRecord) throws(ImageTrainingError) {
+    state.sums = [0, 0, 0, 0]
+    state.epochSteps = 0
+    // Without a validation set every epoch's model is kept (the last one wins).
+    let monitored = record.validationError ?? -Double(state.epoch)
+    if monitored < state.bestValidationError || record.validationError == nil {
+      state.bestValidationError = monitored
+      try saveModel(to: outputPath)
+      onEvent(.bestModel(path: outputPath, validationError: monitored))
+    }
   }
 
   // MARK: Files
 
-  public func summary() -> String {
-    var s = summaryExtras
-    s["epochs_completed"] = String(state.epoch)
-    s["steps"] = String(state.step)
+  override var summaryFields: [String: String] {
+    var s: [String: String] = [:]
     s["labelled_images"] = String(labelled.count)
     s["unlabelled_images"] = String(unlabelled.count)
     s["validation_images"] = String(validation.count)
     s["alpha"] = String(format: "%.6g", Double(weights.classification) * Double(labelled.count + unlabelled.count))
-    s["seconds"] = String(format: "%.0f", state.elapsed)
     s["binarization"] = settings.binarize ? "dynamic; validation once with seed \(Binarization.testSeed + 1)" : "none"
     if let last = state.history.last {
       s["train_loss"] = String(format: "%.4f", last.trainLoss)
       if let v = last.validationError { s["validation_error"] = String(format: "%.4f", v) }
     }
-    s["settings"] = ImageVAE.json(settings)
-    return ImageVAE.json(s)
+    return s
   }
 
-  public func saveModel(to path: String) throws(ImageTrainingError) {
-    guard cluster.isRoot else { return }
-    do { try model.save(to: path, trainingSummary: summary()) } catch { throw .checkpoint(error.description) }
-  }
-
-  public func saveCheckpoint() throws(ImageTrainingError) {
-    guard cluster.isRoot else { return }
-    // The weights M2 trains (an M1 comes from --m1; its configuration is in the metadata).
-    try TrainerCheckpoint.write(
-      model.parameters, metadata: model.container(trainingSummary: summary()).metadata, state: state,
-      settings: settings, optimizers: [(Checkpoint.optimizerPrefix, adam)], to: checkpointPath)
-    onEvent(.checkpoint(path: checkpointPath))
-  }
+  /// A checkpoint holds the weights M2 trains (an M1 comes from --m1; its configuration is in
+  /// the metadata), Adam's moments and the trainer state.
+  override var optimizers: [(prefix: String, optimizer: any Optimizer)] { [(Checkpoint.optimizerPrefix, adam)] }
 
   /// Restores weights, Adam and the trainer state; the configuration and the settings that
   /// decide the data (seed, labels, validation) must be this run's.
@@ -310,8 +269,7 @@ public final class SSVAETrainer: ResumableTrainer {
     guard let t = file.settings(SSVAETrainingSettings.self), t.seed == settings.seed, t.labels == settings.labels,
       t.validationCount == settings.validationCount, t.batchSize == settings.batchSize
     else { throw file.refusal("was written with another --seed, --labels, --validation-count or --batch-size") }
-    let s = try file.state(SSVAETrainerState.self, batches: { batches(epoch: $0).count }) { $0.sums.count == 4 }
-    try file.restore(model.parameters, optimizers: [(Checkpoint.optimizerPrefix, adam)])
-    state = s
+    let s = try checkpointState(file) { $0.sums.count == 4 }
+    try restore(file, state: s)
   }
 }

@@ -1,24 +1,59 @@
-// What every image trainer shares: the run's clock (a stop request or the time limit on any
-// rank stops every rank at the same batch, checkpoints every epoch and every
-// `checkpointMinutes`), and checkpoint files: the model's tensors, each optimiser's state under
-// its prefix and the trainer state and settings as JSON metadata, written atomically and read
-// back with every failure a clear error that names the file.
+// What every image trainer shares: the base class (the properties each has, the epoch loop,
+// the summary's common fields, the model and checkpoint writes), the run's clock (a stop
+// request or the time limit on any rank stops every rank at the same batch, checkpoints every
+// epoch and every `checkpointMinutes`), and checkpoint files: the model's tensors, each
+// optimiser's state under its prefix and the trainer state and settings as JSON metadata,
+// written atomically and read back with every failure a clear error that names the file.
 import Engine
 import Foundation
 import NN
 
 /// The counters every trainer state has; `resume()` refuses ones no run can produce.
 public protocol TrainerProgress: Codable, Sendable {
+  associatedtype Record
   /// Finished epochs.
-  var epoch: Int { get }
+  var epoch: Int { get set }
   /// Finished batches of the current epoch.
-  var batchInEpoch: Int { get }
-  var step: Int { get }
+  var batchInEpoch: Int { get set }
+  var step: Int { get set }
   /// Seconds of training over all sessions.
-  var elapsed: Double { get }
-  /// Epoch records kept (the history's length).
-  var epochsRecorded: Int { get }
+  var elapsed: Double { get set }
+  /// One record per finished epoch.
+  var history: [Record] { get set }
 }
+
+extension TrainerProgress {
+  /// Epoch records kept (the history's length).
+  public var epochsRecorded: Int { history.count }
+}
+
+/// The settings the shared epoch loop reads.
+public protocol TrainerSettings: Codable, Sendable {
+  var epochs: Int { get }
+  var maxMinutes: Double { get }
+  var checkpointMinutes: Double { get }
+}
+
+/// The events the shared epoch loop sends (a trainer's enum cases are the witnesses).
+public protocol TrainerEvent {
+  associatedtype Record
+  static func epoch(_ record: Record) -> Self
+  static func checkpoint(path: String) -> Self
+}
+
+/// A model an image trainer writes: its weights, and its file with the training summary.
+public protocol TrainableImageModel: AnyObject {
+  associatedtype FileError: Error & CustomStringConvertible
+  var parameters: [Parameter] { get }
+  func container(trainingSummary: String) -> SafeTensorsFile
+  func save(to path: String, trainingSummary: String) throws(FileError)
+}
+
+extension ImageVAE: TrainableImageModel {}
+extension SSVAE: TrainableImageModel {}
+extension ImageClassifier: TrainableImageModel {}
+extension ImageGAN: TrainableImageModel {}
+extension CycleGAN: TrainableImageModel {}
 
 /// A trainer with checkpoints and `--resume`: what the `gvae image … train` commands drive alike.
 public protocol ResumableTrainer: AnyObject {
@@ -198,5 +233,154 @@ struct ResumeCheckpoint {
         try optimizer.loadState(state)
       }
     } catch { throw .checkpoint("\(path): \(error)") }
+  }
+}
+
+/// The base of every image trainer: what each holds alike (the hooks the commands and tests
+/// set included), the epoch loop, the summary's common fields, and the model and checkpoint
+/// writes. A trainer overrides the steps marked "each trainer's" and adds its `resume()`.
+public class ImageTrainerBase<
+  Model: TrainableImageModel, Settings: TrainerSettings, State: TrainerProgress, Event: TrainerEvent, Batch
+> where Event.Record == State.Record {
+  public let model: Model
+  public let settings: Settings
+  public var state: State
+  public let outputPath: String
+  public var checkpointPath: String { outputPath + ".checkpoint" }
+  /// Asked after every batch; true saves a checkpoint and stops (`.interrupted`) on every rank.
+  public var shouldStop: () -> Bool = { false }
+  public var onEvent: (Event) -> Void = { _ in }
+  /// Test hooks: stop after this many epochs (a simulated kill); a NaN loss at this step.
+  public var stopAfterEpoch: Int? = nil
+  public var injectNonFiniteAtStep: Int? = nil
+  /// Extra fields of the training summary in the model file (data path, layout, …).
+  public var summaryExtras: [String: String] = [:]
+  /// Under mpirun the ranks train together; only rank 0 writes files.
+  public let cluster = Cluster.world
+
+  init(model: Model, settings: Settings, state: State, outputPath: String) {
+    self.model = model
+    self.settings = settings
+    self.state = state
+    self.outputPath = outputPath
+  }
+
+  // MARK: Each trainer's
+
+  /// The batches of `epoch` in order; only the seed and the epoch decide them.
+  public func batches(epoch: Int) -> [Batch] { fatalError("\(Self.self) must override batches(epoch:)") }
+
+  /// One step on `rows`, the epoch's batch number `batch`, added to the epoch's sums in the
+  /// state; returns the images it trained on (pairs, for a CycleGAN).
+  func trainStep(_ rows: Batch, epoch: Int, batch: Int) throws(ImageTrainingError) -> Int {
+    fatalError("\(Self.self) must override trainStep")
+  }
+
+  /// The progress event after batch `batch` of `batches` (`rate`: images a second this session).
+  func batchEvent(epoch: Int, batch: Int, batches: Int, rate: Double) -> Event {
+    fatalError("\(Self.self) must override batchEvent")
+  }
+
+  /// The finished epoch's record, from the state's sums.
+  func epochRecord(epoch: Int, seconds: Double, rate: Double) -> State.Record {
+    fatalError("\(Self.self) must override epochRecord")
+  }
+
+  /// After the record is kept and the epoch counted: clears the epoch's sums. A trainer that
+  /// keeps its best model writes it here, before the epoch's end time is counted.
+  func epochEnded(_ record: State.Record) throws(ImageTrainingError) { fatalError("\(Self.self) must override epochEnded") }
+
+  /// True: the model file is the latest epoch's, written once the epoch's time is counted.
+  var keepsLatestModel: Bool { true }
+
+  /// The summary's fields that are the trainer's own.
+  var summaryFields: [String: String] { [:] }
+
+  /// The optimisers, each under its checkpoint prefix.
+  var optimizers: [(prefix: String, optimizer: any Optimizer)] { fatalError("\(Self.self) must override optimizers") }
+
+  /// The tensors a checkpoint holds and a resume restores.
+  var checkpointTensors: [Parameter] { model.parameters }
+
+  /// More tensors a checkpoint holds, by name (a resume reads them itself).
+  var checkpointExtras: [String: Tensor] { [:] }
+
+  // MARK: Shared
+
+  public func run() throws(ImageTrainingError) -> ImageTrainingOutcome {
+    var clock = TrainingClock(
+      elapsedBefore: state.elapsed, maxMinutes: settings.maxMinutes, checkpointMinutes: settings.checkpointMinutes,
+      cluster: cluster)
+    while state.epoch < settings.epochs {
+      let epoch = state.epoch
+      let batches = batches(epoch: epoch)
+      let epochStart = Date()
+      var imagesThisSession = 0
+      while state.batchInEpoch < batches.count {
+        imagesThisSession += try trainStep(batches[state.batchInEpoch], epoch: epoch, batch: state.batchInEpoch)
+        state.step += 1
+        state.batchInEpoch += 1
+        state.elapsed = clock.elapsed
+        onEvent(
+          batchEvent(
+            epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
+            rate: Double(imagesThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
+        if let stop = try clock.afterBatch(stopRequested: shouldStop(), saveCheckpoint: saveCheckpoint) { return stop }
+      }
+      let seconds = Date().timeIntervalSince(epochStart)
+      let record = epochRecord(epoch: epoch, seconds: seconds, rate: Double(imagesThisSession) / max(seconds, 1e-9))
+      state.history.append(record)
+      state.epoch += 1
+      state.batchInEpoch = 0
+      try epochEnded(record)
+      state.elapsed = clock.elapsed
+      if keepsLatestModel { try saveModel(to: outputPath) }
+      onEvent(.epoch(record))
+      if let stop = try clock.afterEpoch(
+        completed: state.epoch, of: settings.epochs, stopAfterEpoch: stopAfterEpoch, saveCheckpoint: saveCheckpoint)
+      {
+        return stop
+      }
+    }
+    return .finished
+  }
+
+  /// The training summary in the model file: `summaryExtras`, the counters, the trainer's
+  /// own fields and the settings.
+  public func summary() -> String {
+    var s = summaryExtras
+    s["epochs_completed"] = String(state.epoch)
+    s["steps"] = String(state.step)
+    s["seconds"] = String(format: "%.0f", state.elapsed)
+    s.merge(summaryFields) { $1 }
+    s["settings"] = ImageVAE.json(settings)
+    return ImageVAE.json(s)
+  }
+
+  /// Writes the model file (rank 0 only).
+  public func saveModel(to path: String) throws(ImageTrainingError) {
+    guard cluster.isRoot else { return }
+    do { try model.save(to: path, trainingSummary: summary()) } catch { throw .checkpoint(error.description) }
+  }
+
+  /// The weights, the optimisers' states, any extra tensors and the trainer state in one
+  /// file, written atomically, with the model file's metadata (rank 0 only).
+  public func saveCheckpoint() throws(ImageTrainingError) {
+    guard cluster.isRoot else { return }
+    try TrainerCheckpoint.write(
+      checkpointTensors, extra: checkpointExtras, metadata: model.container(trainingSummary: summary()).metadata,
+      state: state, settings: settings, optimizers: optimizers, to: checkpointPath)
+    onEvent(.checkpoint(path: checkpointPath))
+  }
+
+  /// The checkpoint's trainer state, refused unless this run's batches could produce it.
+  func checkpointState(_ file: ResumeCheckpoint, valid: (State) -> Bool = { _ in true }) throws(ImageTrainingError) -> State {
+    try file.state(State.self, batches: { batches(epoch: $0).count }, valid: valid)
+  }
+
+  /// Restores the checkpoint's tensors and optimiser states, then `s` (last: all was accepted).
+  func restore(_ file: ResumeCheckpoint, state s: State, otherPrefixes: [String] = []) throws(ImageTrainingError) {
+    try file.restore(checkpointTensors, optimizers: optimizers, otherPrefixes: otherPrefixes)
+    state = s
   }
 }

@@ -4,7 +4,7 @@ import Engine
 import Foundation
 import NN
 
-public struct ImageTrainingSettings: Codable, Sendable, Equatable {
+public struct ImageTrainingSettings: Codable, Sendable, Equatable, TrainerSettings {
   public var batchSize: Int = 100
   public var epochs: Int = 100
   public var learningRate: Float = 1e-3
@@ -68,10 +68,9 @@ public struct ImageTrainerState: Codable, Sendable, Equatable, TrainerProgress {
   public var epochImages = 0
   public var elapsed = 0.0
   public var imagesSeen = 0
-  public var epochsRecorded: Int { history.count }
 }
 
-public enum ImageTrainingEvent {
+public enum ImageTrainingEvent: TrainerEvent {
   case batch(epoch: Int, batch: Int, batches: Int, loss: Double, imagesPerSecond: Double)
   case epoch(ImageEpochRecord)
   case checkpoint(path: String)
@@ -98,26 +97,15 @@ public enum ImageTrainingError: Error, CustomStringConvertible {
   }
 }
 
-public final class ImageTrainer: ResumableTrainer {
-  public let model: ImageVAE
-  public let settings: ImageTrainingSettings
+/// Under mpirun every rank trains on its shard of each batch with the noise one process would
+/// draw for those rows; gradients are summed over ranks; only rank 0 writes files.
+public final class ImageTrainer:
+  ImageTrainerBase<ImageVAE, ImageTrainingSettings, ImageTrainerState, ImageTrainingEvent, [Int]>, ResumableTrainer
+{
   public let train: ImageSet
   /// Binarised once (seed `Binarization.testSeed + 1`) when `settings.binarize`.
   public let validation: ImageSet
-  public var state: ImageTrainerState
   let adam: Adam
-  public let outputPath: String
-  public var checkpointPath: String { outputPath + ".checkpoint" }
-  public var shouldStop: () -> Bool = { false }
-  public var onEvent: (ImageTrainingEvent) -> Void = { _ in }
-  /// Test hooks: stop after this many epochs (a simulated kill); a NaN loss at this step.
-  public var stopAfterEpoch: Int? = nil
-  public var injectNonFiniteAtStep: Int? = nil
-  /// Extra fields of the training summary in the model file (data path, layout, …).
-  public var summaryExtras: [String: String] = [:]
-  /// Under mpirun every rank trains on its shard of each batch with the noise one process
-  /// would draw for those rows; gradients are summed over ranks; only rank 0 writes files.
-  public let cluster: Cluster
   let reducer: GradientReducer
 
   /// Splits `images` into training and validation images by a seeded shuffle.
@@ -133,19 +121,19 @@ public final class ImageTrainer: ResumableTrainer {
     var order = Array(0..<images.count)
     order.shuffle(using: &rng)
     let val = images.subset(Array(order.prefix(nVal)).sorted())
-    self.train = images.subset(Array(order.dropFirst(nVal)).sorted())
+    let train = images.subset(Array(order.dropFirst(nVal)).sorted())
     guard train.count > 0 else { throw .data("no training images") }
+    self.train = train
     self.validation = settings.binarize ? Binarization.fixed(val, seed: Binarization.testSeed + 1) : val
-    self.model = model
-    self.settings = settings
-    self.outputPath = outputPath
     self.adam = Adam(
       parameters: model.parameters,
       hyperparameters: Adam.Hyperparameters(
         learningRate: settings.learningRate, epsilon: settings.adamEpsilon))
-    self.state = ImageTrainerState(noise: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 7))
-    self.cluster = Cluster.world
     self.reducer = GradientReducer(parameters: model.parameters, cluster: Cluster.world)
+    super.init(
+      model: model, settings: settings,
+      state: ImageTrainerState(noise: SeededRandom(seed: settings.seed &* 0x2545_F491_4F6C_DD1D &+ 7)),
+      outputPath: outputPath)
     // Every rank starts from rank 0's weights (a fresh start draws them per process).
     GradientReducer.broadcast(model.parameters, cluster: cluster)
   }
@@ -186,7 +174,7 @@ public final class ImageTrainer: ResumableTrainer {
   }
 
   /// The image order of an epoch, cut into batches: depends only on the seed and the epoch.
-  public func batches(epoch: Int) -> [[Int]] {
+  public override func batches(epoch: Int) -> [[Int]] {
     var rng = SeededRandom(seed: settings.seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1))
     var order = Array(0..<train.count)
     order.shuffle(using: &rng)
@@ -246,76 +234,56 @@ public final class ImageTrainer: ResumableTrainer {
     return (-bound / n, recon / n, kl / n)
   }
 
-  public func run() throws(ImageTrainingError) -> ImageTrainingOutcome {
-    var clock = TrainingClock(
-      elapsedBefore: state.elapsed, maxMinutes: settings.maxMinutes, checkpointMinutes: settings.checkpointMinutes,
-      cluster: cluster)
-    while state.epoch < settings.epochs {
-      let epoch = state.epoch
-      let batches = batches(epoch: epoch)
-      let epochStart = Date()
-      var imagesThisSession = 0
-      while state.batchInEpoch < batches.count {
-        let rows = batches[state.batchInEpoch]
-        let b = try trainBatch(batchPixels(rows, epoch: epoch, batch: state.batchInEpoch))
-        state.step += 1
-        state.batchInEpoch += 1
-        state.epochLoss -= b.boundSum
-        state.epochReconstruction += b.reconstruction
-        state.epochKL += b.kl
-        state.epochImages += b.images
-        state.imagesSeen += b.images
-        imagesThisSession += b.images
-        state.elapsed = clock.elapsed
-        onEvent(
-          .batch(
-            epoch: epoch, batch: state.batchInEpoch, batches: batches.count,
-            loss: state.epochLoss / Double(max(state.epochImages, 1)),
-            imagesPerSecond: Double(imagesThisSession) / max(Date().timeIntervalSince(epochStart), 1e-9)))
-        if let stop = try clock.afterBatch(stopRequested: shouldStop(), saveCheckpoint: saveCheckpoint) { return stop }
-      }
-      let seconds = Date().timeIntervalSince(epochStart)
-      let val = validationLoss(epoch: epoch)
-      let n = Double(max(state.epochImages, 1))
-      let record = ImageEpochRecord(
-        epoch: epoch + 1, step: state.step, trainLoss: state.epochLoss / n,
-        trainReconstruction: state.epochReconstruction / n, trainKL: state.epochKL / n,
-        validationLoss: val?.loss, validationReconstruction: val?.reconstruction,
-        validationKL: val?.kl, learningRate: settings.learningRate(epoch: epoch), seconds: seconds,
-        rowsPerSecond: Double(imagesThisSession) / max(seconds, 1e-9))
-      state.history.append(record)
-      state.epoch += 1
-      state.batchInEpoch = 0
-      state.epochLoss = 0
-      state.epochReconstruction = 0
-      state.epochKL = 0
-      state.epochImages = 0
-      let monitored = val?.loss ?? record.trainLoss
-      if monitored < state.bestValidation {
-        state.bestValidation = monitored
-        try saveModel(to: outputPath)
-        onEvent(.bestModel(path: outputPath, validationLoss: monitored))
-      }
-      state.elapsed = clock.elapsed
-      onEvent(.epoch(record))
-      if let stop = try clock.afterEpoch(
-        completed: state.epoch, of: settings.epochs, stopAfterEpoch: stopAfterEpoch, saveCheckpoint: saveCheckpoint)
-      {
-        return stop
-      }
+  override func trainStep(_ rows: [Int], epoch: Int, batch: Int) throws(ImageTrainingError) -> Int {
+    let b = try trainBatch(batchPixels(rows, epoch: epoch, batch: batch))
+    state.epochLoss -= b.boundSum
+    state.epochReconstruction += b.reconstruction
+    state.epochKL += b.kl
+    state.epochImages += b.images
+    state.imagesSeen += b.images
+    return b.images
+  }
+
+  override func batchEvent(epoch: Int, batch: Int, batches: Int, rate: Double) -> ImageTrainingEvent {
+    .batch(
+      epoch: epoch, batch: batch, batches: batches, loss: state.epochLoss / Double(max(state.epochImages, 1)),
+      imagesPerSecond: rate)
+  }
+
+  override func epochRecord(epoch: Int, seconds: Double, rate: Double) -> ImageEpochRecord {
+    let val = validationLoss(epoch: epoch)
+    let n = Double(max(state.epochImages, 1))
+    return ImageEpochRecord(
+      epoch: epoch + 1, step: state.step, trainLoss: state.epochLoss / n,
+      trainReconstruction: state.epochReconstruction / n, trainKL: state.epochKL / n,
+      validationLoss: val?.loss, validationReconstruction: val?.reconstruction,
+      validationKL: val?.kl, learningRate: settings.learningRate(epoch: epoch), seconds: seconds,
+      rowsPerSecond: rate)
+  }
+
+  /// The model file is the best epoch's by the validation loss (the training loss without
+  /// validation images).
+  override var keepsLatestModel: Bool { false }
+
+  override func epochEnded(_ record: ImageEpochRecord) throws(ImageTrainingError) {
+    state.epochLoss = 0
+    state.epochReconstruction = 0
+    state.epochKL = 0
+    state.epochImages = 0
+    let monitored = record.validationLoss ?? record.trainLoss
+    if monitored < state.bestValidation {
+      state.bestValidation = monitored
+      try saveModel(to: outputPath)
+      onEvent(.bestModel(path: outputPath, validationLoss: monitored))
     }
-    return .finished
   }
 
   // MARK: Files
 
-  public func summary() -> String {
-    var s = summaryExtras
-    s["epochs_completed"] = String(state.epoch)
-    s["steps"] = String(state.step)
+  override var summaryFields: [String: String] {
+    var s: [String: String] = [:]
     s["training_images"] = String(train.count)
     s["validation_images"] = String(validation.count)
-    s["seconds"] = String(format: "%.0f", state.elapsed)
     s["binarization"] =
       settings.binarize
       ? "dynamic: a fresh Bernoulli draw per epoch; validation once with seed \(Binarization.testSeed + 1)"
@@ -324,25 +292,11 @@ public final class ImageTrainer: ResumableTrainer {
       s["train_loss"] = String(format: "%.4f", last.trainLoss)
       if let v = last.validationLoss { s["validation_loss"] = String(format: "%.4f", v) }
     }
-    s["settings"] = ImageVAE.json(settings)
-    return ImageVAE.json(s)
+    return s
   }
 
-  public func saveModel(to path: String) throws(ImageTrainingError) {
-    guard cluster.isRoot else { return }
-    do { try model.save(to: path, trainingSummary: summary()) } catch {
-      throw .checkpoint(error.description)
-    }
-  }
-
-  /// Weights, Adam's moments and the trainer state in one file, written atomically.
-  public func saveCheckpoint() throws(ImageTrainingError) {
-    guard cluster.isRoot else { return }
-    try TrainerCheckpoint.write(
-      model.parameters, metadata: model.container(trainingSummary: summary()).metadata, state: state,
-      settings: settings, optimizers: [(Checkpoint.optimizerPrefix, adam)], to: checkpointPath)
-    onEvent(.checkpoint(path: checkpointPath))
-  }
+  /// A checkpoint holds the weights, Adam's moments and the trainer state.
+  override var optimizers: [(prefix: String, optimizer: any Optimizer)] { [(Checkpoint.optimizerPrefix, adam)] }
 
   /// Restores weights, Adam and the trainer state from `checkpointPath`; the configuration
   /// must be this run's, and the counters must be ones a run can produce.
@@ -350,10 +304,7 @@ public final class ImageTrainer: ResumableTrainer {
     let file = try ResumeCheckpoint(checkpointPath)
     guard let c = file.metadata(ImageVAE.configurationKey, as: ImageVAEConfiguration.self), c == model.configuration
     else { throw file.refusal("holds a model with a different configuration") }
-    let s = try file.state(ImageTrainerState.self, batches: { batches(epoch: $0).count }) {
-      $0.epochImages >= 0 && $0.imagesSeen >= 0
-    }
-    try file.restore(model.parameters, optimizers: [(Checkpoint.optimizerPrefix, adam)])
-    state = s
+    let s = try checkpointState(file) { $0.epochImages >= 0 && $0.imagesSeen >= 0 }
+    try restore(file, state: s)
   }
 }
