@@ -138,6 +138,20 @@ import Testing
     }
   }
 
+  /// Building a network only to load weights into it: no orthonormalisation, but the
+  /// generator ends exactly where a real initialisation leaves it.
+  @Test func orthogonalSkippedWhenWeightsFollow() {
+    var real = SeededRandom(seed: 5)
+    let q = Initializer.orthogonal(rows: 6, cols: 4, rng: &real)
+    var skipped = SeededRandom(seed: 5)
+    let z = Initializer.$weightsFollow.withValue(true) {
+      Initializer.orthogonal(rows: 6, cols: 4, rng: &skipped)
+    }
+    #expect(z.shape == q.shape && z.storage.allSatisfy { $0 == 0 })
+    #expect(q.storage.contains { $0 != 0 })
+    #expect(real.nextNormal() == skipped.nextNormal())
+  }
+
   @Test func xorLearns() {
     var rng = SeededRandom(seed: 42)
     let l1 = Dense(inputSize: 2, outputSize: 8, activation: .tanh, name: "l1", rng: &rng)
