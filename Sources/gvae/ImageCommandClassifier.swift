@@ -16,6 +16,14 @@ func loadClassifier(_ path: String) throws -> ImageClassifier {
   do { return try ImageClassifier.load(path: path) } catch { throw fail(error.description) }
 }
 
+extension ClassifierTrainingEvent: ReportedTrainerEvent {
+  var reported: ReportedEvent<Record> {
+    if case .batch(let e, let b, let n, let loss, let rate) = self { return .batch(epoch: e, batch: b, batches: n, loss: loss, rate: rate) }
+    if case .epoch(let r) = self { return .epoch(r) }
+    return .checkpoint
+  }
+}
+
 /// "HxW" (or "N" for N×N) as a size, each side 2…4096.
 func parseImageSize(_ s: String, option: String) throws -> (Int, Int) {
   let parts = s.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
@@ -133,29 +141,12 @@ struct ImageClassifierTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
       "gvae: image classifier \(config.channels.map(String.init).joined(separator: ",")) / \(hidden), \(classes) classes: "
         + "\(model.parameterCount) parameters, \(train.count) training / \(testSet?.count ?? 0) test images \(train.height)×\(train.width), batch \(batchSize)")
 
-    trainer.shouldStop = stopOnInterrupt()
-    let logPath = output + ".log.jsonl"
-    let reporter = ProgressReporter()
-    let root = Cluster.world.isRoot
-    trainer.onEvent = { event in
-      guard root else { return }
-      switch event {
-      case .batch(let epoch, let batch, let batches, let loss, let rate):
-        reporter.update(epoch: epoch, epochs: epochs, batch: batch, batches: batches, loss: loss, rate: rate)
-      case .epoch(let r):
-        reporter.finishLine()
-        TrainingLog.append("{\"event\":\"epoch\"," + encodeJSON(r).dropFirst(), to: logPath)
-        printError(
-          String(
-            format: "epoch %d: loss %.4f, train accuracy %.4f, test accuracy %@, lr %.3g, %.0f images/s", r.epoch,
-            r.trainLoss, r.trainAccuracy, r.testAccuracy.map { String(format: "%.4f", $0) } ?? "-", r.learningRate,
-            r.imagesPerSecond))
-      case .checkpoint(let path):
-        TrainingLog.append(
-          "{\"event\":\"checkpoint\",\"path\":\(jsonString(path)),\"step\":\(trainer.state.step)}", to: logPath)
-      }
+    try trainAndReport(trainer, output: output, epochs: epochs) { r in
+      String(
+        format: "epoch %d: loss %.4f, train accuracy %.4f, test accuracy %@, lr %.3g, %.0f images/s", r.epoch,
+        r.trainLoss, r.trainAccuracy, r.testAccuracy.map { String(format: "%.4f", $0) } ?? "-", r.learningRate,
+        r.imagesPerSecond)
     }
-    try runTrainer(trainer, output: output, finishLine: reporter.finishLine)
   }
 }
 

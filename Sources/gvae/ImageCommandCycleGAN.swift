@@ -19,6 +19,14 @@ struct ImageCycleGANCommand: ParsableCommand {
 
 extension CycleGAN.Direction: ExpressibleByArgument {}
 
+extension CycleGANTrainingEvent: ReportedTrainerEvent {
+  var reported: ReportedEvent<Record> {
+    if case .batch(let e, let b, let n, let g, let rate) = self { return .batch(epoch: e, batch: b, batches: n, loss: g, rate: rate) }
+    if case .epoch(let r) = self { return .epoch(r) }
+    return .checkpoint
+  }
+}
+
 /// A data set's training and test images resized (bilinearly) to `size`.
 func loadCycleGANData(_ path: String, height: Int, width: Int) throws -> ImageData {
   var d: ImageData
@@ -152,31 +160,14 @@ struct ImageCycleGANTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
         + "\(model.parameterCount) parameters; A \(a.count) training / \(ha.count) held-out images, B \(b.count) / \(hb.count); "
         + "\(trainer.epochSize) pairs per epoch, batch \(batchSize)")
 
-    trainer.shouldStop = stopOnInterrupt()
-    let logPath = output + ".log.jsonl"
-    let reporter = ProgressReporter()
-    let root = Cluster.world.isRoot
-    trainer.onEvent = { event in
-      guard root else { return }
-      switch event {
-      case .batch(let epoch, let batch, let batches, let loss, let rate):
-        reporter.update(epoch: epoch, epochs: epochs, batch: batch, batches: batches, loss: loss, rate: rate)
-      case .epoch(let r):
-        reporter.finishLine()
-        TrainingLog.append("{\"event\":\"epoch\"," + encodeJSON(r).dropFirst(), to: logPath)
-        printError(
-          String(
-            format: "epoch %d: G %.4f (adv %.4f/%.4f, cycle %.4f/%.4f, identity %.4f), D_A %.4f, D_B %.4f; held-out cycle error A %@, B %@; %.1f pairs/s",
-            r.epoch, r.generatorLoss, r.adversarialAB, r.adversarialBA, r.cycleA, r.cycleB, r.identity,
-            r.discriminatorA, r.discriminatorB, r.heldOutCycleA.map { String(format: "%.4f", $0) } ?? "-",
-            r.heldOutCycleB.map { String(format: "%.4f", $0) } ?? "-", r.pairsPerSecond))
-      case .checkpoint(let path):
-        TrainingLog.append(
-          "{\"event\":\"checkpoint\",\"path\":\(jsonString(path)),\"step\":\(trainer.state.step)}", to: logPath)
-      }
-    }
     // The model file holds the latest weights, also after a stop mid-epoch.
-    try runTrainer(trainer, output: output, finishLine: reporter.finishLine, latestWeightsOnStop: true)
+    try trainAndReport(trainer, output: output, epochs: epochs, latestWeightsOnStop: true) { r in
+      String(
+        format: "epoch %d: G %.4f (adv %.4f/%.4f, cycle %.4f/%.4f, identity %.4f), D_A %.4f, D_B %.4f; held-out cycle error A %@, B %@; %.1f pairs/s",
+        r.epoch, r.generatorLoss, r.adversarialAB, r.adversarialBA, r.cycleA, r.cycleB, r.identity,
+        r.discriminatorA, r.discriminatorB, r.heldOutCycleA.map { String(format: "%.4f", $0) } ?? "-",
+        r.heldOutCycleB.map { String(format: "%.4f", $0) } ?? "-", r.pairsPerSecond)
+    }
   }
 }
 

@@ -20,6 +20,17 @@ func loadGAN(_ path: String) throws -> ImageGAN {
   do { return try ImageGAN.load(path: path).model } catch { throw fail(error.description) }
 }
 
+extension GANTrainingEvent: ReportedTrainerEvent {
+  /// Batches: GANProgress shows both losses (the command's `onEvent`).
+  var reported: ReportedEvent<Record> {
+    if case .epoch(let r) = self { return .epoch(r) }
+    if case .checkpoint = self { return .checkpoint }
+    return .other
+  }
+}
+
+extension GANProgress: ProgressLine {}
+
 struct ImageGANTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   static let configuration = CommandConfiguration(
     commandName: "train",
@@ -145,35 +156,27 @@ struct ImageGANTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
         + "discriminator \(config.discriminatorChannels.map(String.init).joined(separator: ",")) (\(gan.discriminatorParameterCount)), "
         + "latent \(latent): \(images.count) images \(images.height)×\(images.width) (\(what)), batch \(batchSize)")
 
-    trainer.shouldStop = stopOnInterrupt()
-    let logPath = output + ".log.jsonl"
     let sampleDirectory = output + ".samples"
     let progress = GANProgress()
     var sampleError: String? = nil
-    let root = Cluster.world.isRoot
-    trainer.onEvent = { event in
-      guard root else { return }
-      switch event {
-      case .batch(let epoch, let batch, let batches, let dl, let gl, let real, let fake, let rate):
-        progress.update(epoch: epoch, epochs: epochs, batch: batch, batches: batches, d: dl, g: gl, real: real, fake: fake, rate: rate)
-      case .epoch(let r):
-        progress.finishLine()
-        TrainingLog.append("{\"event\":\"epoch\"," + encodeJSON(r).dropFirst(), to: logPath)
+    try trainAndReport(
+      trainer, output: output, epochs: epochs, progress: progress,
+      onEvent: { event in
+        if case .batch(let epoch, let batch, let batches, let dl, let gl, let real, let fake, let rate) = event {
+          progress.update(epoch: epoch, epochs: epochs, batch: batch, batches: batches, d: dl, g: gl, real: real, fake: fake, rate: rate)
+        }
+      },
+      epochLine: { r in
+        // The epoch's grid of the fixed latents, named in its line.
         let png = (sampleDirectory as NSString).appendingPathComponent(String(format: "epoch-%03d.png", r.epoch))
         do {
           try FileManager.default.createDirectory(atPath: sampleDirectory, withIntermediateDirectories: true)
           try writeImages(trainer.fixedSamples(), count: settings.fixedSamples, height: config.height, width: config.width, to: png)
         } catch { sampleError = "\(error)" }
-        printError(
-          String(
-            format: "epoch %d: loss D %.4f, G %.4f, D(x) %.3f, D(G(z)) %.3f, %.0f images/s; samples %@", r.epoch,
-            r.discriminatorLoss, r.generatorLoss, r.realScore, r.fakeScore, r.imagesPerSecond, png))
-      case .checkpoint(let path):
-        TrainingLog.append(
-          "{\"event\":\"checkpoint\",\"path\":\(jsonString(path)),\"step\":\(trainer.state.step)}", to: logPath)
-      }
-    }
-    try runTrainer(trainer, output: output, finishLine: progress.finishLine)
+        return String(
+          format: "epoch %d: loss D %.4f, G %.4f, D(x) %.3f, D(G(z)) %.3f, %.0f images/s; samples %@", r.epoch,
+          r.discriminatorLoss, r.generatorLoss, r.realScore, r.fakeScore, r.imagesPerSecond, png)
+      })
     if let sampleError { printError("gvae: warning: a sample grid was not written: \(sampleError)") }
   }
 }

@@ -20,6 +20,15 @@ func loadSSVAEModel(_ path: String) throws -> (SSVAE, SafeTensorsFile) {
   do { return try SSVAE.load(path: path) } catch { throw fail(error.description) }
 }
 
+extension SSVAETrainingEvent: ReportedTrainerEvent {
+  var reported: ReportedEvent<Record> {
+    if case .batch(let e, let b, let n, let loss, let rate) = self { return .batch(epoch: e, batch: b, batches: n, loss: loss, rate: rate) }
+    if case .epoch(let r) = self { return .epoch(r) }
+    if case .checkpoint = self { return .checkpoint }
+    return .other
+  }
+}
+
 struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   static let configuration = CommandConfiguration(
     commandName: "train",
@@ -133,30 +142,19 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
         + "\(trainer.labelled.count) labelled / \(trainer.unlabelled.count) unlabelled / \(trainer.validation.count) validation images "
         + "\(images.height)×\(images.width), α/N \(String(format: "%.4g", w.classification))")
 
-    trainer.shouldStop = stopOnInterrupt()
-    let logPath = output + ".log.jsonl"
-    let reporter = ProgressReporter()
-    let root = Cluster.world.isRoot
-    trainer.onEvent = { event in
-      guard root else { return }
-      switch event {
-      case .batch(let epoch, let batch, let batches, let loss, let rate):
-        reporter.update(epoch: epoch, epochs: epochs, batch: batch, batches: batches, loss: loss, rate: rate)
-      case .epoch(let r):
-        reporter.finishLine()
-        TrainingLog.append("{\"event\":\"epoch\"," + encodeJSON(r).dropFirst(), to: logPath)
-        printError(
-          String(
-            format: "epoch %d: loss %.4f (−L %.2f, −U %.2f, CE %.4f), validation error %@, %.0f images/s",
-            r.epoch, r.trainLoss, r.labelledBound, r.unlabelledBound, r.crossEntropy,
-            r.validationError.map { String(format: "%.4f", $0) } ?? "-", r.imagesPerSecond))
-      case .checkpoint(let path):
-        TrainingLog.append("{\"event\":\"checkpoint\",\"path\":\(jsonString(path)),\"step\":\(trainer.state.step)}", to: logPath)
-      case .bestModel(let path, let e):
-        TrainingLog.append("{\"event\":\"best\",\"path\":\(jsonString(path)),\"validation_error\":\(e)}", to: logPath)
+    try trainAndReport(
+      trainer, output: output, epochs: epochs,
+      onEvent: { event in
+        if case .bestModel(let path, let e) = event {
+          TrainingLog.append("{\"event\":\"best\",\"path\":\(jsonString(path)),\"validation_error\":\(e)}", to: output + ".log.jsonl")
+        }
       }
+    ) { r in
+      String(
+        format: "epoch %d: loss %.4f (−L %.2f, −U %.2f, CE %.4f), validation error %@, %.0f images/s",
+        r.epoch, r.trainLoss, r.labelledBound, r.unlabelledBound, r.crossEntropy,
+        r.validationError.map { String(format: "%.4f", $0) } ?? "-", r.imagesPerSecond)
     }
-    try runTrainer(trainer, output: output, finishLine: reporter.finishLine)
   }
 }
 

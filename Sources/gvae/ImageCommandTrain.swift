@@ -9,6 +9,15 @@ import NN
   import Glibc
 #endif
 
+/// Batches and best models: the command's `onEvent` (batches also feed the loss plot).
+extension ImageTrainingEvent: ReportedTrainerEvent {
+  var reported: ReportedEvent<Record> {
+    if case .epoch(let r) = self { return .epoch(r) }
+    if case .checkpoint = self { return .checkpoint }
+    return .other
+  }
+}
+
 struct ImageVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   static let configuration = CommandConfiguration(
     commandName: "train",
@@ -106,48 +115,40 @@ struct ImageVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
         + "\(vae.parameterCount) parameters, \(trainer.train.count) training / \(trainer.validation.count) validation images "
         + "\(images.height)×\(images.width), \(importanceSamples == 1 ? "ELBO" : "IWAE bound, k = \(importanceSamples)"), batch \(batchSize)")
 
-    trainer.shouldStop = stopOnInterrupt()
-    let logPath = output + ".log.jsonl"
     let svgPath = output + ".loss.svg"
     let reporter = ProgressReporter()
     var batchLosses: [(Double, Double)] = []
-    let root = Cluster.world.isRoot
-    trainer.onEvent = { event in
-      guard root else { return }
-      switch event {
-      case .batch(let epoch, let batch, let batches, let loss, let rate):
-        reporter.update(epoch: epoch, epochs: epochs, batch: batch, batches: batches, loss: loss, rate: rate)
-        if batch % max(1, batches / 20) == 0 {
-          batchLosses.append((Double(epoch) + Double(batch) / Double(batches), loss))
+    try trainAndReport(
+      trainer, output: output, epochs: epochs, progress: reporter,
+      onEvent: { event in
+        switch event {
+        case .batch(let epoch, let batch, let batches, let loss, let rate):
+          reporter.update(epoch: epoch, epochs: epochs, batch: batch, batches: batches, loss: loss, rate: rate)
+          if batch % max(1, batches / 20) == 0 {
+            batchLosses.append((Double(epoch) + Double(batch) / Double(batches), loss))
+          }
+        case .bestModel(let path, let loss):
+          TrainingLog.append("{\"event\":\"best\",\"path\":\(jsonString(path)),\"loss\":\(loss)}", to: output + ".log.jsonl")
+        case .epoch, .checkpoint:
+          break
         }
-      case .epoch(let r):
-        reporter.finishLine()
-        let line = "{\"event\":\"epoch\"," + encodeJSON(r).dropFirst()
-        TrainingLog.append(line, to: logPath)
+      },
+      finished: {
+        String(
+          format: "gvae: finished %d epochs in %.0f s; best validation loss %.4f; model: %@", trainer.state.epoch,
+          trainer.state.elapsed, trainer.state.bestValidation, output)
+      },
+      epochLine: { r in
         // The Grammar VAE's plot: the record has the same field names.
         let history = trainer.state.history.compactMap {
           try? JSONDecoder().decode(EpochRecord.self, from: Data(encodeJSON($0).utf8))
         }
         try? TrainingLog.svg(history: history, batchLosses: batchLosses, title: "gvae image vae train: \(output) (−bound, nats)")
           .write(toFile: svgPath, atomically: true, encoding: .utf8)
-        printError(
-          String(
-            format: "epoch %d: loss %.4f (recon %.4f, KL %.4f), validation %@, lr %.3g, %.0f images/s",
-            r.epoch, r.trainLoss, r.trainReconstruction, r.trainKL,
-            r.validationLoss.map { String(format: "%.4f", $0) } ?? "-", r.learningRate, r.rowsPerSecond))
-      case .checkpoint(let path):
-        TrainingLog.append(
-          "{\"event\":\"checkpoint\",\"path\":\(jsonString(path)),\"step\":\(trainer.state.step)}", to: logPath)
-      case .bestModel(let path, let loss):
-        TrainingLog.append("{\"event\":\"best\",\"path\":\(jsonString(path)),\"loss\":\(loss)}", to: logPath)
-      }
-    }
-    try runTrainer(
-      trainer, output: output, finishLine: reporter.finishLine,
-      finished: {
-        String(
-          format: "gvae: finished %d epochs in %.0f s; best validation loss %.4f; model: %@", trainer.state.epoch,
-          trainer.state.elapsed, trainer.state.bestValidation, output)
+        return String(
+          format: "epoch %d: loss %.4f (recon %.4f, KL %.4f), validation %@, lr %.3g, %.0f images/s",
+          r.epoch, r.trainLoss, r.trainReconstruction, r.trainKL,
+          r.validationLoss.map { String(format: "%.4f", $0) } ?? "-", r.learningRate, r.rowsPerSecond)
       })
   }
 }
