@@ -75,11 +75,7 @@ struct ImageClassifierTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   @Option(help: "Resize the images to HxW (or N×N) first.") var size: String?
   @Option(help: "Random seed (initialisation, shuffles, shifts, dropout).") var seed: UInt64 = 0
   @Option(help: "Use only the first N training images.") var limit: Int?
-  @Option(name: .customLong("max-minutes"), help: "Stop (with a checkpoint) after this many minutes.")
-  var maxMinutes: Double = 0
-  @Option(name: .customLong("checkpoint-minutes"), help: "Checkpoint within epochs this often.")
-  var checkpointMinutes: Double = 10
-  @Flag(help: "Continue from MODEL.checkpoint.") var resume = false
+  @OptionGroup var training: TrainingRunOptions
   @Option(
     name: .customLong("blas-threads"),
     help: "OpenBLAS threads (default: OPENBLAS_NUM_THREADS, else one per CPU).") var blasThreads: Int?
@@ -92,7 +88,8 @@ struct ImageClassifierTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     guard (1...65_536).contains(hidden) else { throw ValidationError("--hidden must be in 1…65536") }
     guard dropout >= 0 && dropout < 1 else { throw ValidationError("--dropout must be in [0, 1)") }
     guard (0...16).contains(shift) else { throw ValidationError("--shift must be in 0…16") }
-    guard maxMinutes >= 0 && maxMinutes.isFinite, checkpointMinutes > 0 && checkpointMinutes.isFinite else {
+    let t = training
+    guard t.maxMinutes >= 0 && t.maxMinutes.isFinite, t.checkpointMinutes > 0 && t.checkpointMinutes.isFinite else {
       throw ValidationError("--max-minutes must be non-negative and --checkpoint-minutes positive")
     }
     _ = try parseChannels(channels, option: "--channels")
@@ -127,8 +124,8 @@ struct ImageClassifierTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     settings.decay = decay
     settings.seed = seed
     settings.shift = shift
-    settings.maxMinutes = maxMinutes
-    settings.checkpointMinutes = checkpointMinutes
+    settings.maxMinutes = training.maxMinutes
+    settings.checkpointMinutes = training.checkpointMinutes
     let testSet: ImageSet? = test.labels == nil ? nil : test
     let trainer: ClassifierTrainer
     do {
@@ -136,7 +133,7 @@ struct ImageClassifierTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     } catch { throw fail("\(data): \(error)") }
     trainer.summaryExtras = ["data": data, "layout": d.layout, "test_split": d.testSplit]
     if let size { trainer.summaryExtras["resized"] = size }
-    if resume { try resumeTrainer(trainer) }
+    if training.resume { try resumeTrainer(trainer) }
     printError(
       "gvae: image classifier \(config.channels.map(String.init).joined(separator: ",")) / \(hidden), \(classes) classes: "
         + "\(model.parameterCount) parameters, \(train.count) training / \(testSet?.count ?? 0) test images \(train.height)×\(train.width), batch \(batchSize)")

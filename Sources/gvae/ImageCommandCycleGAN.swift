@@ -87,11 +87,7 @@ struct ImageCycleGANTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   @Option(name: .customLong("limit-b"), help: "Use only the first N training images of B.") var limitB: Int?
   @Option(name: .customLong("held-out"), help: "Test images per domain whose cycle errors are logged each epoch.")
   var heldOut: Int = 200
-  @Option(name: .customLong("max-minutes"), help: "Stop (with a checkpoint) after this many minutes.")
-  var maxMinutes: Double = 0
-  @Option(name: .customLong("checkpoint-minutes"), help: "Checkpoint within epochs this often.")
-  var checkpointMinutes: Double = 10
-  @Flag(help: "Continue from MODEL.checkpoint.") var resume = false
+  @OptionGroup var training: TrainingRunOptions
   @Option(
     name: .customLong("blas-threads"),
     help: "OpenBLAS threads (default: OPENBLAS_NUM_THREADS, else one per CPU).") var blasThreads: Int?
@@ -108,7 +104,7 @@ struct ImageCycleGANTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     }
     guard (0...100_000).contains(poolSize) else { throw ValidationError("--pool-size must be in 0…100000") }
     guard decayEpochs >= 0 && decayEpochs <= epochs else { throw ValidationError("--decay-epochs must be in 0…--epochs") }
-    guard heldOut >= 0, maxMinutes >= 0, checkpointMinutes > 0 else {
+    guard heldOut >= 0, training.maxMinutes >= 0, training.checkpointMinutes > 0 else {
       throw ValidationError("--held-out and --max-minutes must be non-negative, --checkpoint-minutes positive")
     }
     if let limitA, limitA < 1 { throw ValidationError("--limit-a must be at least 1") }
@@ -143,8 +139,8 @@ struct ImageCycleGANTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     s.poolSize = poolSize
     s.decayEpochs = decayEpochs
     s.seed = seed
-    s.maxMinutes = maxMinutes
-    s.checkpointMinutes = checkpointMinutes
+    s.maxMinutes = training.maxMinutes
+    s.checkpointMinutes = training.checkpointMinutes
     let trainer: CycleGANTrainer
     do {
       trainer = try CycleGANTrainer(
@@ -154,7 +150,7 @@ struct ImageCycleGANTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
       "data_a": dataA, "data_b": dataB, "layout_a": da.layout, "layout_b": db.layout,
       "resize": "bilinear to \(size)×\(size) from \(da.train.height)×\(da.train.width) (A) and \(db.train.height)×\(db.train.width) (B)",
     ]
-    if resume { try resumeTrainer(trainer) }
+    if training.resume { try resumeTrainer(trainer) }
     printError(
       "gvae: CycleGAN \(size)×\(size) (ngf \(filters), \(downsamplings) downsamplings, \(residualBlocks) residual blocks; ndf \(discriminatorFilters), \(discriminatorLayers) stride-2 layers): "
         + "\(model.parameterCount) parameters; A \(a.count) training / \(ha.count) held-out images, B \(b.count) / \(hb.count); "

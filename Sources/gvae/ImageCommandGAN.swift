@@ -65,11 +65,7 @@ struct ImageGANTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   @Option(help: "Use only the first N images (before --flip).") var limit: Int?
   @Option(help: "Random seed (initialisation, shuffles, latents).") var seed: UInt64 = 0
   @Option(help: "Images in the per-epoch sample grid.") var grid: Int = 64
-  @Option(name: .customLong("max-minutes"), help: "Stop (with a checkpoint) after this many minutes.")
-  var maxMinutes: Double = 0
-  @Option(name: .customLong("checkpoint-minutes"), help: "Checkpoint within epochs this often.")
-  var checkpointMinutes: Double = 10
-  @Flag(help: "Continue from MODEL.checkpoint.") var resume = false
+  @OptionGroup var training: TrainingRunOptions
   @Option(
     name: .customLong("blas-threads"),
     help: "OpenBLAS threads (default: OPENBLAS_NUM_THREADS, else one per CPU).") var blasThreads: Int?
@@ -81,7 +77,7 @@ struct ImageGANTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     guard beta1 >= 0 && beta1 < 1 else { throw ValidationError("--beta1 must be in [0, 1)") }
     guard (1...4096).contains(latent) else { throw ValidationError("--latent must be in 1…4096") }
     guard (1...1024).contains(grid) else { throw ValidationError("--grid must be in 1…1024") }
-    guard maxMinutes >= 0 && maxMinutes.isFinite, checkpointMinutes > 0 else {
+    guard training.maxMinutes >= 0 && training.maxMinutes.isFinite, training.checkpointMinutes > 0 else {
       throw ValidationError("--max-minutes must be non-negative and --checkpoint-minutes positive")
     }
     _ = try parseChannels(gChannels, option: "--g-channels")
@@ -142,15 +138,15 @@ struct ImageGANTrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     settings.learningRate = lr
     settings.beta1 = beta1
     settings.seed = seed
-    settings.maxMinutes = maxMinutes
-    settings.checkpointMinutes = checkpointMinutes
+    settings.maxMinutes = training.maxMinutes
+    settings.checkpointMinutes = training.checkpointMinutes
     settings.fixedSamples = grid
     let trainer: GANTrainer
     do { trainer = try GANTrainer(model: gan, settings: settings, images: images, outputPath: output) } catch {
       throw fail("\(data): \(error)")
     }
     trainer.summaryExtras = ["data": data, "images": what]
-    if resume { try resumeTrainer(trainer) }
+    if training.resume { try resumeTrainer(trainer) }
     printError(
       "gvae: DCGAN, generator \(config.generatorChannels.map(String.init).joined(separator: ",")) (\(gan.generatorParameterCount) parameters), "
         + "discriminator \(config.discriminatorChannels.map(String.init).joined(separator: ",")) (\(gan.discriminatorParameterCount)), "

@@ -62,11 +62,7 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   @Option(help: "Use only the first N training images.") var limit: Int?
   @Flag(name: .customLong("no-binarize"), help: "Train on the pixel values, not Bernoulli draws.")
   var noBinarize = false
-  @Option(name: .customLong("max-minutes"), help: "Stop (with a checkpoint) after this many minutes.")
-  var maxMinutes: Double = 0
-  @Option(name: .customLong("checkpoint-minutes"), help: "Checkpoint within epochs this often.")
-  var checkpointMinutes: Double = 10
-  @Flag(help: "Continue from MODEL.checkpoint.") var resume = false
+  @OptionGroup var training: TrainingRunOptions
   @Option(
     name: .customLong("m1"),
     help: "M1+M2: an image VAE model file whose latent means M2 models (with a Gaussian p(·|y,z)).")
@@ -86,7 +82,7 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     guard (1...65_536).contains(hidden), (1...4096).contains(latent) else {
       throw ValidationError("--hidden must be in 1…65536 and --latent in 1…4096")
     }
-    guard validationCount >= 0, maxMinutes >= 0, checkpointMinutes > 0 else {
+    guard validationCount >= 0, training.maxMinutes >= 0, training.checkpointMinutes > 0 else {
       throw ValidationError("--validation-count and --max-minutes must be non-negative")
     }
     if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
@@ -127,15 +123,15 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     settings.alpha = alpha
     settings.validationCount = validationCount
     settings.binarize = !noBinarize && m1 == nil
-    settings.maxMinutes = maxMinutes
-    settings.checkpointMinutes = checkpointMinutes
+    settings.maxMinutes = training.maxMinutes
+    settings.checkpointMinutes = training.checkpointMinutes
     let trainer: SSVAETrainer
     do { trainer = try SSVAETrainer(model: model, settings: settings, images: images, outputPath: output) } catch {
       throw fail("\(data): \(error)")
     }
     trainer.summaryExtras = ["data": data, "layout": d.layout, "test_split": d.testSplit, "model": m1 == nil ? "m2" : "m1+m2"]
     if let m1 { trainer.summaryExtras["m1"] = m1 }
-    if resume { try resumeTrainer(trainer) }
+    if training.resume { try resumeTrainer(trainer) }
     let w = trainer.weights
     printError(
       "gvae: \(m1 == nil ? "M2" : "M1+M2 (M2 on the \(images.width) latent means of \(m1!))"), \(classes) classes, hidden \(hidden), latent \(latent): \(model.parameterCount) parameters, "

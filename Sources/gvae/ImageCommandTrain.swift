@@ -50,11 +50,7 @@ struct ImageVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   @Flag(name: .customLong("no-binarize"), help: "Train on the pixel values, not Bernoulli draws.")
   var noBinarize = false
   @Option(help: "Clip the global gradient norm (0: off).") var clip: Float = 0
-  @Option(name: .customLong("max-minutes"), help: "Stop (with a checkpoint) after this many minutes.")
-  var maxMinutes: Double = 0
-  @Option(name: .customLong("checkpoint-minutes"), help: "Checkpoint within epochs this often.")
-  var checkpointMinutes: Double = 10
-  @Flag(help: "Continue from MODEL.checkpoint.") var resume = false
+  @OptionGroup var training: TrainingRunOptions
   @Option(
     name: .customLong("blas-threads"),
     help: "OpenBLAS threads (default: OPENBLAS_NUM_THREADS, else one per CPU).") var blasThreads: Int?
@@ -72,7 +68,7 @@ struct ImageVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     guard ImageVAEConfiguration.presetNames.contains(preset) else {
       throw ValidationError("--preset must be one of \(ImageVAEConfiguration.presetNames.joined(separator: ", "))")
     }
-    guard validationCount >= 0, clip >= 0, maxMinutes >= 0, checkpointMinutes > 0 else {
+    guard validationCount >= 0, clip >= 0, training.maxMinutes >= 0, training.checkpointMinutes > 0 else {
       throw ValidationError("--validation-count, --clip and --max-minutes must be non-negative")
     }
     if let latent, latent < 1 { throw ValidationError("--latent must be at least 1") }
@@ -99,8 +95,8 @@ struct ImageVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     settings.validationCount = validationCount
     settings.binarize = !noBinarize
     settings.gradientClip = clip
-    settings.maxMinutes = maxMinutes
-    settings.checkpointMinutes = checkpointMinutes
+    settings.maxMinutes = training.maxMinutes
+    settings.checkpointMinutes = training.checkpointMinutes
     let trainer: ImageTrainer
     do { trainer = try ImageTrainer(model: vae, settings: settings, images: images, outputPath: output) } catch {
       throw fail("\(data): \(error)")
@@ -109,7 +105,7 @@ struct ImageVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
       "data": data, "layout": d.layout, "test_split": d.testSplit, "preset": preset,
       "objective": importanceSamples == 1 ? "elbo" : "iwae-\(importanceSamples)",
     ]
-    if resume { try resumeTrainer(trainer) }
+    if training.resume { try resumeTrainer(trainer) }
     printError(
       "gvae: image VAE, preset \(preset) (\(config.architecture.rawValue), latent \(config.latentSize)): "
         + "\(vae.parameterCount) parameters, \(trainer.train.count) training / \(trainer.validation.count) validation images "

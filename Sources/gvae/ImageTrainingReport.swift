@@ -1,6 +1,7 @@
 // How every `gvae image … train` command reports a built trainer's run, written once: Ctrl-C,
 // the progress line, OUTPUT.log.jsonl, one printed line per epoch, and the run's end. Each
 // command keeps only its own messages (the epoch line) and events (a best model, its own progress).
+import ArgumentParser
 import Engine
 import Foundation
 import GrammarVAE
@@ -63,4 +64,12 @@ func trainAndReport<T, Model, Settings, State, Event: ReportedTrainerEvent, Batc
   }
   try runTrainer(
     trainer, output: output, finishLine: line.finishLine, finished: finished, latestWeightsOnStop: latestWeightsOnStop)
+}
+
+/// The options of a run's length and resumption, alike in the image train commands
+/// (each validates them with its own messages).
+struct TrainingRunOptions: ParsableArguments {
+  @Option(name: .customLong("max-minutes"), help: "Stop (with a checkpoint) after this many minutes.") var maxMinutes: Double = 0
+  @Option(name: .customLong("checkpoint-minutes"), help: "Checkpoint within epochs this often.") var checkpointMinutes: Double = 10
+  @Flag(help: "Continue from MODEL.checkpoint.") var resume = false
 }
