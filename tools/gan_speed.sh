@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One DCGAN epoch of `gvae image gan train` (the product's own training loop) against the same
 # networks and step in PyTorch (tools/torch_dcgan.py), both on one CPU thread (set THREADS to
-# change); prints both rates, the thread settings and their ratio.
+# change); prints the rates, the thread settings and the ratios against two PyTorch peers
+# (the DCGAN example's step, and the same with D's gradients off in G's step, as gvae runs it).
 # Usage: tools/gan_speed.sh [STEPS]   (default 300 steps of 64 MNIST images; env PYTHON, GVAE, THREADS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +21,11 @@ trap 'rm -rf "$out"' EXIT
   --limit $((steps * 64)) --seed 0 --blas-threads "$threads" 2> "$out/gvae.log"
 gvae_rate=$(sed -n 's/^epoch 1: .*, \([0-9.]*\) images\/s;.*/\1/p' "$out/gvae.log")
 [ -n "$gvae_rate" ] || { cat "$out/gvae.log" >&2; exit 1; }
-torch_line=$("$python" tools/torch_dcgan.py --steps "$steps" --warmup 0 --threads "$threads")
-torch_rate=$(echo "$torch_line" | sed -n 's/.*, \([0-9.]*\) images\/s$/\1/p')
 echo "gvae ($gvae, BLAS threads $threads): $steps steps of 64 at $gvae_rate images/s"
-echo "$torch_line"
-awk -v a="$gvae_rate" -v b="$torch_rate" 'BEGIN { printf "ratio time gvae/torch: %.2f (below 1: gvae faster)\n", b / a }'
+# Two peers: the PyTorch DCGAN example's step, and the same with D frozen in G's step (gvae's).
+for freeze in "" --freeze-d; do
+  torch_line=$("$python" tools/torch_dcgan.py --steps "$steps" --warmup 0 --threads "$threads" $freeze)
+  torch_rate=$(echo "$torch_line" | sed -n 's/.*, \([0-9.]*\) images\/s$/\1/p')
+  echo "$torch_line"
+  awk -v a="$gvae_rate" -v b="$torch_rate" 'BEGIN { printf "ratio time gvae/torch: %.2f (below 1: gvae faster)\n", b / a }'
+done

@@ -4,6 +4,8 @@
 Same networks (generator 128,64; discriminator 64,128; z of 100; 28x28), same step: D on a
 real batch and G's batch (detached), then G's non-saturating loss through the updated D,
 BCE with logits, Adam lr 2e-4, betas (0.5, 0.999), weights N(0, 0.02).
+--freeze-d turns off D's parameter gradients during G's step (as gvae does); without it the
+step is the PyTorch DCGAN example's, whose G backward also fills D's unused gradients.
 """
 import argparse
 import time
@@ -43,6 +45,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--freeze-d", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(args.threads)
@@ -69,11 +72,16 @@ def main():
         ld.backward()
         od.step()
         og.zero_grad()
+        if args.freeze_d:
+            D.requires_grad_(False)
         lg = bce(D(fake), ones)
         lg.backward()
         og.step()
+        if args.freeze_d:
+            D.requires_grad_(True)
     seconds = time.perf_counter() - start
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s) ({torch.get_num_interop_threads()} inter-op): {args.steps} steps of {b} in "
+    frozen = ", D frozen in G's step" if args.freeze_d else ""
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s) ({torch.get_num_interop_threads()} inter-op){frozen}: {args.steps} steps of {b} in "
           f"{seconds:.2f} s, {args.steps * b / seconds:.1f} images/s")
 
 

@@ -60,6 +60,28 @@ public enum Kernels {
       outStride)
   }
 
+  /// im2col of one image [C, H, W] into columns [C·kh·kw, Ho·Wo] with row stride `ld`
+  /// (geometry as `(C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo)`), vectorised for narrow
+  /// images (W ≤ 32, Wo ≤ 16, kw ≤ 16, AVX-512F). Returns false, writing nothing, otherwise.
+  public static func im2colNarrow(
+    _ img: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: Int,
+    _ g: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)
+  ) -> Bool {
+    gvae_im2col_narrow(
+      img, col, ld, Int32(g.0), Int32(g.1), Int32(g.2), Int32(g.3), Int32(g.4), Int32(g.5),
+      Int32(g.6), Int32(g.7), Int32(g.8), Int32(g.9), Int32(g.10)) != 0
+  }
+
+  /// The adjoint of `im2colNarrow`: adds the columns into the image. Same conditions.
+  public static func col2imNarrow(
+    _ col: UnsafePointer<Float>, ld: Int, _ img: UnsafeMutablePointer<Float>,
+    _ g: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)
+  ) -> Bool {
+    gvae_col2im_narrow(
+      col, ld, img, Int32(g.0), Int32(g.1), Int32(g.2), Int32(g.3), Int32(g.4), Int32(g.5),
+      Int32(g.6), Int32(g.7), Int32(g.8), Int32(g.9), Int32(g.10)) != 0
+  }
+
   /// Applies `kernel` to a whole tensor, returning a new one of the same shape.
   public static func apply(
     _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void, _ x: Tensor

@@ -68,8 +68,19 @@ public final class Tape {
   /// A constant: no gradient flows into it.
   public func constant(_ t: Tensor) -> Var { append(t, op: .constant, inputs: []) }
 
-  /// A trainable leaf: `backward` accumulates into `parameter.gradient`.
-  public func parameter(_ p: Parameter) -> Var { append(p.value, op: .parameter(p), inputs: []) }
+  /// A trainable leaf: `backward` accumulates into `parameter.gradient`; a frozen parameter
+  /// is a constant.
+  public func parameter(_ p: Parameter) -> Var {
+    if !frozen.isEmpty && frozen.contains(ObjectIdentifier(p)) { return constant(p.value) }
+    return append(p.value, op: .parameter(p), inputs: [])
+  }
+
+  /// Parameters read as constants on this tape from now on: no gradient, and layers skip
+  /// the work of one (a GAN's discriminator while its generator trains through it).
+  public func freeze(_ parameters: [Parameter]) {
+    for p in parameters { frozen.insert(ObjectIdentifier(p)) }
+  }
+  var frozen: Set<ObjectIdentifier> = []
 
   /// A leaf whose gradient is wanted (for gradient checks and latent-space optimisation).
   public func variable(_ t: Tensor) -> Var { append(t, op: .variable, inputs: []) }

@@ -209,6 +209,7 @@ public final class CycleGANTrainer:
     let batch: Int? = whole ? nil : n
     zeroGradients(model.parameters)
     let tape = Tape()
+    tape.freeze(model.discriminatorParameters)  // constants for the generators' step: no weight gradients
     var g: CycleGANGeneratorLoss? = nil
     if !r.isEmpty {
       g = model.generatorLoss(
@@ -234,8 +235,6 @@ public final class CycleGANTrainer:
     generatorAdam.learningRate = lr
     generatorAdam.step()
 
-    // The generators' backward also reached the discriminators' weights: start clean.
-    zeroGradients(model.discriminatorParameters)
     // The pools take the whole batch's fakes in order, on every rank alike.
     let shape = [n, 1, model.configuration.height, model.configuration.width]
     func allFakes(_ t: Tensor?) -> Tensor {

@@ -175,8 +175,10 @@ public final class GANTrainer:
     }
     discriminatorAdam.step()
 
-    // G: the non-saturating loss through the updated D, back into the same G forward pass.
+    // G: the non-saturating loss through the updated D, back into the same G forward pass;
+    // D's weights are constants here, so its weight-gradient GEMMs are skipped.
     zeroGradients(model.generatorParameters)
+    gTape.freeze(model.discriminatorParameters)
     let gLoss = ImageGAN.generatorLoss(fake: model.discriminate(fake, tape: gTape), batch: share)
     backward(gLoss, on: gTape, reducer: generatorReducer)
     var gSum = [Double(gLoss.value.scalar)]

@@ -50,16 +50,19 @@ public func batchNorm(
     mean = statistics.mean
     variance = statistics.variance
   } else {
-    // Two passes in Double: exact enough for large batches without a Welford loop.
+    // Two passes, block sums in Float lanes added up in Double: exact enough for large
+    // batches without a Welford loop.
     var s = [Double](repeating: 0, count: C)
     var s2 = [Double](repeating: 0, count: C)
     xv.withPointer { px in
-      for o in 0..<outer {
-        for c in 0..<C {
-          let p = px + (o * C + c) * inner
-          var acc = 0.0
-          for i in 0..<inner { acc += Double(p[i]) }
-          s[c] += acc
+      s.withUnsafeMutableBufferPointer { ps in
+        for o in 0..<outer {
+          let row = px + o * C * inner
+          if inner == 1 {
+            for c in 0..<C { ps[c] += Double(row[c]) }
+          } else {
+            for c in 0..<C { ps[c] += Double(laneSum(row + c * inner, inner)) }
+          }
         }
       }
       if let sumAcross {
@@ -69,13 +72,19 @@ public func batchNorm(
         n = Float(t[C])
       }
       for c in 0..<C { mean[c] = Float(s[c] / Double(n)) }
-      for o in 0..<outer {
-        for c in 0..<C {
-          let p = px + (o * C + c) * inner
-          let m = mean[c]
-          var acc: Float = 0
-          for i in 0..<inner { acc += (p[i] - m) * (p[i] - m) }
-          s2[c] += Double(acc)
+      mean.withUnsafeBufferPointer { pm in
+        s2.withUnsafeMutableBufferPointer { ps2 in
+          for o in 0..<outer {
+            let row = px + o * C * inner
+            if inner == 1 {
+              for c in 0..<C {
+                let d = row[c] - pm[c]
+                ps2[c] += Double(d * d)
+              }
+            } else {
+              for c in 0..<C { ps2[c] += Double(laneSquaredDeviation(row + c * inner, inner, pm[c])) }
+            }
+          }
         }
       }
     }
@@ -83,24 +92,39 @@ public func batchNorm(
     for c in 0..<C { variance[c] = Float(s2[c] / Double(n)) }
   }
   let invStd = variance.map { 1 / ($0 + epsilon).squareRoot() }
-  var xhat = Tensor(zeros: shape)
-  var y = Tensor(zeros: shape)
   let g = scale.value.storage
   let b = offset.value.storage
-  xv.withPointer { px in
-    xhat.withMutablePointer { ph in
-      y.withMutablePointer { py in
-        for o in 0..<outer {
-          for c in 0..<C {
-            let base = (o * C + c) * inner
-            let m = mean[c]
-            let s = invStd[c]
-            let gc = g[c]
-            let bc = b[c]
-            for i in 0..<inner {
-              let h = (px[base + i] - m) * s
-              ph[base + i] = h
-              py[base + i] = gc * h + bc
+  // x̂ and y are written in full: no zero fill.
+  var y = Tensor(zeros: [0])
+  let xhat = Tensor(shape: shape) { phb in
+    y = Tensor(shape: shape) { pyb in
+      let (ph, py) = (phb.baseAddress!, pyb.baseAddress!)
+      xv.withPointer { px in
+        mean.withUnsafeBufferPointer { pm in
+          invStd.withUnsafeBufferPointer { ps in
+            g.withUnsafeBufferPointer { pg in
+              b.withUnsafeBufferPointer { pb in
+                for o in 0..<outer {
+                  let base = o * C * inner
+                  if inner == 1 {
+                    for c in 0..<C {
+                      let h = (px[base + c] - pm[c]) * ps[c]
+                      ph[base + c] = h
+                      py[base + c] = pg[c] * h + pb[c]
+                    }
+                    continue
+                  }
+                  for c in 0..<C {
+                    let at = base + c * inner
+                    let (m, sc, gc, bc) = (pm[c], ps[c], pg[c], pb[c])
+                    for i in 0..<inner {
+                      let h = (px[at + i] - m) * sc
+                      ph[at + i] = h
+                      py[at + i] = gc * h + bc
+                    }
+                  }
+                }
+              }
             }
           }
         }
@@ -143,24 +167,30 @@ final class BatchNormBackward: CustomBackward {
     let gamma = inputs[1].storage
     var dGamma = [Float](repeating: 0, count: C)
     var dBeta = [Float](repeating: 0, count: C)
+    let (outer, C, inner) = (self.outer, self.C, self.inner)
     dy.withPointer { pg in
       xhat.withPointer { ph in
-        for o in 0..<outer {
-          for c in 0..<C {
-            let base = (o * C + c) * inner
-            var sg: Float = 0
-            var sgh: Float = 0
-            for i in 0..<inner {
-              sg += pg[base + i]
-              sgh += pg[base + i] * ph[base + i]
+        dGamma.withUnsafeMutableBufferPointer { pdg in
+          dBeta.withUnsafeMutableBufferPointer { pdb in
+            for o in 0..<outer {
+              let base = o * C * inner
+              if inner == 1 {
+                for c in 0..<C {
+                  pdb[c] += pg[base + c]
+                  pdg[c] += pg[base + c] * ph[base + c]
+                }
+                continue
+              }
+              for c in 0..<C {
+                let (sg, sgh) = laneSumAndDot(pg + base + c * inner, ph + base + c * inner, inner)
+                pdb[c] += sg
+                pdg[c] += sgh
+              }
             }
-            dBeta[c] += sg
-            dGamma[c] += sgh
           }
         }
       }
     }
-    var dx = Tensor(zeros: dy.shape)
     let n = count
     // The means of dy and dy·x̂ over the whole batch.
     var sumG = dBeta
@@ -171,20 +201,31 @@ final class BatchNormBackward: CustomBackward {
       sumG = t[..<C].map { Float($0) }
       sumGH = t[C...].map { Float($0) }
     }
-    dy.withPointer { pg in
-      xhat.withPointer { ph in
-        dx.withMutablePointer { pdx in
-          for o in 0..<outer {
-            for c in 0..<C {
-              let base = (o * C + c) * inner
-              let k = gamma[c] * invStd[c]
-              if throughStatistics {
-                // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy · x̂))
-                let mg = sumG[c] / n
-                let mgh = sumGH[c] / n
-                for i in 0..<inner { pdx[base + i] = k * (pg[base + i] - mg - ph[base + i] * mgh) }
-              } else {
-                for i in 0..<inner { pdx[base + i] = k * pg[base + i] }
+    // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy · x̂)), or γ/σ · dy through fixed statistics.
+    let k = (0..<C).map { gamma[$0] * invStd[$0] }
+    let mg = throughStatistics ? sumG.map { $0 / n } : [Float](repeating: 0, count: C)
+    let mgh = throughStatistics ? sumGH.map { $0 / n } : [Float](repeating: 0, count: C)
+    let dx = Tensor(shape: dy.shape) { pdxb in
+      let pdx = pdxb.baseAddress!
+      dy.withPointer { pg in
+        xhat.withPointer { ph in
+          k.withUnsafeBufferPointer { pk in
+            mg.withUnsafeBufferPointer { pmg in
+              mgh.withUnsafeBufferPointer { pmgh in
+                for o in 0..<outer {
+                  let base = o * C * inner
+                  if inner == 1 {
+                    for c in 0..<C {
+                      pdx[base + c] = pk[c] * (pg[base + c] - pmg[c] - ph[base + c] * pmgh[c])
+                    }
+                    continue
+                  }
+                  for c in 0..<C {
+                    let at = base + c * inner
+                    let (kc, a, bc) = (pk[c], pmg[c], pmgh[c])
+                    for i in 0..<inner { pdx[at + i] = kc * (pg[at + i] - a - ph[at + i] * bc) }
+                  }
+                }
               }
             }
           }

@@ -158,10 +158,7 @@ final class Conv1DBackward: CustomBackward {
     let rows = g.B * g.Lo
     let KC = g.K * g.C
     let O = g.O
-    var dz = outputGradient
-    dz.withMutablePointer { pg in
-      output.withPointer { activation.backward(output: $0, gradient: pg, count: rows * O) }
-    }
+    let dz = activation.backward(output: output, gradient: outputGradient)
     var dx: Tensor? = nil
     var dwk = Tensor(zeros: [O, KC])
     let cols = g.im2col(inputs[0])
@@ -234,7 +231,12 @@ public struct Conv1D: Layer {
 struct Window2D {
   let C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo: Int
 
+  var geometry: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) {
+    (C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo)
+  }
+
   func im2col(_ img: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: Int) {
+    if Kernels.im2colNarrow(img, col, ld: ld, geometry) { return }
     for c in 0..<C {
       for i in 0..<kh {
         for j in 0..<kw {
@@ -265,6 +267,7 @@ struct Window2D {
   }
 
   func col2im(_ col: UnsafePointer<Float>, ld: Int, _ img: UnsafeMutablePointer<Float>) {
+    if Kernels.col2imNarrow(col, ld: ld, img, geometry) { return }
     for c in 0..<C {
       for i in 0..<kh {
         for j in 0..<kw {
@@ -347,7 +350,7 @@ public func conv2D(
   guard tape.isRecording else { return tape.constant(y) }
   let op = Conv2DBackward(
     window: win, B: B, O: O, cols: cols, output: y, activation: activation,
-    inputNeedsGradient: tape.needsGradient(x))
+    inputNeedsGradient: tape.needsGradient(x), weightNeedsGradient: parametersNeedGradient(weight, bias))
   return tape.record(y, inputs: bias.map { [x, weight, $0] } ?? [x, weight], backward: op)
 }
 
@@ -356,11 +359,11 @@ final class Conv2DBackward: CustomBackward {
   let B, O: Int
   let cols, output: Tensor  // cols [C*kh*kw, B*Ho*Wo]
   let activation: Activation
-  let inputNeedsGradient: Bool
+  let inputNeedsGradient, weightNeedsGradient: Bool
 
   init(
     window: Window2D, B: Int, O: Int, cols: Tensor, output: Tensor, activation: Activation,
-    inputNeedsGradient: Bool
+    inputNeedsGradient: Bool, weightNeedsGradient: Bool
   ) {
     self.win = window
     self.B = B
@@ -369,6 +372,7 @@ final class Conv2DBackward: CustomBackward {
     self.output = output
     self.activation = activation
     self.inputNeedsGradient = inputNeedsGradient
+    self.weightNeedsGradient = weightNeedsGradient
   }
 
   func backward(outputGradient: Tensor, inputs: [Tensor]) -> [Tensor?] {
@@ -376,22 +380,21 @@ final class Conv2DBackward: CustomBackward {
     let HW = win.Ho * win.Wo
     let N = B * HW
     let imageSize = win.C * win.H * win.W
-    var dz = outputGradient
-    dz.withMutablePointer { pg in
-      output.withPointer { activation.backward(output: $0, gradient: pg, count: B * O * HW) }
-    }
+    let dz = activation.backward(output: output, gradient: outputGradient)
     let dzRows = [Float](unsafeUninitializedCapacity: O * N) { p, count in  // [O, B*HW]
       dz.withPointer { swapBatchAndRows($0, p.baseAddress!, B: B, R: O, P: HW) }
       count = O * N
     }
     let w = inputs[1]
     var dx = Tensor(zeros: inputNeedsGradient ? inputs[0].shape : [0])  // col2im adds into it
-    var dw = Tensor(zeros: [0])
+    var dw: Tensor? = nil
     dzRows.withUnsafeBufferPointer { pdzb in
       let pdz = pdzb.baseAddress!
-      dw = Tensor(shape: w.shape) { pdw in
-        cols.withPointer { pc in
-          gemm(false, true, m: O, n: CKK, k: N, pdz, lda: N, pc, ldb: N, beta: 0, pdw.baseAddress!, ldc: CKK)
+      if weightNeedsGradient {
+        dw = Tensor(shape: w.shape) { pdw in
+          cols.withPointer { pc in
+            gemm(false, true, m: O, n: CKK, k: N, pdz, lda: N, pc, ldb: N, beta: 0, pdw.baseAddress!, ldc: CKK)
+          }
         }
       }
       guard inputNeedsGradient else { return }
@@ -410,7 +413,7 @@ final class Conv2DBackward: CustomBackward {
     }
     let dxOut: Tensor? = inputNeedsGradient ? dx : nil
     guard inputs.count > 2 else { return [dxOut, dw] }
-    return [dxOut, dw, channelBiasGradient(dz, batch: B, channels: O, plane: HW)]
+    return [dxOut, dw, weightNeedsGradient ? channelBiasGradient(dz, batch: B, channels: O, plane: HW) : nil]
   }
 }
 
@@ -504,7 +507,7 @@ public func convTranspose2D(
   guard tape.isRecording else { return tape.constant(y) }
   let op = ConvTranspose2DBackward(
     window: win, B: B, Cin: Cin, output: y, activation: activation,
-    inputNeedsGradient: tape.needsGradient(x))
+    inputNeedsGradient: tape.needsGradient(x), weightNeedsGradient: parametersNeedGradient(weight, bias))
   return tape.record(y, inputs: bias.map { [x, weight, $0] } ?? [x, weight], backward: op)
 }
 
@@ -513,11 +516,11 @@ final class ConvTranspose2DBackward: CustomBackward {
   let B, Cin: Int
   let output: Tensor
   let activation: Activation
-  let inputNeedsGradient: Bool
+  let inputNeedsGradient, weightNeedsGradient: Bool
 
   init(
     window: Window2D, B: Int, Cin: Int, output: Tensor, activation: Activation,
-    inputNeedsGradient: Bool
+    inputNeedsGradient: Bool, weightNeedsGradient: Bool
   ) {
     self.win = window
     self.B = B
@@ -525,6 +528,7 @@ final class ConvTranspose2DBackward: CustomBackward {
     self.output = output
     self.activation = activation
     self.inputNeedsGradient = inputNeedsGradient
+    self.weightNeedsGradient = weightNeedsGradient
   }
 
   func backward(outputGradient: Tensor, inputs: [Tensor]) -> [Tensor?] {
@@ -533,10 +537,7 @@ final class ConvTranspose2DBackward: CustomBackward {
     let OKK = O * win.kh * win.kw
     let HW = win.Ho * win.Wo
     let N = B * HW
-    var dz = outputGradient
-    dz.withMutablePointer { pg in
-      output.withPointer { activation.backward(output: $0, gradient: pg, count: B * outImage) }
-    }
+    let dz = activation.backward(output: output, gradient: outputGradient)
     let x = inputs[0]
     let w = inputs[1]
     // Every buffer below is written in full before it is read: no zero fill.
@@ -550,13 +551,15 @@ final class ConvTranspose2DBackward: CustomBackward {
       x.withPointer { swapBatchAndRows($0, p.baseAddress!, B: B, R: Cin, P: HW) }
       count = Cin * N
     }
-    var dw = Tensor(zeros: [0])
+    var dw: Tensor? = nil
     var dx = Tensor(zeros: [0])
     dcols.withUnsafeBufferPointer { pdcb in
       let pdc = pdcb.baseAddress!
-      dw = Tensor(shape: w.shape) { pdw in
-        xRows.withUnsafeBufferPointer { pxr in
-          gemm(false, true, m: Cin, n: OKK, k: N, pxr.baseAddress!, lda: N, pdc, ldb: N, beta: 0, pdw.baseAddress!, ldc: OKK)
+      if weightNeedsGradient {
+        dw = Tensor(shape: w.shape) { pdw in
+          xRows.withUnsafeBufferPointer { pxr in
+            gemm(false, true, m: Cin, n: OKK, k: N, pxr.baseAddress!, lda: N, pdc, ldb: N, beta: 0, pdw.baseAddress!, ldc: OKK)
+          }
         }
       }
       guard inputNeedsGradient else { return }
@@ -572,7 +575,7 @@ final class ConvTranspose2DBackward: CustomBackward {
     }
     let dxOut: Tensor? = inputNeedsGradient ? dx : nil
     guard inputs.count > 2 else { return [dxOut, dw] }
-    return [dxOut, dw, channelBiasGradient(dz, batch: B, channels: O, plane: win.H * win.W)]
+    return [dxOut, dw, weightNeedsGradient ? channelBiasGradient(dz, batch: B, channels: O, plane: win.H * win.W) : nil]
   }
 }
 

@@ -39,7 +39,7 @@ public func dense(_ x: Var, weight: Var, bias: Var?, activation: Activation = .i
   guard tape.isRecording else { return tape.constant(y) }
   let op = DenseBackward(
     activation: activation, output: y, rows: rows, inSize: inSize, outSize: outSize,
-    inputNeedsGradient: tape.needsGradient(x))
+    inputNeedsGradient: tape.needsGradient(x), weightNeedsGradient: parametersNeedGradient(weight, bias))
   return tape.record(y, inputs: bias.map { [x, weight, $0] } ?? [x, weight], backward: op)
 }
 
@@ -47,12 +47,13 @@ final class DenseBackward: CustomBackward {
   let activation: Activation
   let output: Tensor
   let rows, inSize, outSize: Int
-  let inputNeedsGradient: Bool
+  let inputNeedsGradient, weightNeedsGradient: Bool
 
   init(
     activation: Activation, output: Tensor, rows: Int, inSize: Int, outSize: Int,
-    inputNeedsGradient: Bool
+    inputNeedsGradient: Bool, weightNeedsGradient: Bool
   ) {
+    self.weightNeedsGradient = weightNeedsGradient
     self.activation = activation
     self.output = activation == .identity ? Tensor(zeros: [0]) : output
     self.rows = rows
@@ -62,38 +63,32 @@ final class DenseBackward: CustomBackward {
   }
 
   func backward(outputGradient: Tensor, inputs: [Tensor]) -> [Tensor?] {
-    var dz = outputGradient  // [rows, out]
-    if activation != .identity {
-      dz.withMutablePointer { g in
-        output.withPointer { activation.backward(output: $0, gradient: g, count: rows * outSize) }
-      }
-    }
+    let dz = activation.backward(output: output, gradient: outputGradient)  // [rows, out]
     let x = inputs[0]
     let w = inputs[1]
     var dx: Tensor? = nil
-    var dw = Tensor(zeros: w.shape)
+    var dw: Tensor? = nil
     dz.withPointer { pdz in
       if inputNeedsGradient {
-        var g = Tensor(zeros: x.shape)
-        g.withMutablePointer { pdx in
+        dx = Tensor(shape: x.shape) { pdx in
           w.withPointer { pw in
             gemm(
               false, false, m: rows, n: inSize, k: outSize, pdz, lda: outSize, pw, ldb: inSize,
-              beta: 0, pdx, ldc: inSize)
+              beta: 0, pdx.baseAddress!, ldc: inSize)
           }
         }
-        dx = g
       }
-      dw.withMutablePointer { pdw in
+      guard weightNeedsGradient else { return }
+      dw = Tensor(shape: w.shape) { pdw in
         x.withPointer { px in
           gemm(
             true, false, m: outSize, n: inSize, k: rows, pdz, lda: outSize, px, ldb: inSize,
-            beta: 0, pdw, ldc: inSize)
+            beta: 0, pdw.baseAddress!, ldc: inSize)
         }
       }
     }
     guard inputs.count > 2 else { return [dx, dw] }
-    return [dx, dw, featureBiasGradient(dz, rows: rows, features: outSize)]
+    return [dx, dw, weightNeedsGradient ? featureBiasGradient(dz, rows: rows, features: outSize) : nil]
   }
 }
 

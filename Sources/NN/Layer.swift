@@ -64,6 +64,16 @@ public enum Activation: Sendable, Equatable {
     }
   }
 
+  /// The gradient times the derivative as a tensor; the identity returns `gradient` itself
+  /// (no copy of a buffer the tape still shares).
+  func backward(output: Tensor, gradient: Tensor) -> Tensor {
+    if self == .identity { return gradient }
+    var g = gradient
+    let n = g.count
+    g.withMutablePointer { pg in output.withPointer { backward(output: $0, gradient: pg, count: n) } }
+    return g
+  }
+
   /// `g[i] *= s` (s = 0: `g[i] = 0`) where `y[i] <= 0`, 16 lanes at a time: a branch per
   /// element does not vectorise.
   @usableFromInline
@@ -129,21 +139,24 @@ func featureBiasGradient(_ dz: Tensor, rows: Int, features: Int) -> Tensor {
   return db
 }
 
+/// Whether a layer's weight or bias gets a gradient on their tape (not when frozen or
+/// constant), so its backward can skip the weight-gradient GEMM.
+func parametersNeedGradient(_ weight: Var, _ bias: Var?) -> Bool {
+  weight.tape.needsGradient(weight) || (bias.map { $0.tape.needsGradient($0) } ?? false)
+}
+
 /// The bias gradient of a channels-first layer: `dz` ([batch, channels, plane]) summed over
-/// batch and plane, one plane at a time in Float as the 2-D convolutions always did.
+/// batch and plane, one plane at a time in sixteen Float lanes.
 func channelBiasGradient(_ dz: Tensor, batch: Int, channels: Int, plane: Int) -> Tensor {
-  var db = Tensor(zeros: [channels])
+  var db = [Float](repeating: 0, count: channels)
   dz.withPointer { pdz in
-    for b in 0..<batch {
-      for o in 0..<channels {
-        var acc: Float = 0
-        let p = pdz + (b * channels + o) * plane
-        for i in 0..<plane { acc += p[i] }
-        db.storage[o] += acc
+    db.withUnsafeMutableBufferPointer { pdb in
+      for b in 0..<batch {
+        for o in 0..<channels { pdb[o] += laneSum(pdz + (b * channels + o) * plane, plane) }
       }
     }
   }
-  return db
+  return Tensor(shape: [channels], storage: db)
 }
 
 extension Tensor {

@@ -4,6 +4,7 @@
 //   gvae-bench parse [--zinc PATH] [--equations PATH] [--runs N]
 //   gvae-bench decode [--model PATH] [--count N] [--runs N] [--nodes N] [--tries K]   chemistry vs grammar only,
 //                                                              and the cost of one SMILES prefix judgement
+//   gvae-bench conv [--runs N]            2-D convolutions at the DCGAN shapes, forward and backward
 //   gvae-bench decode --molecules FILE    valid molecules of FILE that the constraint would refuse
 import Foundation
 import GrammarVAE
@@ -49,6 +50,9 @@ if arguments.first == "parse" {
     Array(arguments.dropFirst()), usage: "gvae-bench decode [--model PATH] [--count N] [--runs N] [--nodes N] [--tries K] [--molecules SMILES_FILE]",
     integers: ["--count", "--runs", "--nodes", "--tries"], strings: ["--model", "--molecules"])
   runDecodeBenchmarks(o)
+} else if arguments.first == "conv" {
+  runConvBenchmarks(BenchOptions(
+    Array(arguments.dropFirst()), usage: "gvae-bench conv [--runs N]", integers: ["--runs"], strings: []))
 } else {
   let o = BenchOptions(
     arguments,

@@ -51,4 +51,13 @@ void gvae_sgemm(int transA, int transB, size_t m, size_t n, size_t k, float alph
                 const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
                 size_t ldc);
 
+/// im2col of one image [C, H, W] into columns [C*kh*kw, Ho*Wo] (row stride `ld`):
+/// col[(c*kh + i)*kw + j][oy*Wo + ox] = img[c][oy*sh − ph + i][ox*sw − pw + j], zero outside.
+/// Returns 0 without writing when the CPU lacks AVX-512F or W > 32, Wo > 16 or kw > 16.
+int gvae_im2col_narrow(const float *img, float *col, size_t ld, int C, int H, int W, int kh,
+                       int kw, int sh, int sw, int ph, int pw, int Ho, int Wo);
+/// The adjoint: adds every column entry into its image pixel. Same conditions.
+int gvae_col2im_narrow(const float *col, size_t ld, float *img, int C, int H, int W, int kh,
+                       int kw, int sh, int sw, int ph, int pw, int Ho, int Wo);
+
 #endif
