@@ -201,8 +201,8 @@ extension Tensor {
 
 /// Sum of `n` floats with sixteen independent partial sums (breaks the add latency chain,
 /// and is a little more accurate than one running sum).
-@inline(__always)
-func fastSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+@inlinable @inline(__always)
+public func fastSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
   var acc = SIMD16<Float>()
   var i = 0
   let raw = UnsafeRawPointer(p)

@@ -61,7 +61,7 @@ public func batchNorm(
           if inner == 1 {
             for c in 0..<C { ps[c] += Double(row[c]) }
           } else {
-            for c in 0..<C { ps[c] += Double(laneSum(row + c * inner, inner)) }
+            for c in 0..<C { ps[c] += Double(fastSum(row + c * inner, inner)) }
           }
         }
       }

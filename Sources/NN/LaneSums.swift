@@ -1,24 +1,6 @@
-// Reductions over contiguous floats in sixteen independent lanes: the add latency chain
-// of a running sum is broken, so the loops run at load speed (and are a little more
-// accurate than one running sum). Used by batch norm and the convolutions' bias gradients.
-
-/// Sum of `n` floats in sixteen lanes.
-@inline(__always)
-func laneSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-  var acc = SIMD16<Float>()
-  var i = 0
-  let raw = UnsafeRawPointer(p)
-  while i + 16 <= n {
-    acc += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-    i += 16
-  }
-  var s = acc.sum()
-  while i < n {
-    s += p[i]
-    i += 1
-  }
-  return s
-}
+// Reductions over contiguous floats in sixteen independent lanes, beside Engine's
+// `fastSum`: the add latency chain of a running sum is broken, so the loops run at load
+// speed (and are a little more accurate than one running sum). Used by batch norm.
 
 /// Σ (p[i] − m)² over `n` floats in sixteen lanes.
 @inline(__always)

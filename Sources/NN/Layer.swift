@@ -152,7 +152,7 @@ func channelBiasGradient(_ dz: Tensor, batch: Int, channels: Int, plane: Int) ->
   dz.withPointer { pdz in
     db.withUnsafeMutableBufferPointer { pdb in
       for b in 0..<batch {
-        for o in 0..<channels { pdb[o] += laneSum(pdz + (b * channels + o) * plane, plane) }
+        for o in 0..<channels { pdb[o] += fastSum(pdz + (b * channels + o) * plane, plane) }
       }
     }
   }
