@@ -133,8 +133,9 @@ extension SMILES {
     if bracketOpen || current < 0 || (end.state != .atom && end.rings.isEmpty) {
       // An atom comes next.
       let aromatic = end.rings.values.contains { mol.atoms[$0.atom].aromatic }
-      // After a bond or '(' the atom completes nothing by itself unless no ring is open.
-      let then: String? = end.rings.isEmpty && end.openBranches == 0 ? nil : (aromatic ? "c" : "C")
+      // After a bond or '(' the atom completes nothing by itself unless no ring is open (an
+      // open branch needs no more atoms: the grammar closes it).
+      let then: String? = end.rings.isEmpty ? nil : (aromatic ? "c" : "C")
       return SMILESPrefixAdvice(
         status: .open,
         goals: aromatic ? [.init(["c"], then: then), .init(["C"], then: then)] : [.init(["C"], then: then), .init(["c"], then: then)])
@@ -171,10 +172,14 @@ extension SMILES {
       if free[current] >= 1, fits(path.count + 1) { closeNext.append((path.count + 1, label)) }
     }
     let extend = aromaticRing && mol.atoms[current].aromatic ? "c" : "C"
-    // Closing one ring completes the molecule only when it is the last open ring and no
-    // branch is open.
-    let more: String? = end.rings.count > 1 || end.openBranches > 0 ? extend : nil
+    // Closing one ring completes the molecule only when it is the last open ring (open
+    // branches need no more atoms: the grammar writes their ')').
+    let more: String? = end.rings.count > 1 ? extend : nil
     var goals: [SMILESPrefixAdvice.Goal] = []
+    // Only branches open: closing them is the shortest way to a molecule.
+    if end.rings.isEmpty && end.openBranches > 0 && end.state == .atom && !bracketOpen {
+      goals.append(.init([")"]))
+    }
     for c in closeNow.sorted(by: { ($0.size, $0.label) < ($1.size, $1.label) }) {
       goals.append(.init([String(c.label)], then: more))
     }

@@ -190,9 +190,12 @@ extension VAEModel {
   ) -> Int {
     let resumable =
       configuration.kind == .grammar && constraint != nil && plainFirst && configuration.decoder != .repeated
-    // Saved states cost layers × H floats per step and output: keep a chunk near 100 MB.
+    // Saved states cost layers × H floats per step and output: at most 256 MB a chunk even if
+    // every output ran to the step limit (a 512-row chunk of the shipped model: 210 MB; real
+    // decodes save about a third of that). Chunks smaller than the plain decoder's would cost
+    // more than they save: every chunk ends in a tail of lockstep steps with few rows left.
     let stateBytes = 4 * configuration.gruLayers * configuration.gruHidden * configuration.steps
-    let rows = resumable ? min(chunk, max(16, 100_000_000 / max(stateBytes, 1))) : chunk
+    let rows = resumable ? min(chunk, max(16, 256_000_000 / max(stateBytes, 1))) : chunk
     return max(1, rows / max(decodings, 1))
   }
 

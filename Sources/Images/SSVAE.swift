@@ -186,8 +186,13 @@ public final class SSVAE: @unchecked Sendable {
 /// The paper's objective over the whole training set is
 /// `J^α = Σ_labelled −L(x, y) + Σ_unlabelled −U(x) + α · E_labelled[−log q(y|x)]`. A step
 /// sees a labelled and an unlabelled batch, so the unbiased estimate of `J^α / N` is
-/// `(N_l/N)·mean −L + (N_u/N)·mean −U + (α/N)·mean −log q(y|x)`; with the paper's α = 0.1·N
-/// the last weight is 0.1.
+/// `(N_l/N)·mean −L + (N_u/N)·mean −U + (α/N)·mean −log q(y|x)`.
+///
+/// Default α = 0.1·N²/N_l, so the classification term weighs 0.1·N/N_l per-image bounds (59 for
+/// MNIST with 100 labels), the scale common reimplementations use. Taken literally (α = 0.1·N,
+/// weight 0.1), the 100 labels' cross-entropy is drowned by the bounds: on MNIST q(y|x) stayed
+/// near chance (validation error 40.5% after 20 epochs, cross-entropy ~1.0), against 14.3% with
+/// the default after 22 epochs (README, semi-supervised section).
 public struct SSVAEWeights: Codable, Sendable, Equatable {
   public var labelled: Float
   public var unlabelled: Float
@@ -200,10 +205,10 @@ public struct SSVAEWeights: Codable, Sendable, Equatable {
   }
 
   /// The weights for `labelledCount` labelled and `unlabelledCount` unlabelled images and α
-  /// (nil: the paper's 0.1·N).
+  /// (nil: 0.1·N²/N_l, see above).
   public init(labelledCount: Int, unlabelledCount: Int, alpha: Double? = nil) {
     let n = Double(max(labelledCount + unlabelledCount, 1))
-    let a = alpha ?? 0.1 * n
+    let a = alpha ?? 0.1 * n * n / Double(max(labelledCount, 1))
     self.init(
       labelled: Float(Double(labelledCount) / n), unlabelled: Float(Double(unlabelledCount) / n),
       classification: Float(a / n))

@@ -37,8 +37,8 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
       --data as for `gvae image vae train`, with training labels. The labelled images are \
       drawn per class by --seed after --validation-count labelled images are held out to pick \
       the best model by q(y|x)'s error. Each step: one labelled and one unlabelled batch, \
-      loss (N_l/N)·mean −L(x,y) + (N_u/N)·mean −U(x) + (α/N)·mean −log q(y|x), α = 0.1·N \
-      unless --alpha. Beside MODEL: MODEL.checkpoint, MODEL.log.jsonl; --resume continues exactly. \
+      loss (N_l/N)·mean −L(x,y) + (N_u/N)·mean −U(x) + (α/N)·mean −log q(y|x), α = 0.1·N²/N_l \
+      unless --alpha (the paper's α = 0.1·N is --alpha with that value). Beside MODEL: MODEL.checkpoint, MODEL.log.jsonl; --resume continues exactly. \
       --m1 FILE trains M1+M2: M2 on the latent means of an image VAE (the training images \
       binarised once first if that VAE was trained on binarised images), with a Gaussian \
       p(·|y,z); the M1 is stored inside the model file. Under `mpirun -np N` each rank trains its \
@@ -53,7 +53,7 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   @Option(name: .customLong("batch-size"), help: "Unlabelled images per step.") var batchSize: Int = 100
   @Option(name: .customLong("labelled-batch-size"), help: "Labelled images per step.") var labelledBatchSize: Int = 100
   @Option(help: "Adam learning rate.") var lr: Float = 3e-4
-  @Option(help: "Weight α of the classification term (default 0.1·N).") var alpha: Double?
+  @Option(help: "Weight α of the classification term (default 0.1·N²/N_l; the paper's is 0.1·N).") var alpha: Double?
   @Option(help: "Hidden width of each network.") var hidden: Int = 500
   @Option(help: "Latent size.") var latent: Int = 50
   @Option(help: "Random seed (initialisation, split, labels, shuffles, binarisation, noise).") var seed: UInt64 = 0

@@ -292,4 +292,39 @@ func untrainedZincRR() throws -> (Grammar, ModelConfiguration, VAEModel) {
     #expect(advise("C1CC").goals.first?.then == nil)
     #expect(advise("C1CC2CC").goals.first?.then == "C")  // ring 1 stays open
   }
+
+  @Test func openBranchesAskForNoMoreAtoms() {
+    // The grammar writes a branch's ')': closing the last ring inside it completes the
+    // molecule, and with only branches open the branch is closed first.
+    #expect(advise("C1CC(C").goals.first?.terminals == ["1"])
+    #expect(advise("C1CC(C").goals.first?.then == nil)
+    #expect(advise("CC(C").goals.first?.terminals == [")"])
+    #expect(advise("CC(").goals.first?.then == nil)
+  }
+}
+
+@Suite struct WitnessSearchTests {
+  /// A legal choice that opens a branch beside an open aromatic ring has a witness within the
+  /// default node limit (the search once kept extending the branch and refused it).
+  @Test func branchBesideAnOpenRingIsAllowed() throws {
+    let g = try Grammar.named("zinc-rr")
+    let search = ConstraintSearch(grammar: g, constraint: SMILESConstraint(grammar: g))
+    let productions = try Parser(grammar: g).parse("CCc1cc(C)ccc1")
+    var d = try #require(search.start(maxSteps: g.maxLength))
+    // Apply productions until "CCc1c" is written and the next chain is to be chosen.
+    var k = 0
+    while k < productions.count, d.terminals.map({ g.terminals[$0] }).joined() != "CCc1c" {
+      let applied = d.apply(productions[k])
+      #expect(applied)
+      k += 1
+    }
+    let branch = try #require(g.productions.firstIndex { $0.description == "chain -> atom BB chain" })
+    #expect(productions[k] == branch)
+    #expect(d.allows(branch))
+    let applied = d.apply(branch)
+    #expect(applied)
+    while d.applyWitness() != nil {}
+    #expect(d.isComplete)
+    #expect(SMILES.check(d.terminals.map { g.terminals[$0] }.joined()).isValid)
+  }
 }
