@@ -98,6 +98,11 @@ import Testing
     expectError("CB(C)(C)C", .valence, column: 2, atom: 1)
     expectError("[NH5]", .valence, column: 1, atom: 0)
     expectError("CP(C)(C)(C)(C)C", .valence, column: 2, atom: 1)
+    // An aromatic n with no aromatic bond and a double bond gets no aromatic allowance
+    // (RDKit: valence 4); an aromatic s in the same situation does, as RDKit gives it.
+    expectError("C1CCn1=O", .valence, column: 5, atom: 3)
+    #expect(SMILES.check("CNs1CCN(C)CC1").isValid)
+    #expect(SMILES.check("CC1s=CCN=N1").isValid)
     expectError("c1ccc2(cc1)ccccc2", .valence, column: 5, atom: 3)
     expectError("c1cc=oc1", .valence, column: 6, atom: 3)  // after kekulization
     expectValid("CS(C)(C)(C)(C)C")
