@@ -176,8 +176,9 @@ extension SMILES {
     // branches need no more atoms: the grammar writes their ')').
     let more: String? = end.rings.count > 1 ? extend : nil
     var goals: [SMILESPrefixAdvice.Goal] = []
-    // Only branches open: closing them is the shortest way to a molecule.
-    if end.rings.isEmpty && end.openBranches > 0 && end.state == .atom && !bracketOpen {
+    // No ring open (so a branch is, or the prefix was judged above): closing the branches is
+    // the shortest way to a molecule.
+    if end.rings.isEmpty {
       goals.append(.init([")"]))
     }
     for c in closeNow.sorted(by: { ($0.size, $0.label) < ($1.size, $1.label) }) {

@@ -94,13 +94,13 @@ extension Molecule {
   func explicitValenceStrictless(_ k: Int, ignoreFlag: Bool = false) -> Int {
     var halves = valenceHalves(k)
     let list = Valence.rawList(atoms[k].element, atoms[k].charge)
+    let hasAromaticBond = atoms[k].bonds.contains { bonds[$0].order == .aromatic }
     // An aromatic n without aromatic bonds earns no allowance once it has a double bond
     // (measured on RDKit 2026.09: C1CCn1=O fails with valence 4, while CNs1CCN(C)CC1 and
     // CC1s=CCN=N1 pass).
-    let hasAromaticBond = atoms[k].bonds.contains { bonds[$0].order == .aromatic }
-    let flagOnly =
-      atoms[k].aromatic && !(atoms[k].element == 7 && atoms[k].bonds.contains { bonds[$0].order == .double })
-    let aromatic = hasAromaticBond || (!ignoreFlag && flagOnly)
+    let flaggedNitrogenWithDouble =
+      !hasAromaticBond && atoms[k].element == 7 && atoms[k].bonds.contains { bonds[$0].order == .double }
+    let aromatic = ignoreFlag ? hasAromaticBond : isAromaticAtom(k) && !flaggedNitrogenWithDouble
     if let dv = list.first, dv >= 0, halves > 2 * dv, aromatic {
       var pval = dv
       for v in list where v >= 0 {
