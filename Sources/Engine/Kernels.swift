@@ -82,6 +82,24 @@ public enum Kernels {
       Int32(g.6), Int32(g.7), Int32(g.8), Int32(g.9), Int32(g.10)) != 0
   }
 
+  /// Direct convolution forward (no bias) of a batch [B, C, H, W] with weights [O, C, kh, kw]
+  /// into `y` [B, O, Ho, Wo]; false without writing where it does not apply (see
+  /// `gvae_conv2d_direct`), and the caller runs im2col and GEMM.
+  public static func conv2DDirect(
+    _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
+    outputs: Int, _ g: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)
+  ) -> Bool {
+    gvae_conv2d_direct(
+      x, weight, y, Int32(batch), Int32(g.0), Int32(g.1), Int32(g.2), Int32(outputs), Int32(g.3), Int32(g.4),
+      Int32(g.5), Int32(g.6), Int32(g.7), Int32(g.8), Int32(g.9), Int32(g.10)) != 0
+  }
+
+  /// Whether `conv2DDirect` applies to this geometry (C, kh, kw, stride) and output count.
+  public static func conv2DDirectApplies(channels: Int, kernel: (Int, Int), stride: (Int, Int), outputs: Int) -> Bool {
+    gvae_conv2d_direct_supported(
+      Int32(channels), Int32(kernel.0), Int32(kernel.1), Int32(stride.0), Int32(stride.1), Int32(outputs)) != 0
+  }
+
   /// Applies `kernel` to a whole tensor, returning a new one of the same shape.
   public static func apply(
     _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void, _ x: Tensor

@@ -266,6 +266,16 @@ struct Window2D {
     }
   }
 
+  /// The columns of a batch [B, C, H, W]: [C*kh*kw, B*Ho*Wo], written in full (no zero fill).
+  func columns(_ x: Tensor, batch B: Int) -> Tensor {
+    let HW = Ho * Wo
+    return Tensor(shape: [C * kh * kw, B * HW]) { pc in
+      x.withPointer { px in
+        for b in 0..<B { im2col(px + b * C * H * W, pc.baseAddress! + b * HW, ld: B * HW) }
+      }
+    }
+  }
+
   func col2im(_ col: UnsafePointer<Float>, ld: Int, _ img: UnsafeMutablePointer<Float>) {
     if Kernels.col2imNarrow(col, ld: ld, img, geometry) { return }
     for c in 0..<C {
@@ -323,12 +333,41 @@ public func conv2D(
   let CKK = s[1] * k[2] * k[3]
   let HW = Ho * Wo
   let N = B * HW
-  // Every buffer below is written in full before it is read: no zero fill.
-  let cols = Tensor(shape: [CKK, N]) { pc in
-    x.value.withPointer { px in
-      for b in 0..<B { win.im2col(px + b * s[1] * s[2] * s[3], pc.baseAddress! + b * HW, ld: N) }
+  let tape = x.tape
+  let inputNeedsGradient = tape.isRecording && tape.needsGradient(x)
+  let weightNeedsGradient = tape.isRecording && parametersNeedGradient(weight, bias)
+  // A direct convolution where the CPU and shape allow (no columns, no GEMM packing); the
+  // backward then builds the columns only if the weight gradient needs them.
+  if Kernels.conv2DDirectApplies(channels: s[1], kernel: (k[2], k[3]), stride: stride, outputs: O) {
+    var done = false
+    let y = Tensor(shape: [B, O, Ho, Wo]) { py in
+      x.value.withPointer { px in
+        weight.value.withPointer { pw in
+          done = Kernels.conv2DDirect(px, weight: pw, py.baseAddress!, batch: B, outputs: O, win.geometry)
+        }
+      }
+      guard done else { return }
+      if let bv = bias?.value {
+        for b in 0..<B {
+          for o in 0..<O {
+            let plane = py.baseAddress! + (b * O + o) * HW
+            let v = bv.storage[o]
+            for p in 0..<HW { plane[p] += v }
+          }
+        }
+      }
+      activation.apply(py.baseAddress!, count: B * O * HW)
+    }
+    if done {
+      guard tape.isRecording else { return tape.constant(y) }
+      let op = Conv2DBackward(
+        window: win, B: B, O: O, cols: nil, output: y, activation: activation,
+        inputNeedsGradient: inputNeedsGradient, weightNeedsGradient: weightNeedsGradient)
+      return tape.record(y, inputs: bias.map { [x, weight, $0] } ?? [x, weight], backward: op)
     }
   }
+  // Every buffer below is written in full before it is read: no zero fill.
+  let cols = win.columns(x.value, batch: B)
   let rows = [Float](unsafeUninitializedCapacity: O * N) { pr, count in  // [O, B*HW]
     if let bv = bias?.value {
       for o in 0..<O { (pr.baseAddress! + o * N).initialize(repeating: bv.storage[o], count: N) }
@@ -346,23 +385,23 @@ public func conv2D(
     rows.withUnsafeBufferPointer { swapBatchAndRows($0.baseAddress!, py.baseAddress!, B: B, R: O, P: HW, inverse: true) }
     activation.apply(py.baseAddress!, count: B * O * HW)
   }
-  let tape = x.tape
   guard tape.isRecording else { return tape.constant(y) }
   let op = Conv2DBackward(
     window: win, B: B, O: O, cols: cols, output: y, activation: activation,
-    inputNeedsGradient: tape.needsGradient(x), weightNeedsGradient: parametersNeedGradient(weight, bias))
+    inputNeedsGradient: inputNeedsGradient, weightNeedsGradient: weightNeedsGradient)
   return tape.record(y, inputs: bias.map { [x, weight, $0] } ?? [x, weight], backward: op)
 }
 
 final class Conv2DBackward: CustomBackward {
   let win: Window2D
   let B, O: Int
-  let cols, output: Tensor  // cols [C*kh*kw, B*Ho*Wo]
+  let cols: Tensor?  // [C*kh*kw, B*Ho*Wo]; nil after a direct forward (built here if needed)
+  let output: Tensor
   let activation: Activation
   let inputNeedsGradient, weightNeedsGradient: Bool
 
   init(
-    window: Window2D, B: Int, O: Int, cols: Tensor, output: Tensor, activation: Activation,
+    window: Window2D, B: Int, O: Int, cols: Tensor?, output: Tensor, activation: Activation,
     inputNeedsGradient: Bool, weightNeedsGradient: Bool
   ) {
     self.win = window
@@ -391,6 +430,7 @@ final class Conv2DBackward: CustomBackward {
     dzRows.withUnsafeBufferPointer { pdzb in
       let pdz = pdzb.baseAddress!
       if weightNeedsGradient {
+        let cols = self.cols ?? win.columns(inputs[0], batch: B)
         dw = Tensor(shape: w.shape) { pdw in
           cols.withPointer { pc in
             gemm(false, true, m: O, n: CKK, k: N, pdz, lda: N, pc, ldb: N, beta: 0, pdw.baseAddress!, ldc: CKK)

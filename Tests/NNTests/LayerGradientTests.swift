@@ -121,6 +121,11 @@ func randn(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
       // The vectorised narrow-image path's limits (width 32, output width 16), and a width
       // past them that takes the general loop.
       ([1, 2, 3, 32], [2, 2, 2, 2], (1, 2), (0, 0)), ([1, 2, 4, 37], [2, 2, 3, 4], (1, 2), (1, 1)),
+      // The direct path (at least 64 taps, 16 outputs): a partial last channel block and one
+      // row of 9; the DCGAN's 4×4 stride 2 with two rows at a time and an odd row count; a
+      // row of 34 in chunks of 14 across at stride 1, down at stride 2; stride 3 falls back.
+      ([2, 8, 9, 9], [40, 8, 3, 3], (1, 1), (1, 1)), ([2, 16, 14, 14], [17, 16, 4, 4], (2, 2), (1, 1)),
+      ([1, 4, 5, 33], [16, 4, 4, 4], (2, 1), (0, 2)), ([1, 8, 9, 9], [16, 8, 3, 3], (1, 3), (0, 0)),
     ] {
       let x = randn(shape, seed: 31)
       let w = randn(kernel, seed: 32)
@@ -154,6 +159,30 @@ func randn(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
         }
       }
       #expect(worst < 1e-4, "\(shape) * \(kernel) stride \(stride) padding \(padding): worst \(worst)")
+    }
+  }
+
+  /// The direct convolution (taken on AVX-512 machines for layers with at least 64 taps and
+  /// 16 outputs) with its backward, which builds the columns the weight gradient needs:
+  /// both strides, padding, a partial channel block, with and without the weight gradient.
+  @Test func directConv2DGradients() {
+    #expect(
+      Kernels.conv2DDirectApplies(channels: 8, kernel: (3, 3), stride: (2, 1), outputs: 18)
+        == (Kernels.instructionSet == "avx512f"))
+    #expect(!Kernels.conv2DDirectApplies(channels: 8, kernel: (3, 3), stride: (1, 3), outputs: 18))
+    let x = randn([2, 8, 5, 6], seed: 41)
+    let w = randn([18, 8, 3, 3], seed: 42)
+    let b = randn([18], seed: 43)
+    for (stride, padding) in [((1, 1), (1, 1)), ((2, 2), (1, 0)), ((1, 2), (0, 1))] {
+      let r = checkGradients([x, w, b]) { v in
+        conv2D(v[0], weight: v[1], bias: v[2], stride: stride, padding: padding, activation: .sigmoid)
+      }
+      #expect(r.worstError < 1e-2, "stride \(stride) padding \(padding): \(r)")
+      let ri = checkGradients([x]) { v in
+        let tape = v[0].tape
+        return conv2D(v[0], weight: tape.constant(w), bias: nil, stride: stride, padding: padding)
+      }
+      #expect(ri.worstError < 1e-2, "input only, stride \(stride): \(ri)")
     }
   }
 

@@ -60,4 +60,12 @@ int gvae_im2col_narrow(const float *img, float *col, size_t ld, int C, int H, in
 int gvae_col2im_narrow(const float *col, size_t ld, float *img, int C, int H, int W, int kh,
                        int kw, int sh, int sw, int ph, int pw, int Ho, int Wo);
 
+/// Direct 2-D convolution forward without bias, NCHW: y[b][o][oy][ox] = Σ w[o][c][i][j] ·
+/// x[b][c][oy*sh − ph + i][ox*sw − pw + j] (zero outside). Returns 0 without writing unless
+/// `gvae_conv2d_direct_supported` (AVX-512F, stride 1 or 2 across, C*kh*kw ≥ 64, O ≥ 16) and
+/// its scratch buffers could be allocated.
+int gvae_conv2d_direct(const float *x, const float *w, float *y, int B, int C, int H, int W,
+                       int O, int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo);
+int gvae_conv2d_direct_supported(int C, int kh, int kw, int sh, int sw, int O);
+
 #endif
