@@ -152,3 +152,111 @@ int gvae_conv2d_direct(const float *x, const float *w, float *y, int B, int C, i
   free(tmp);
   return 1;
 }
+
+// Transposed convolution by output phases: the outputs Y ≡ r (mod stride) receive exactly
+// the taps i ≡ (r + p) (mod stride), so each phase is a stride-1 correlation of the input
+// with a flipped sub-kernel, run by the same blocks; its outputs land `stride` apart.
+int gvae_conv2d_transpose_direct(const float *x, const float *w, float *y, int B, int Cin, int H,
+                                 int W, int O, int kh, int kw, int sh, int sw, int ph, int pw,
+                                 int Ho, int Wo) {
+  static int avx512 = -1;
+  if (avx512 < 0) avx512 = gvae_cpu_has_avx512f();
+  const int Ty = (kh + sh - 1) / sh, Tx = (kw + sw - 1) / sw;  // most taps of any phase
+  if (!avx512 || O < 16 || Cin * (kh / sh) * (kw / sw) < 64) return 0;
+  const int blocks = (O + OB - 1) / OB;
+  // Input padded by Ty-1 rows and Tx-1 columns before it, and enough after it for the last
+  // output of every phase (rows up to (Ho-1+ph)/sh, columns up to (Wo-1+pw)/sw).
+  const int qyMax = (Ho - 1 + ph) / sh, qxMax = (Wo - 1 + pw) / sw;
+  const int Hp = (Ty - 1) + (qyMax + 1 > H ? qyMax + 1 : H) + 1;
+  const int Wp = (Tx - 1) + (qxMax + 1 > W ? qxMax + 1 : W) + 1;
+  const size_t plane = (size_t)Hp * Wp;
+  const size_t taps = (size_t)Cin * Ty * Tx;
+  const size_t wsize = (size_t)sh * sw * blocks * taps * OB;
+  float *wpack = aligned_alloc(64, (wsize * sizeof(float) + 63) / 64 * 64);
+  float *xp = aligned_alloc(64, ((size_t)Cin * plane * sizeof(float) + 63) / 64 * 64);
+  float *tmp = aligned_alloc(64, 2 * RMAX * OB * sizeof(float));
+  if (!wpack || !xp || !tmp) {
+    free(wpack);
+    free(xp);
+    free(tmp);
+    return 0;
+  }
+  // Phase (ry, rx) of the output, r = (Y + p) mod s: taps i = ry + t·sh (t < ty), read in
+  // flipped order t' = ty-1-t, so input row q - (ty-1) + t' where q = (Y + ph - ry) / sh.
+  // Packed [phase][block][c][t'y][t'x][lane] over the phase's own ty × tx taps.
+  for (int ry = 0; ry < sh; ry++)
+    for (int rx = 0; rx < sw; rx++) {
+      const int ty = ry < kh ? (kh - ry + sh - 1) / sh : 0;
+      const int tx = rx < kw ? (kw - rx + sw - 1) / sw : 0;
+      float *wp = wpack + (size_t)(ry * sw + rx) * blocks * taps * OB;
+      for (int b = 0; b < blocks; b++)
+        for (int c = 0; c < Cin; c++)
+          for (int a = 0; a < ty; a++)
+            for (int e = 0; e < tx; e++)
+              for (int l = 0; l < OB; l++) {
+                const int o = b * OB + l;
+                const int i = ry + (ty - 1 - a) * sh, j = rx + (tx - 1 - e) * sw;
+                *wp++ = o < O ? w[(((size_t)c * O + o) * kh + i) * kw + j] : 0.0f;
+              }
+    }
+  memset(xp, 0, (size_t)Cin * plane * sizeof(float));
+  for (int n = 0; n < B; n++) {
+    const float *img = x + (size_t)n * Cin * H * W;
+    for (int c = 0; c < Cin; c++)
+      for (int r = 0; r < H; r++)
+        memcpy(xp + c * plane + (size_t)(r + Ty - 1) * Wp + Tx - 1, img + ((size_t)c * H + r) * W,
+               W * sizeof(float));
+    float *out = y + (size_t)n * O * Ho * Wo;
+    for (int ry = 0; ry < sh; ry++)
+      for (int rx = 0; rx < sw; rx++) {
+        const int ty = ry < kh ? (kh - ry + sh - 1) / sh : 0;
+        const int tx = rx < kw ? (kw - rx + sw - 1) / sw : 0;
+        // Output rows Y = q·sh + ry − ph in [0, Ho): q from q0 to q1; columns likewise.
+        const int q0 = (ph - ry + sh - 1) / sh > 0 ? (ph - ry + sh - 1) / sh : 0;
+        const int q1 = (Ho - 1 + ph - ry) / sh;
+        const int p0 = (pw - rx + sw - 1) / sw > 0 ? (pw - rx + sw - 1) / sw : 0;
+        const int p1 = (Wo - 1 + pw - rx) / sw;
+        if (q1 < q0 || p1 < p0) continue;
+        const int nq = q1 - q0 + 1, np = p1 - p0 + 1;
+        if (ty == 0 || tx == 0) {  // no tap reaches this phase
+          for (int o = 0; o < O; o++)
+            for (int q = q0; q <= q1; q++)
+              for (int p = p0; p <= p1; p++)
+                out[((size_t)o * Ho + q * sh + ry - ph) * Wo + p * sw + rx - pw] = 0;
+          continue;
+        }
+        const float *wphase = wpack + (size_t)(ry * sw + rx) * blocks * taps * OB;
+        const size_t ptaps = (size_t)Cin * ty * tx;
+        for (int b = 0; b < blocks; b++) {
+          const float *wb = wphase + (size_t)b * ptaps * OB;
+          const int lanes = O - b * OB < OB ? O - b * OB : OB;
+          int qi = 0;
+          while (qi < nq) {
+            const int nr = (np <= 7 && qi + 1 < nq) ? 2 : 1;
+            for (int pi = 0; pi < np; pi += RMAX) {
+              const int R = np - pi < RMAX ? np - pi : RMAX;
+              const int q = q0 + qi, p = p0 + pi;
+              // Padded input row of tap t' = 0: q − (ty−1) + (Ty−1); column likewise.
+              const float *start = xp + (size_t)(q - ty + Ty) * Wp + (p - tx + Tx);
+              if (nr == 2)
+                two_rows[0][R - 1](start, wb, tmp, Cin, ty, tx, plane, Wp, Wp);
+              else
+                one_row[0][R - 1](start, wb, tmp, Cin, ty, tx, plane, Wp, 0);
+              for (int u = 0; u < nr; u++)
+                for (int r = 0; r < R; r++) {
+                  const float *acc = tmp + (u * R + r) * OB;
+                  const int Y = (q + u) * sh + ry - ph, X = (p + r) * sw + rx - pw;
+                  float *dst = out + (size_t)(b * OB) * Ho * Wo + (size_t)Y * Wo + X;
+                  for (int l = 0; l < lanes; l++) dst[(size_t)l * Ho * Wo] = acc[l];
+                }
+            }
+            qi += nr;
+          }
+        }
+      }
+  }
+  free(wpack);
+  free(xp);
+  free(tmp);
+  return 1;
+}

@@ -94,6 +94,19 @@ public enum Kernels {
       Int32(g.5), Int32(g.6), Int32(g.7), Int32(g.8), Int32(g.9), Int32(g.10)) != 0
   }
 
+  /// Direct transposed convolution (no bias) of [B, Cin, H, W] with weights [Cin, O, kh, kw]
+  /// into `y` [B, O, Ho, Wo], written in full (`g` is the geometry of the convolution it is
+  /// the adjoint of: (O, Ho, Wo, kh, kw, sh, sw, ph, pw, H, W)); false without writing where
+  /// it does not apply (see `gvae_conv2d_transpose_direct`).
+  public static func conv2DTransposeDirect(
+    _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
+    inputs: Int, _ g: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)
+  ) -> Bool {
+    gvae_conv2d_transpose_direct(
+      x, weight, y, Int32(batch), Int32(inputs), Int32(g.9), Int32(g.10), Int32(g.0), Int32(g.3), Int32(g.4),
+      Int32(g.5), Int32(g.6), Int32(g.7), Int32(g.8), Int32(g.1), Int32(g.2)) != 0
+  }
+
   /// Whether `conv2DDirect` applies to this geometry (C, kh, kw, stride) and output count.
   public static func conv2DDirectApplies(channels: Int, kernel: (Int, Int), stride: (Int, Int), outputs: Int) -> Bool {
     gvae_conv2d_direct_supported(

@@ -418,38 +418,32 @@ final class Conv2DBackward: CustomBackward {
     let CKK = win.C * win.kh * win.kw
     let HW = win.Ho * win.Wo
     let N = B * HW
-    let imageSize = win.C * win.H * win.W
     let dz = activation.backward(output: output, gradient: outputGradient)
-    let dzRows = [Float](unsafeUninitializedCapacity: O * N) { p, count in  // [O, B*HW]
-      dz.withPointer { swapBatchAndRows($0, p.baseAddress!, B: B, R: O, P: HW) }
-      count = O * N
-    }
     let w = inputs[1]
-    var dx = Tensor(zeros: inputNeedsGradient ? inputs[0].shape : [0])  // col2im adds into it
     var dw: Tensor? = nil
-    dzRows.withUnsafeBufferPointer { pdzb in
-      let pdz = pdzb.baseAddress!
-      if weightNeedsGradient {
-        let cols = self.cols ?? win.columns(inputs[0], batch: B)
-        dw = Tensor(shape: w.shape) { pdw in
-          cols.withPointer { pc in
-            gemm(false, true, m: O, n: CKK, k: N, pdz, lda: N, pc, ldb: N, beta: 0, pdw.baseAddress!, ldc: CKK)
+    if weightNeedsGradient {
+      let dzRows = [Float](unsafeUninitializedCapacity: O * N) { p, count in  // [O, B*HW]
+        dz.withPointer { swapBatchAndRows($0, p.baseAddress!, B: B, R: O, P: HW) }
+        count = O * N
+      }
+      let cols = self.cols ?? win.columns(inputs[0], batch: B)
+      dw = Tensor(shape: w.shape) { pdw in
+        cols.withPointer { pc in
+          dzRows.withUnsafeBufferPointer { pdz in
+            gemm(false, true, m: O, n: CKK, k: N, pdz.baseAddress!, lda: N, pc, ldb: N, beta: 0, pdw.baseAddress!, ldc: CKK)
           }
         }
       }
-      guard inputNeedsGradient else { return }
-      let dcols = [Float](unsafeUninitializedCapacity: CKK * N) { pdcb, count in
+    }
+    // The input gradient is the transposed convolution of dz: direct where it applies.
+    var dx = Tensor(zeros: inputNeedsGradient ? inputs[0].shape : [0])
+    if inputNeedsGradient {
+      let direct = dz.withPointer { pdz in
         w.withPointer { pw in
-          gemm(true, false, m: CKK, n: N, k: O, pw, lda: CKK, pdz, ldb: N, beta: 0, pdcb.baseAddress!, ldc: N)
-        }
-        count = CKK * N
-      }
-      dcols.withUnsafeBufferPointer { pdcb in
-        let pdc = pdcb.baseAddress!
-        dx.withMutablePointer { pdx in
-          for b in 0..<B { win.col2im(pdc + b * HW, ld: N, pdx + b * imageSize) }
+          dx.withMutablePointer { Kernels.conv2DTransposeDirect(pdz, weight: pw, $0, batch: B, inputs: O, win.geometry) }
         }
       }
+      if !direct { dx.withMutablePointer { transposedByColumns(dz, weight: w, window: win, batch: B, into: $0) } }
     }
     let dxOut: Tensor? = inputNeedsGradient ? dx : nil
     guard inputs.count > 2 else { return [dxOut, dw] }
@@ -512,26 +506,13 @@ public func convTranspose2D(
   let win = Window2D(
     C: O, H: Ho, W: Wo, kh: k[2], kw: k[3], sh: stride.0, sw: stride.1, ph: padding.0,
     pw: padding.1, Ho: H, Wo: W)
-  let OKK = O * k[2] * k[3]
-  let HW = H * W
-  let N = B * HW
-  var y = Tensor(zeros: [B, O, Ho, Wo])  // col2im adds into it
-  let xRows = [Float](unsafeUninitializedCapacity: Cin * N) { p, count in  // [Cin, B*HW]
-    x.value.withPointer { swapBatchAndRows($0, p.baseAddress!, B: B, R: Cin, P: HW) }
-    count = Cin * N
-  }
-  let cols = [Float](unsafeUninitializedCapacity: OKK * N) { pcb, count in
-    weight.value.withPointer { pw in
-      xRows.withUnsafeBufferPointer { pxr in
-        gemm(true, false, m: OKK, n: N, k: Cin, pw, lda: OKK, pxr.baseAddress!, ldb: N, beta: 0, pcb.baseAddress!, ldc: N)
-      }
-    }
-    count = OKK * N
-  }
+  var y = Tensor(zeros: [B, O, Ho, Wo])
   y.withMutablePointer { py in
-    cols.withUnsafeBufferPointer { pcb in
-      for b in 0..<B { win.col2im(pcb.baseAddress! + b * HW, ld: N, py + b * O * Ho * Wo) }
+    // Directly by output phases where the CPU and shape allow, else GEMM and col2im.
+    let direct = x.value.withPointer { px in
+      weight.value.withPointer { pw in Kernels.conv2DTransposeDirect(px, weight: pw, py, batch: B, inputs: Cin, win.geometry) }
     }
+    if !direct { transposedByColumns(x.value, weight: weight.value, window: win, batch: B, into: py) }
     if let bv = bias?.value {
       for b in 0..<B {
         for o in 0..<O {
@@ -549,6 +530,32 @@ public func convTranspose2D(
     window: win, B: B, Cin: Cin, output: y, activation: activation,
     inputNeedsGradient: tape.needsGradient(x), weightNeedsGradient: parametersNeedGradient(weight, bias))
   return tape.record(y, inputs: bias.map { [x, weight, $0] } ?? [x, weight], backward: op)
+}
+
+/// Adds the transposed convolution of `x` [B, Cin, H, W] (weights [Cin, O, kh, kw]) into `y`
+/// [B, O, Ho, Wo] by one GEMM into columns and col2im (`window`: the convolution it is the
+/// adjoint of).
+func transposedByColumns(_ x: Tensor, weight: Tensor, window win: Window2D, batch B: Int, into y: UnsafeMutablePointer<Float>) {
+  let Cin = x.shape[1]
+  let O = win.C
+  let OKK = O * win.kh * win.kw
+  let HW = win.Ho * win.Wo
+  let N = B * HW
+  let xRows = [Float](unsafeUninitializedCapacity: Cin * N) { p, count in  // [Cin, B*HW]
+    x.withPointer { swapBatchAndRows($0, p.baseAddress!, B: B, R: Cin, P: HW) }
+    count = Cin * N
+  }
+  let cols = [Float](unsafeUninitializedCapacity: OKK * N) { pcb, count in
+    weight.withPointer { pw in
+      xRows.withUnsafeBufferPointer { pxr in
+        gemm(true, false, m: OKK, n: N, k: Cin, pw, lda: OKK, pxr.baseAddress!, ldb: N, beta: 0, pcb.baseAddress!, ldc: N)
+      }
+    }
+    count = OKK * N
+  }
+  cols.withUnsafeBufferPointer { pcb in
+    for b in 0..<B { win.col2im(pcb.baseAddress! + b * HW, ld: N, y + b * O * win.H * win.W) }
+  }
 }
 
 final class ConvTranspose2DBackward: CustomBackward {
@@ -580,6 +587,23 @@ final class ConvTranspose2DBackward: CustomBackward {
     let dz = activation.backward(output: output, gradient: outputGradient)
     let x = inputs[0]
     let w = inputs[1]
+    // The input gradient is a convolution of dz with the same weights: direct where it
+    // applies; otherwise, and for the weight gradient, dz's columns.
+    let direct = inputNeedsGradient
+      && Kernels.conv2DDirectApplies(channels: O, kernel: (win.kh, win.kw), stride: (win.sh, win.sw), outputs: Cin)
+    var dx = Tensor(zeros: [0])
+    if direct {
+      dx = Tensor(shape: x.shape) { pdx in
+        dz.withPointer { pdz in
+          w.withPointer { pw in
+            _ = Kernels.conv2DDirect(pdz, weight: pw, pdx.baseAddress!, batch: B, outputs: Cin, win.geometry)
+          }
+        }
+      }
+    }
+    guard weightNeedsGradient || (inputNeedsGradient && !direct) else {
+      return inputs.count > 2 ? [inputNeedsGradient ? dx : nil, nil, nil] : [inputNeedsGradient ? dx : nil, nil]
+    }
     // Every buffer below is written in full before it is read: no zero fill.
     let dcols = [Float](unsafeUninitializedCapacity: OKK * N) { p, count in
       dz.withPointer { pdz in
@@ -587,22 +611,21 @@ final class ConvTranspose2DBackward: CustomBackward {
       }
       count = OKK * N
     }
-    let xRows = [Float](unsafeUninitializedCapacity: Cin * N) { p, count in
-      x.withPointer { swapBatchAndRows($0, p.baseAddress!, B: B, R: Cin, P: HW) }
-      count = Cin * N
-    }
     var dw: Tensor? = nil
-    var dx = Tensor(zeros: [0])
     dcols.withUnsafeBufferPointer { pdcb in
       let pdc = pdcb.baseAddress!
       if weightNeedsGradient {
+        let xRows = [Float](unsafeUninitializedCapacity: Cin * N) { p, count in
+          x.withPointer { swapBatchAndRows($0, p.baseAddress!, B: B, R: Cin, P: HW) }
+          count = Cin * N
+        }
         dw = Tensor(shape: w.shape) { pdw in
           xRows.withUnsafeBufferPointer { pxr in
             gemm(false, true, m: Cin, n: OKK, k: N, pxr.baseAddress!, lda: N, pdc, ldb: N, beta: 0, pdw.baseAddress!, ldc: OKK)
           }
         }
       }
-      guard inputNeedsGradient else { return }
+      guard inputNeedsGradient && !direct else { return }
       let dxRows = [Float](unsafeUninitializedCapacity: Cin * N) { pdr, count in
         w.withPointer { pw in
           gemm(false, false, m: Cin, n: N, k: OKK, pw, lda: OKK, pdc, ldb: N, beta: 0, pdr.baseAddress!, ldc: N)

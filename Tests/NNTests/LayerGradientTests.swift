@@ -170,28 +170,92 @@ func randn(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
       Kernels.conv2DDirectApplies(channels: 8, kernel: (3, 3), stride: (2, 1), outputs: 18)
         == (Kernels.instructionSet == "avx512f"))
     #expect(!Kernels.conv2DDirectApplies(channels: 8, kernel: (3, 3), stride: (1, 3), outputs: 18))
-    let x = randn([2, 8, 5, 6], seed: 41)
-    let w = randn([18, 8, 3, 3], seed: 42)
+    // 16 inputs, so the input gradient (a transposed convolution) is direct too where its
+    // taps per phase reach 64: stride 1 with 3×3, stride 2 with 4×4; 3×3 at stride 2 falls back.
+    let x = randn([2, 16, 5, 6], seed: 41)
     let b = randn([18], seed: 43)
-    for (stride, padding) in [((1, 1), (1, 1)), ((2, 2), (1, 0)), ((1, 2), (0, 1))] {
+    for (kernel, stride, padding) in [(3, (1, 1), (1, 1)), (3, (2, 2), (1, 0)), (3, (1, 2), (0, 1)), (4, (2, 2), (1, 1))] {
+      let w = randn([18, 16, kernel, kernel], seed: 42)
       let r = checkGradients([x, w, b]) { v in
         conv2D(v[0], weight: v[1], bias: v[2], stride: stride, padding: padding, activation: .sigmoid)
       }
-      #expect(r.worstError < 1e-2, "stride \(stride) padding \(padding): \(r)")
+      #expect(r.worstError < 1e-2, "kernel \(kernel) stride \(stride) padding \(padding): \(r)")
       let ri = checkGradients([x]) { v in
         let tape = v[0].tape
-        return conv2D(v[0], weight: tape.constant(w), bias: nil, stride: stride, padding: padding)
+        return conv2D(v[0], weight: tape.constant(w), bias: nil, stride: stride, padding: padding, activation: .sigmoid)
       }
-      #expect(ri.worstError < 1e-2, "input only, stride \(stride): \(ri)")
+      #expect(ri.worstError < 1e-2, "input only, kernel \(kernel) stride \(stride): \(ri)")
+    }
+  }
+
+  /// The direct transposed convolution (by output phases) against the definition, and its
+  /// backward (a direct convolution of the output gradient, columns for the weights).
+  @Test func directConvTranspose2D() {
+    #expect(
+      Kernels.conv2DDirectApplies(channels: 16, kernel: (4, 4), stride: (2, 2), outputs: 18)
+        == (Kernels.instructionSet == "avx512f"))
+    for (shape, kernel, stride, padding, outPad) in [
+      ([2, 18, 3, 4], [18, 16, 4, 4], (2, 2), (1, 1), (1, 0)), ([1, 18, 4, 3], [18, 17, 3, 3], (1, 1), (1, 0), (0, 0)),
+      ([1, 32, 3, 4], [32, 16, 3, 4], (3, 2), (1, 0), (2, 1)),
+    ] {
+      let x = randn(shape, seed: 51)
+      let w = randn(kernel, seed: 52)
+      let b = randn([kernel[1]], seed: 53)
+      let tape = Tape(recording: false)
+      let y = convTranspose2D(
+        tape.constant(x), weight: tape.constant(w), bias: tape.constant(b), stride: stride, padding: padding,
+        outputPadding: outPad
+      ).value
+      let (B, C, H, W, O, kh, kw) = (shape[0], shape[1], shape[2], shape[3], kernel[1], kernel[2], kernel[3])
+      let Ho = (H - 1) * stride.0 - 2 * padding.0 + kh + outPad.0
+      let Wo = (W - 1) * stride.1 - 2 * padding.1 + kw + outPad.1
+      #expect(y.shape == [B, O, Ho, Wo])
+      var want = [Float](repeating: 0, count: B * O * Ho * Wo)
+      for n in 0..<B {
+        for o in 0..<O { for p in 0..<(Ho * Wo) { want[(n * O + o) * Ho * Wo + p] = b.storage[o] } }
+        for c in 0..<C {
+          for iy in 0..<H {
+            for ix in 0..<W {
+              for o in 0..<O {
+                for i in 0..<kh {
+                  for j in 0..<kw {
+                    let (Y, X) = (iy * stride.0 - padding.0 + i, ix * stride.1 - padding.1 + j)
+                    guard Y >= 0, Y < Ho, X >= 0, X < Wo else { continue }
+                    want[((n * O + o) * Ho + Y) * Wo + X] +=
+                      w.storage[((c * O + o) * kh + i) * kw + j] * x.storage[((n * C + c) * H + iy) * W + ix]
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+      let worst = zip(want, y.storage).map { abs($0 - $1) }.max() ?? 0
+      #expect(worst < 1e-4, "\(shape) * \(kernel) stride \(stride): worst \(worst)")
+      // Every weight for the smaller layers; the input and bias for the stride-3 one.
+      let r = kernel[0] == 32
+        ? checkGradients([x, b]) { v in
+          convTranspose2D(
+            v[0], weight: v[0].tape.constant(w), bias: v[1], stride: stride, padding: padding, outputPadding: outPad,
+            activation: .sigmoid)
+        }
+        : checkGradients([x, w, b]) { v in
+          convTranspose2D(
+            v[0], weight: v[1], bias: v[2], stride: stride, padding: padding, outputPadding: outPad, activation: .sigmoid)
+        }
+      #expect(r.worstError < 1e-2, "\(shape) * \(kernel) stride \(stride): \(r)")
     }
   }
 
   @Test func convTransposeIsAdjointOfConv() {
     // <conv(x), y> == <x, convT(y)> for the same weight (no bias); the second geometry is
     // wider than the vectorised narrow-image path takes.
-    for (shape, outputPadding) in [([1, 2, 6, 5], (1, 0)), ([1, 2, 5, 40], (0, 1))] {
+    // The third: both directions direct (AVX-512).
+    for (shape, outputPadding, kernel) in [
+      ([1, 2, 6, 5], (1, 0), [3, 2, 3, 3]), ([1, 2, 5, 40], (0, 1), [3, 2, 3, 3]), ([1, 16, 7, 8], (1, 0), [32, 16, 4, 4]),
+    ] {
       let x = randn(shape, seed: 1)
-      let w = randn([3, 2, 3, 3], seed: 2)
+      let w = randn(kernel, seed: 2)
       let tape = Tape(recording: false)
       let cx = conv2D(
         tape.constant(x), weight: tape.constant(w), bias: nil, stride: (2, 2), padding: (1, 1)

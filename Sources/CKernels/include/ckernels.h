@@ -67,5 +67,12 @@ int gvae_col2im_narrow(const float *col, size_t ld, float *img, int C, int H, in
 int gvae_conv2d_direct(const float *x, const float *w, float *y, int B, int C, int H, int W,
                        int O, int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo);
 int gvae_conv2d_direct_supported(int C, int kh, int kw, int sh, int sw, int O);
+/// Direct transposed convolution (the adjoint of the above; also a convolution's input
+/// gradient), NCHW, weights [Cin][O][kh][kw]: y[b][o][Y][X] = Σ w[c][o][i][j] · x[b][c][iy][ix]
+/// over Y = iy*sh − ph + i, X = ix*sw − pw + j, y written in full. Returns 0 without writing
+/// unless AVX-512F, O ≥ 16 and Cin*(kh/sh)*(kw/sw) ≥ 64 (and its buffers could be allocated).
+int gvae_conv2d_transpose_direct(const float *x, const float *w, float *y, int B, int Cin, int H,
+                                 int W, int O, int kh, int kw, int sh, int sw, int ph, int pw,
+                                 int Ho, int Wo);
 
 #endif
