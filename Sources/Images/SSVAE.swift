@@ -332,6 +332,40 @@ extension SSVAE {
     return ImageSet(height: 1, width: m1.configuration.latentSize, pixels: out, labels: images.labels)
   }
 
+  /// The M1 posterior of each image: its means (as `features`) and standard deviations, the
+  /// latter zero on inactive dimensions (those whose means vary by less than 0.1 over the
+  /// set, as Kingma et al.'s code drops them): a trainer draws its inputs from these.
+  public static func featureDistributions(_ m1: ImageVAE, _ images: ImageSet) -> (means: ImageSet, deviations: ImageSet) {
+    var means: [Float] = []
+    var deviations: [Float] = []
+    for start in stride(from: 0, to: images.count, by: 1000) {
+      let tape = Tape(recording: false)
+      let x = images.batch(Array(start..<min(images.count, start + 1000)))
+      let q = m1.encode(tape.constant(x), tape: tape)
+      means += q.mean.value.storage
+      deviations += q.logVariance.value.storage.map { expf(0.5 * $0) }
+    }
+    let d = m1.configuration.latentSize
+    let n = max(images.count, 1)
+    for j in 0..<d {
+      var sum = 0.0
+      var squares = 0.0
+      for i in 0..<images.count {
+        let v = Double(means[i * d + j])
+        sum += v
+        squares += v * v
+      }
+      let mean = sum / Double(n)
+      if max(0, squares / Double(n) - mean * mean).squareRoot() < 0.1 {
+        for i in 0..<images.count { deviations[i * d + j] = 0 }
+      }
+    }
+    return (
+      ImageSet(height: 1, width: d, pixels: means, labels: images.labels),
+      ImageSet(height: 1, width: d, pixels: deviations, labels: nil)
+    )
+  }
+
   /// What the networks see: the images, or their M1 features.
   public func inputs(_ images: ImageSet) -> ImageSet {
     m1.map { Self.features($0, images) } ?? images

@@ -25,6 +25,10 @@ public struct SSVAETrainingSettings: Codable, Sendable, Equatable, TrainerSettin
   public var adamEpsilon: Float = 1e-4
   public var maxMinutes: Double = 0
   public var checkpointMinutes: Double = 10
+  /// M1+M2: each step's inputs are drawn from the M1 posteriors (means plus deviations times
+  /// fresh normal noise, as Kingma et al.'s code does) rather than fixed at the means. Set by
+  /// the trainer from the deviations it is given; nil (older checkpoints) is false.
+  public var featureNoise: Bool? = nil
 
   public init() {}
 }
@@ -72,14 +76,21 @@ public final class SSVAETrainer:
   /// Binarised once (seed `Binarization.testSeed + 1`) when `settings.binarize`.
   public let validation: ImageSet
   public let weights: SSVAEWeights
+  /// M1+M2 with posterior noise: the standard deviations of `labelled` and `unlabelled`.
+  let labelledDeviations, unlabelledDeviations: ImageSet?
   let adam: Adam
   let reducer: GradientReducer
 
   /// Holds out the validation images, then picks `settings.labels / classes` labelled images
   /// of each class by a seeded shuffle; the rest are used without labels.
-  public init(model: SSVAE, settings: SSVAETrainingSettings, images: ImageSet, outputPath: String)
-    throws(ImageTrainingError)
-  {
+  /// `deviations` (M1+M2): the standard deviation of each input value, so that each step's
+  /// inputs are drawn around `images` (see `SSVAE.featureDistributions`).
+  public init(
+    model: SSVAE, settings: SSVAETrainingSettings, images: ImageSet, deviations: ImageSet? = nil, outputPath: String
+  ) throws(ImageTrainingError) {
+    if let deviations, deviations.count != images.count || deviations.pixelsPerImage != images.pixelsPerImage {
+      throw .data("\(deviations.count) deviations of \(deviations.pixelsPerImage) values for \(images.count) inputs of \(images.pixelsPerImage)")
+    }
     let k = model.configuration.classes
     guard images.pixelsPerImage == model.configuration.pixels else {
       throw .data("the images are \(images.height)×\(images.width), the model's \(model.configuration.height)×\(model.configuration.width)")
@@ -115,6 +126,10 @@ public final class SSVAETrainer:
     unlabelled.labels = nil  // unlabelled means unlabelled
     self.labelled = labelled
     self.unlabelled = unlabelled
+    labelledDeviations = deviations?.subset(chosen.sorted())
+    unlabelledDeviations = deviations?.subset(others.sorted())
+    var settings = settings
+    settings.featureNoise = deviations != nil
     validation = settings.binarize ? Binarization.fixed(val, seed: Binarization.testSeed + 1) : val
     weights = SSVAEWeights(labelledCount: labelled.count, unlabelledCount: unlabelled.count, alpha: settings.alpha)
     adam = Adam(
@@ -150,7 +165,20 @@ public final class SSVAETrainer:
       x = Binarization.sample(x, rng: &rng)
       u = Binarization.sample(u, rng: &rng)
     }
+    if let ld = labelledDeviations, let ud = unlabelledDeviations {
+      x = Self.perturbed(x, ld.batch(pick), rng: &rng)
+      u = Self.perturbed(u, ud.batch(rows), rng: &rng)
+    }
     return (x, pick.map { labelled.labels![$0] }, u)
+  }
+
+  /// x + σ ⊙ ε with ε ~ N(0, I).
+  static func perturbed(_ x: Tensor, _ sigma: Tensor, rng: inout SeededRandom) -> Tensor {
+    var out = x
+    for i in out.storage.indices where sigma.storage[i] != 0 {
+      out.storage[i] += sigma.storage[i] * rng.nextNormal()
+    }
+    return out
   }
 
   /// One step's numbers (summed over the ranks): the loss and the means of its terms.
@@ -248,6 +276,7 @@ public final class SSVAETrainer:
     s["validation_images"] = String(validation.count)
     s["alpha"] = String(format: "%.6g", Double(weights.classification) * Double(labelled.count + unlabelled.count))
     s["binarization"] = settings.binarize ? "dynamic; validation once with seed \(Binarization.testSeed + 1)" : "none"
+    if settings.featureNoise == true { s["inputs"] = "drawn from the M1 posteriors each step (noise on active dimensions)" }
     if let last = state.history.last {
       s["train_loss"] = String(format: "%.4f", last.trainLoss)
       if let v = last.validationError { s["validation_error"] = String(format: "%.4f", v) }
@@ -267,8 +296,9 @@ public final class SSVAETrainer:
       let c = file.metadata(SSVAE.configurationKey, as: SSVAEConfiguration.self), c == model.configuration
     else { throw file.refusal("holds a model of another kind or configuration") }
     guard let t = file.settings(SSVAETrainingSettings.self), t.seed == settings.seed, t.labels == settings.labels,
-      t.validationCount == settings.validationCount, t.batchSize == settings.batchSize
-    else { throw file.refusal("was written with another --seed, --labels, --validation-count or --batch-size") }
+      t.validationCount == settings.validationCount, t.batchSize == settings.batchSize,
+      (t.featureNoise ?? false) == (settings.featureNoise ?? false)
+    else { throw file.refusal("was written with another --seed, --labels, --validation-count, --batch-size or --m1-means") }
     let s = try checkpointState(file) { $0.sums.count == 4 }
     try restore(file, state: s)
   }

@@ -39,9 +39,11 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
       the best model by q(y|x)'s error. Each step: one labelled and one unlabelled batch, \
       loss (N_l/N)·mean −L(x,y) + (N_u/N)·mean −U(x) + (α/N)·mean −log q(y|x), α = 0.1·N²/N_l \
       unless --alpha (the paper's α = 0.1·N is --alpha with that value). Beside MODEL: MODEL.checkpoint, MODEL.log.jsonl; --resume continues exactly. \
-      --m1 FILE trains M1+M2: M2 on the latent means of an image VAE (the training images \
+      --m1 FILE trains M1+M2: M2 on the latent variables of an image VAE (the training images \
       binarised once first if that VAE was trained on binarised images), with a Gaussian \
-      p(·|y,z); the M1 is stored inside the model file. Under `mpirun -np N` each rank trains its \
+      p(·|y,z); each step draws them from the M1's posteriors (noise only on the dimensions \
+      whose means vary by 0.1 or more over the training set; --m1-means: the means alone), \
+      validation and test use the means; the M1 is stored inside the model file. Under `mpirun -np N` each rank trains its \
       rows of the labelled and of the unlabelled batch, with the noise one process draws for them \
       (gradients summed): the same run as one process; only rank 0 writes.
       """)
@@ -67,6 +69,10 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     name: .customLong("m1"),
     help: "M1+M2: an image VAE model file whose latent means M2 models (with a Gaussian p(·|y,z)).")
   var m1: String?
+  @Flag(
+    name: .customLong("m1-means"),
+    help: "M1+M2: train on the M1's latent means alone (default: each step draws from its posteriors).")
+  var m1Means = false
   @Option(
     name: .customLong("blas-threads"),
     help: "OpenBLAS threads (default: OPENBLAS_NUM_THREADS, else one per CPU).") var blasThreads: Int?
@@ -86,6 +92,7 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
       throw ValidationError("--validation-count and --max-minutes must be non-negative")
     }
     if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+    if m1Means && m1 == nil { throw ValidationError("--m1-means needs --m1") }
   }
 
   func run() throws {
@@ -97,6 +104,7 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     let classes = max(2, (all.max() ?? 0) + 1)
     var m1Model: ImageVAE? = nil
     var m1Binary = false
+    var deviations: ImageSet? = nil
     if let m1 {
       let (vae, file) = try loadImageModel(m1)
       _ = try loadImageData(data, for: vae)
@@ -104,7 +112,11 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
       m1Binary = trainedOnBinaryImages(file)
       // One fixed binarisation before the M1 encoder: the features are then fixed data.
       if m1Binary && !noBinarize { images = Binarization.fixed(images, seed: seed ^ 0xF1) }
-      images = SSVAE.features(vae, images)
+      if m1Means {
+        images = SSVAE.features(vae, images)
+      } else {
+        (images, deviations) = SSVAE.featureDistributions(vae, images)
+      }
     }
     let config = SSVAEConfiguration(
       height: images.height, width: images.width, classes: classes, hidden: [hidden], latentSize: latent,
@@ -126,7 +138,8 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     settings.maxMinutes = training.maxMinutes
     settings.checkpointMinutes = training.checkpointMinutes
     let trainer: SSVAETrainer
-    do { trainer = try SSVAETrainer(model: model, settings: settings, images: images, outputPath: output) } catch {
+    do { trainer = try SSVAETrainer(
+        model: model, settings: settings, images: images, deviations: deviations, outputPath: output) } catch {
       throw fail("\(data): \(error)")
     }
     trainer.summaryExtras = ["data": data, "layout": d.layout, "test_split": d.testSplit, "model": m1 == nil ? "m2" : "m1+m2"]

@@ -211,4 +211,56 @@ import Testing
       _ = try SSVAE(configuration: .init(height: 2, width: 3, classes: 4, input: "m1+m2"), seed: 0)
     }
   }
+
+  /// The M1 posteriors: the means are `features`, the deviations exp(logvar / 2) except on a
+  /// dimension whose means barely vary (zeroed); a trainer given them draws each step's
+  /// inputs around the means (so its steps differ from one on the means alone), records it,
+  /// and still resumes bit for bit.
+  @Test func posteriorNoiseOnActiveDimensions() throws {
+    let images = stripeImages(60, height: 6, width: 6)
+    let m1 = try ImageVAE(
+      configuration: .init(architecture: .dense, height: 6, width: 6, hidden: [8], latentSize: 3, activation: .tanh), seed: 4)
+    // Dimension 2's mean is made constant: its weights into the mean are zeroed.
+    for p in m1.parameters where p.name.hasPrefix("encoder.mean") {
+      let cols = p.value.shape.count == 2 ? p.value.shape[1] : 1
+      for j in 0..<cols { p.value.storage[2 * cols + j] = 0 }
+    }
+    let (means, deviations) = SSVAE.featureDistributions(m1, images)
+    #expect(means == SSVAE.features(m1, images))
+    let tape = Tape(recording: false)
+    let q = m1.encode(tape.constant(images.batch(Array(0..<60))), tape: tape)
+    for i in 0..<60 {
+      for j in 0..<2 {
+        let want = expf(0.5 * q.logVariance.value.storage[i * 3 + j])
+        #expect(abs(deviations.pixels[i * 3 + j] - want) <= 1e-6 * want)
+      }
+      #expect(deviations.pixels[i * 3 + 2] == 0)
+    }
+
+    let dir = try scratchDirectory()
+    let config = SSVAEConfiguration(height: 1, width: 3, classes: 4, hidden: [8], latentSize: 2, input: "m1+m2")
+    var s = SSVAETrainingTests().settings(epochs: 2)
+    s.binarize = false
+    func trainer(_ name: String, noisy: Bool, seed: UInt64 = 1) throws -> SSVAETrainer {
+      try SSVAETrainer(
+        model: try SSVAE(configuration: config, seed: seed), settings: s, images: means,
+        deviations: noisy ? deviations : nil, outputPath: dir.appendingPathComponent(name).path)
+    }
+    let plain = try trainer("p.safetensors", noisy: false)
+    let noisy = try trainer("n.safetensors", noisy: true)
+    #expect(noisy.settings.featureNoise == true && plain.settings.featureNoise == false)
+    let (x0, _, u0) = plain.stepData(plain.batches(epoch: 0)[0], epoch: 0, batch: 0)
+    let (x1, _, u1) = noisy.stepData(noisy.batches(epoch: 0)[0], epoch: 0, batch: 0)
+    #expect(x0 != x1 && u0 != u1)
+    #expect(try noisy.run() == .finished)
+    let half = try trainer("h.safetensors", noisy: true)
+    half.stopAfterEpoch = 1
+    #expect(try half.run() == .stoppedAfterEpoch(1))
+    let rest = try trainer("h.safetensors", noisy: true, seed: 9)
+    try rest.resume()
+    #expect(try rest.run() == .finished)
+    #expect(noisy.state.history.map(\.trainLoss) == rest.state.history.map(\.trainLoss))
+    // A resume without the noise is refused.
+    #expect(throws: ImageTrainingError.self) { try trainer("h.safetensors", noisy: false).resume() }
+  }
 }
