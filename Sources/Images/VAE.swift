@@ -14,8 +14,14 @@ public struct ImageVAEConfiguration: Codable, Sendable, Equatable {
   }
 
   public enum HiddenActivation: String, Codable, Sendable, CaseIterable {
-    case tanh, relu
-    var activation: Activation { self == .tanh ? .tanh : .relu }
+    case tanh, relu, softplus
+    var activation: Activation {
+      switch self {
+      case .tanh: .tanh
+      case .relu: .relu
+      case .softplus: .softplus
+      }
+    }
   }
 
   public var architecture: Architecture
@@ -87,7 +93,8 @@ public struct ImageVAEConfiguration: Codable, Sendable, Equatable {
 
   /// The presets: `iwae-1` (the IWAE paper's one-stochastic-layer MNIST model: 784–200–200–50,
   /// tanh), `conv` (two stride-2 convolutions of 32 and 64 channels, a dense layer of 256, 50
-  /// latent dimensions, ReLU) and `2d` (784–500–500–2, tanh: a latent plane to draw).
+  /// latent dimensions, ReLU), `2d` (784–500–500–2, tanh: a latent plane to draw) and `m1`
+  /// (784–500–500–50, softplus: Kingma et al. 2014's M1 for M1+M2).
   public static func preset(_ name: String, height: Int, width: Int) -> ImageVAEConfiguration? {
     switch name {
     case "iwae-1":
@@ -102,11 +109,15 @@ public struct ImageVAEConfiguration: Codable, Sendable, Equatable {
       return .init(
         architecture: .dense, height: height, width: width, hidden: [500, 500], latentSize: 2,
         activation: .tanh)
+    case "m1":
+      return .init(
+        architecture: .dense, height: height, width: width, hidden: [500, 500], latentSize: 50,
+        activation: .softplus)
     default: return nil
     }
   }
 
-  public static let presetNames = ["iwae-1", "conv", "2d"]
+  public static let presetNames = ["iwae-1", "conv", "2d", "m1"]
 }
 
 /// Errors of image-VAE model files and configurations.

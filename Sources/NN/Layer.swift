@@ -37,6 +37,8 @@ public enum Activation: Sendable, Equatable {
   case tanh
   case sigmoid
   case leakyRelu(slope: Float)
+  /// log(1 + eˣ), computed as max(x, 0) + log1p(e^−|x|); its derivative σ(x) is 1 − e^−y.
+  case softplus
 
   /// Applies the activation in place.
   @usableFromInline
@@ -47,6 +49,7 @@ public enum Activation: Sendable, Equatable {
     case .tanh: Kernels.tanh(p, p, count: n)
     case .sigmoid: Kernels.sigmoid(p, p, count: n)
     case .leakyRelu(let s): for i in 0..<n { p[i] = p[i] > 0 ? p[i] : s * p[i] }
+    case .softplus: for i in 0..<n { p[i] = Swift.max(p[i], 0) + log1pf(expf(-Swift.abs(p[i]))) }
     }
   }
 
@@ -61,6 +64,7 @@ public enum Activation: Sendable, Equatable {
     case .tanh: for i in 0..<n { g[i] *= 1 - y[i] * y[i] }
     case .sigmoid: for i in 0..<n { g[i] *= y[i] * (1 - y[i]) }
     case .leakyRelu(let s): Activation.scaleWhereNotPositive(y, g, count: n, by: s)
+    case .softplus: for i in 0..<n { g[i] *= -expm1f(-y[i]) }
     }
   }
 

@@ -33,7 +33,7 @@ struct ImageVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
 
   @Option(help: "Data directory or file.") var data: String
   @Option(help: "Where to write the best model (safetensors).") var output: String
-  @Option(help: "Architecture: iwae-1 (784–200–200–50, tanh), conv, or 2d (a 2-D latent).")
+  @Option(help: "Architecture: iwae-1 (784–200–200–50, tanh), conv, 2d (a 2-D latent), or m1 (784–500–500–50, softplus: the M1 of M1+M2).")
   var preset: String = "iwae-1"
   @Option(help: "Epochs.") var epochs: Int = 100
   @Option(

@@ -60,6 +60,23 @@ func fit(_ model: ImageVAE, _ x: Tensor, samples k: Int, steps: Int, lr: Float =
     #expect(last < 0.6 * first, "loss \(first) → \(last)")
   }
 
+  /// The M1 preset (Kingma et al.'s 784–500–500–50 softplus) learns, and its configuration
+  /// (softplus included) survives a model file.
+  @Test func m1PresetLearnsAndRoundTrips() throws {
+    var c = ImageVAEConfiguration.preset("m1", height: 8, width: 8)!
+    #expect(c.hidden == [500, 500] && c.latentSize == 50 && c.activation == .softplus)
+    c.hidden = [32, 32]
+    c.latentSize = 4
+    let data = stripeImages(12, height: 8, width: 8)
+    let model = try ImageVAE(configuration: c, seed: 4)
+    let (first, last) = fit(model, data.batch(Array(0..<12)), samples: 1, steps: 40, lr: 3e-3)
+    #expect(last < 0.8 * first, "loss \(first) → \(last)")
+    let path = try scratchDirectory().appendingPathComponent("m1.safetensors").path
+    try model.save(to: path)
+    let (back, _) = try ImageVAE.load(path: path)
+    #expect(back.configuration == c)
+  }
+
   @Test func twoDimensionalPresetAndSizeChecks() throws {
     let c = ImageVAEConfiguration.preset("2d", height: 28, width: 28)!
     #expect(c.latentSize == 2)

@@ -95,7 +95,7 @@ func randn(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
   /// The fused piecewise-linear activations (the DCGAN's ReLU and leaky ReLU) and the DCGAN's
   /// own geometry, 4×4 kernels at stride 2 with padding 1, in both directions. Seeds whose
   /// pre-activations stay clear of the kink by more than the step.
-  @Test(arguments: [Activation.relu, .leakyRelu(slope: 0.2), .sigmoid])
+  @Test(arguments: [Activation.relu, .leakyRelu(slope: 0.2), .sigmoid, .softplus])
   func dcganGeometryGradients(activation: Activation) {
     let rd = checkGradients([randn([3, 4], seed: 21), randn([5, 4], seed: 22), randn([5], seed: 23)]) { v in
       dense(v[0], weight: v[1], bias: v[2], activation: activation)
