@@ -31,11 +31,15 @@ public struct TrainingBatch {
   public var rows: Int
   /// Decoder steps to run: the longest true length in the batch (grammar) or all steps.
   public var decoderSteps: Int
+  /// `[rows, decoderSteps]`: steps whose teacher-forced previous production the
+  /// autoregressive decoder sees as the start index instead (word dropout); nil: none.
+  public var dropped: [Bool]?
 
-  public init(sequences: [Int32], rows: Int, decoderSteps: Int) {
+  public init(sequences: [Int32], rows: Int, decoderSteps: Int, dropped: [Bool]? = nil) {
     self.sequences = sequences
     self.rows = rows
     self.decoderSteps = decoderSteps
+    self.dropped = dropped
   }
 }
 
@@ -223,7 +227,9 @@ public final class VAENetwork: @unchecked Sendable {
     for b in 0..<B {
       for t in 0..<T {
         targets[b * T + t] = Int(batch.sequences[b * full + t])
-        if embedding != nil && t > 0 { previous[b * T + t] = Int(batch.sequences[b * full + t - 1]) }
+        if embedding != nil && t > 0 && batch.dropped?[b * T + t] != true {
+          previous[b * T + t] = Int(batch.sequences[b * full + t - 1])
+        }
       }
     }
     let logits = decoderLogits(decoderInput(z, training: training), previous: previous, steps: T)

@@ -31,6 +31,10 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
   /// Rows per forward/backward pass (0: automatic from a memory budget); gradients of a batch's
   /// micro-batches are summed, so the result is the same as one pass (batch norm excepted).
   public var microBatch: Int = 0
+  /// Word dropout (Bowman et al. 2016) for the autoregressive decoder: the fraction of
+  /// teacher-forced previous productions replaced by the start index in training, so the
+  /// decoder leans on z more and memorises less. nil or 0: off (older checkpoints: nil).
+  public var wordDropout: Float? = nil
 
   public init(batchSize: Int, epochs: Int, plateauPatience: Int) {
     self.batchSize = batchSize
@@ -262,12 +266,40 @@ public final class Trainer {
     return out
   }
 
-  func makeBatch(_ rows: [Int], from data: EncodedDataset, steps: Int) -> TrainingBatch {
+  /// `dropoutStep`: the optimisation step of a training batch, whose word dropout (if any) is
+  /// drawn from (seed, step, row, position) alone, so a resume or a rank's shard sees the
+  /// same mask as one uninterrupted process.
+  func makeBatch(_ rows: [Int], from data: EncodedDataset, steps: Int, dropoutStep: Int? = nil) -> TrainingBatch {
     let T = data.steps
     var seq = [Int32]()
     seq.reserveCapacity(rows.count * T)
     for r in rows { seq.append(contentsOf: data.sequences[(r * T)..<((r + 1) * T)]) }
-    return TrainingBatch(sequences: seq, rows: rows.count, decoderSteps: steps)
+    var dropped: [Bool]? = nil
+    if let step = dropoutStep, let rate = settings.wordDropout, rate > 0 {
+      dropped = Self.wordDropoutMask(rows: rows, steps: steps, rate: rate, seed: settings.seed, step: step)
+    }
+    return TrainingBatch(sequences: seq, rows: rows.count, decoderSteps: steps, dropped: dropped)
+  }
+
+  /// [rows, steps]: true with probability `rate` at each step after the first, by a hash of
+  /// (seed, step, row, position).
+  static func wordDropoutMask(rows: [Int], steps: Int, rate: Float, seed: UInt64, step: Int) -> [Bool] {
+    func mix(_ x: UInt64) -> UInt64 {  // SplitMix64's finaliser
+      var z = x
+      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+      return z ^ (z >> 31)
+    }
+    let base = mix(seed ^ 0x5744_524F_5044_524F &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
+    var out = [Bool](repeating: false, count: rows.count * steps)
+    for (i, r) in rows.enumerated() {
+      let rowKey = mix(base ^ UInt64(r) &* 0xD1B5_4A32_D192_ED03)
+      for t in 1..<max(steps, 1) {
+        let u = Double(mix(rowKey &+ UInt64(t)) >> 11) * 0x1p-53
+        out[i * steps + t] = u < Double(rate)
+      }
+    }
+    return out
   }
 
   func klWeight(epoch: Int, batch: Int, batches: Int) -> Float {
@@ -303,7 +335,7 @@ public final class Trainer {
       let last = parallel && m == micros.count - 1
       if last { reducer.begin() }
       let t = net.trainStep(
-        makeBatch(micro, from: train, steps: steps), batchRows: rows.count, mask: mask,
+        makeBatch(micro, from: train, steps: steps, dropoutStep: state.step), batchRows: rows.count, mask: mask,
         klWeight: kw, rng: &noise, onParameterGradient: last ? reducer.gradientReady : nil)
       terms.reconstruction += t.reconstruction
       terms.kl += t.kl

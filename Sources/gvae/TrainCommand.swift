@@ -55,6 +55,10 @@ struct TrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     name: .customLong("kl-weight"), help: "Weight of the KL term after annealing (β; 1: the ELBO).")
   var klWeight: Float = 1
   @Option(
+    name: .customLong("word-dropout"),
+    help: "Autoregressive decoder: fraction of teacher-forced previous productions replaced by the start index in training (0: off).")
+  var wordDropout: Float = 0
+  @Option(
     name: .customLong("init-from"),
     help: "Start from this model file's weights (same configuration; fresh optimiser state).")
   var initFrom: String?
@@ -112,6 +116,7 @@ struct TrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     guard klWeight >= 0 && klWeight.isFinite else {
       throw ValidationError("--kl-weight must be a non-negative number")
     }
+    guard wordDropout >= 0 && wordDropout < 1 else { throw ValidationError("--word-dropout must be in [0, 1)") }
     if let patience, patience < 0 { throw ValidationError("--patience must be non-negative") }
     for (n, v) in [
       ("--steps", steps), ("--latent", latent), ("--gru-hidden", gruHidden),
@@ -255,6 +260,12 @@ struct TrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     settings.gradientClip = clip
     settings.bucketBatches = bucketBatches
     settings.microBatch = microBatch
+    if wordDropout > 0 {
+      guard model.configuration.decoder == .autoregressive else {
+        throw fail("--word-dropout: the \(model.configuration.decoder) decoder is not fed its previous production")
+      }
+      settings.wordDropout = wordDropout
+    }
 
     let trainer = Trainer(
       model: model, settings: settings, train: train, validation: validation, outputPath: output)

@@ -102,6 +102,65 @@ import Testing
     }
   }
 
+  /// Word dropout: about `rate` of the positions after the first, never the first, the same
+  /// mask for the same (seed, step, row) whatever else is in the batch; it changes what the
+  /// autoregressive decoder is fed (so the loss), and a run with it resumes exactly.
+  @Test func wordDropoutIsSeededAndResumesExactly() throws {
+    let rows = Array(0..<200)
+    let mask = Trainer.wordDropoutMask(rows: rows, steps: 50, rate: 0.25, seed: 3, step: 7)
+    let fraction = Double(mask.filter { $0 }.count) / Double(200 * 49)
+    #expect(abs(fraction - 0.25) < 0.02, "\(fraction)")
+    #expect((0..<200).allSatisfy { !mask[$0 * 50] })
+    let alone = Trainer.wordDropoutMask(rows: [57], steps: 50, rate: 0.25, seed: 3, step: 7)
+    #expect(Array(mask[(57 * 50)..<(58 * 50)]) == alone)
+    #expect(Trainer.wordDropoutMask(rows: [57], steps: 50, rate: 0.25, seed: 3, step: 8) != alone)
+
+    let model = try tinyModel(seed: 8, decoder: .autoregressive)
+    let data = encoded(tinyExpressions, model)
+    let batch = TrainingBatch(sequences: data.sequences, rows: data.count, decoderSteps: data.steps)
+    var dropped = batch
+    dropped.dropped = [Bool](repeating: true, count: data.count * data.steps)
+    func loss(_ b: TrainingBatch) -> Double {
+      var rng = SeededRandom(seed: 1)
+      return model.network.trainStep(
+        b, batchRows: b.rows, mask: model.lossMask, klWeight: 1, rng: &rng, training: false, computeGradients: false
+      ).reconstruction
+    }
+    #expect(loss(batch) != loss(dropped))
+
+    var settings = settings(epochs: 2)
+    settings.wordDropout = 0.3
+    let reference = Trainer(
+      model: try tinyModel(seed: 8, decoder: .autoregressive), settings: settings, train: data, validation: data,
+      outputPath: temporaryPath("wd-ref.safetensors"))
+    _ = try reference.run()
+    var plain = settings
+    plain.wordDropout = nil
+    let without = Trainer(
+      model: try tinyModel(seed: 8, decoder: .autoregressive), settings: plain, train: data, validation: data,
+      outputPath: temporaryPath("wd-plain.safetensors"))
+    _ = try without.run()
+    #expect(reference.state.history.map(\.trainLoss) != without.state.history.map(\.trainLoss))
+    let path = temporaryPath("wd-int.safetensors")
+    let first = Trainer(
+      model: try tinyModel(seed: 8, decoder: .autoregressive), settings: settings, train: data, validation: data,
+      outputPath: path)
+    var calls = 0
+    first.shouldStop = {
+      calls += 1
+      return calls == 4
+    }
+    #expect(try first.run() == .interrupted)
+    let second = Trainer(
+      model: try tinyModel(seed: 0, decoder: .autoregressive), settings: settings, train: data, validation: data,
+      outputPath: path)
+    try second.resume()
+    _ = try second.run()
+    for (a, b) in zip(reference.model.network.allTensors, second.model.network.allTensors) {
+      #expect(a.value == b.value, "\(a.name) differs after resume")
+    }
+  }
+
   @Test func nonFiniteLossStopsAndKeepsTheLastGoodCheckpoint() throws {
     let model = try tinyModel(seed: 3)
     let data = encoded(tinyExpressions, model)
