@@ -188,8 +188,12 @@ public final class VAENetwork: @unchecked Sendable {
     let tape = d.tape
     let states: Var
     if let embedding {
+      // The GRU's input is [d, e] at every step; d's projection is made once per row.
       let e = embedding(previous, shape: [d.shape[0], steps], tape: tape)
-      states = gru(concat([repeatSteps(d, steps: steps), e], axis: 2), tape: tape)
+      states = gru(
+        e, constantProjection: gru.constantProjection(d, tape: tape), width: d.shape[1], initialStates: nil,
+        tape: tape
+      ).output
     } else {
       states = gru(repeating: d, steps: steps, tape: tape)
     }
@@ -286,12 +290,16 @@ final class DecoderStream {
   private(set) var rows: Int
   private(set) var d: Tensor  // [rows, D]
   private(set) var states: [Tensor]?  // per GRU layer [rows, H]; nil before the first step
+  /// Autoregressive decoder: d's projection by the GRU's first layer [rows, 3H], made once.
+  private(set) var projection: Tensor?
 
   init(network: VAENetwork, latents z: Tensor) {
     net = network
     rows = z.shape[0]
     let tape = Tape(recording: false)
-    d = network.decoderInput(tape.constant(z), training: false).value
+    let dv = network.decoderInput(tape.constant(z), training: false)
+    d = dv.value
+    if network.embedding != nil { projection = network.gru.constantProjection(dv, tape: tape).value }
   }
 
   /// Floats of one row's state (all layers).
@@ -334,6 +342,7 @@ final class DecoderStream {
       return Tensor(shape: [kept.count, w], storage: out)
     }
     d = gather(d)
+    projection = projection.map(gather)
     states = states?.map(gather)
     rows = kept.count
   }
@@ -342,20 +351,16 @@ final class DecoderStream {
   /// choice (nil at the first step: the start index).
   func step(previous: [Int]?) -> Tensor {
     let tape = Tape(recording: false)
-    let input: Var
-    let repeating: Bool
-    if let embedding = net.embedding {
+    let initial = states.map { $0.map(tape.constant) }
+    let (out, last): (Var, [Var])
+    if let embedding = net.embedding, let projection {
       let prev = previous ?? [Int](repeating: net.startIndex, count: rows)
       let e = embedding(prev, shape: [rows, 1], tape: tape)
-      input = concat([tape.constant(d).reshaped([rows, 1, d.shape[1]]), e], axis: 2)
-      repeating = false
+      (out, last) = net.gru(
+        e, constantProjection: tape.constant(projection), width: d.shape[1], initialStates: initial, tape: tape)
     } else {
-      input = tape.constant(d)
-      repeating = true
+      (out, last) = net.gru(tape.constant(d), repeating: true, steps: 1, initialStates: initial, tape: tape)
     }
-    let (out, last) = net.gru(
-      input, repeating: repeating, steps: 1, initialStates: states.map { $0.map(tape.constant) },
-      tape: tape)
     states = last.map(\.value)
     return net.output(out.reshaped([rows, net.configuration.gruHidden]), tape: tape).value
   }

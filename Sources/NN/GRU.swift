@@ -28,14 +28,20 @@ import Engine
 ///
 /// When every step sees the same input (a decoder fed a repeated latent code), use
 /// `gru(repeating:steps:...)`: same result, without materialising the repeat.
+///
+/// `inputBias` [B, 3H] (optional) is added to every step's input projection of its row: the
+/// projection of an input part that is the same at every step (a latent code beside a
+/// per-step embedding), computed once per row by the caller (`GRU.constantProjection`); its
+/// gradient is the input-side gate gradient summed over time.
 public func gru(
-  _ x: Var, weightIH: Var, weightHH: Var, biasIH: Var, biasHH: Var, initialState: Var? = nil
+  _ x: Var, weightIH: Var, weightHH: Var, biasIH: Var, biasHH: Var, initialState: Var? = nil,
+  inputBias: Var? = nil
 ) -> Var {
   let xs = x.shape
   precondition(xs.count == 3, "gru input must be [B, T, in], got \(xs)")
   return gruOp(
     x, repeated: false, B: xs[0], T: xs[1], I: xs[2], weightIH: weightIH, weightHH: weightHH,
-    biasIH: biasIH, biasHH: biasHH, initialState: initialState)
+    biasIH: biasIH, biasHH: biasHH, initialState: initialState, inputBias: inputBias)
 }
 
 /// One GRU layer whose input is the same vector at every step: equivalent to
@@ -63,7 +69,7 @@ let gruChunkRows = 4096
 
 func gruOp(
   _ x: Var, repeated: Bool, B: Int, T: Int, I: Int, weightIH: Var, weightHH: Var, biasIH: Var,
-  biasHH: Var, initialState: Var?
+  biasHH: Var, initialState: Var?, inputBias: Var? = nil
 ) -> Var {
   let H = weightHH.shape[1]
   let G = 3 * H
@@ -72,9 +78,11 @@ func gruOp(
   precondition(
     biasIH.shape == [G] && biasHH.shape == [G], "gru biases \(biasIH.shape), \(biasHH.shape)")
   if let h0 = initialState { precondition(h0.shape == [B, H], "gru initial state \(h0.shape)") }
+  if let ib = inputBias { precondition(ib.shape == [B, G], "gru input bias \(ib.shape), want \([B, G])") }
 
   let tape = x.tape
-  let inputs = [x, weightIH, weightHH, biasIH, biasHH] + (initialState.map { [$0] } ?? [])
+  let inputs =
+    [x, weightIH, weightHH, biasIH, biasHH] + (initialState.map { [$0] } ?? []) + (inputBias.map { [$0] } ?? [])
   let recording = inputs.contains { tape.needsGradient($0) }
   // Saved for backward, time-major: per (t, b) row the gates r, z, n and W_hn h + b_hn.
   let gates: ScratchBuffer? = recording ? ScratchPool.shared.take(T * B * 4 * H) : nil
@@ -85,15 +93,18 @@ func gruOp(
         weightHH.value.withPointer { pwh in
           biasIH.value.withPointer { pbi in
             biasHH.value.withPointer { pbh in
-              let forward = { (ph0: UnsafePointer<Float>?) in
+              let forward = { (ph0: UnsafePointer<Float>?, prb: UnsafePointer<Float>?) in
                 gruForward(
                   x: px, repeated: repeated, B: B, T: T, I: I, H: H, wih: pwi, whh: pwh,
-                  bih: pbi, bhh: pbh, h0: ph0, y: yBuf.baseAddress!, gates: gates?.pointer)
+                  bih: pbi, bhh: pbh, h0: ph0, rowBias: prb, y: yBuf.baseAddress!, gates: gates?.pointer)
+              }
+              let withBias = { (ph0: UnsafePointer<Float>?) in
+                if let ib = inputBias { ib.value.withPointer { forward(ph0, $0) } } else { forward(ph0, nil) }
               }
               if let h0 = initialState {
-                h0.value.withPointer { forward($0) }
+                h0.value.withPointer { withBias($0) }
               } else {
-                forward(nil)
+                withBias(nil)
               }
             }
           }
@@ -105,7 +116,8 @@ func gruOp(
   let op = GRUBackward(
     B: B, T: T, I: I, H: H, repeated: repeated, output: y, gates: gates,
     inputNeedsGradient: tape.needsGradient(x),
-    stateNeedsGradient: initialState.map { tape.needsGradient($0) } ?? false)
+    stateNeedsGradient: initialState.map { tape.needsGradient($0) } ?? false,
+    hasInitialState: initialState != nil, hasInputBias: inputBias != nil)
   return tape.record(y, inputs: inputs, backward: op)
 }
 
@@ -114,8 +126,8 @@ func gruOp(
 func gruForward(
   x: UnsafePointer<Float>, repeated: Bool, B: Int, T: Int, I: Int, H: Int,
   wih: UnsafePointer<Float>, whh: UnsafePointer<Float>, bih: UnsafePointer<Float>,
-  bhh: UnsafePointer<Float>, h0: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
-  gates: UnsafeMutablePointer<Float>?
+  bhh: UnsafePointer<Float>, h0: UnsafePointer<Float>?, rowBias: UnsafePointer<Float>? = nil,
+  y: UnsafeMutablePointer<Float>, gates: UnsafeMutablePointer<Float>?
 ) {
   let G = 3 * H
   // Input-side bias with the recurrent r and z biases folded in (b_hn stays inside r ⊙ ·).
@@ -133,7 +145,15 @@ func gruForward(
   combinedBias.withUnsafeBufferPointer { cbBuf in
     let cb = cbBuf.baseAddress!
     func projectInputs(_ src: UnsafePointer<Float>, rows: Int) {
-      for r in 0..<rows { (pgi + r * G).update(from: cb, count: G) }
+      for r in 0..<rows {
+        let dst = pgi + r * G
+        dst.update(from: cb, count: G)
+        // Rows are time-major (t·B + b) in a chunk, or one per b when repeated.
+        if let rowBias {
+          let rb = rowBias + (r % B) * G
+          for j in 0..<G { dst[j] += rb[j] }
+        }
+      }
       gemm(false, true, m: rows, n: G, k: I, src, lda: I, wih, ldb: I, beta: 1, pgi, ldc: G)
     }
     if repeated { projectInputs(x, rows: B) }
@@ -175,11 +195,16 @@ final class GRUBackward: CustomBackward {
   let output: Tensor  // [B, T, H]: h_1 … h_T
   let gates: ScratchBuffer  // [T, B, 4H]: r, z, n, W_hn h + b_hn
   let inputNeedsGradient, stateNeedsGradient: Bool
+  /// Which optional inputs follow the five required ones: the initial state, then the
+  /// per-row input bias.
+  let hasInitialState, hasInputBias: Bool
 
   init(
     B: Int, T: Int, I: Int, H: Int, repeated: Bool, output: Tensor, gates: ScratchBuffer,
-    inputNeedsGradient: Bool, stateNeedsGradient: Bool
+    inputNeedsGradient: Bool, stateNeedsGradient: Bool, hasInitialState: Bool = false, hasInputBias: Bool = false
   ) {
+    self.hasInitialState = hasInitialState
+    self.hasInputBias = hasInputBias
     self.B = B
     self.T = T
     self.I = I
@@ -198,7 +223,9 @@ final class GRUBackward: CustomBackward {
     let x = inputs[0]
     let wih = inputs[1]
     let whh = inputs[2]
-    let h0 = inputs.count > 5 ? inputs[5] : nil
+    let h0 = hasInitialState ? inputs[5] : nil
+    // The summed input-side gradient serves a repeated input's GEMMs and the input bias.
+    let sumsOverTime = repeated || hasInputBias
     var dx = Tensor(zeros: inputNeedsGradient ? x.shape : [1])
     var dWih = Tensor(zeros: wih.shape)
     var dWhh = Tensor(zeros: whh.shape)
@@ -213,7 +240,7 @@ final class GRUBackward: CustomBackward {
     let xc = repeated ? nil : ScratchPool.shared.take(Tc * B * I)
     let dxc = (repeated || !inputNeedsGradient) ? nil : ScratchPool.shared.take(Tc * B * I)
     // Repeated input: input-side gradient summed over time, [B, 3H].
-    var dgiSum = Tensor(zeros: repeated ? [B, G] : [1])
+    var dgiSum = Tensor(zeros: sumsOverTime ? [B, G] : [1])
     let pdg = dg.pointer
     let pgates = UnsafePointer(gates.pointer)
     // Column sums of the chunks' [da_r, da_z, da_n·r, da_n].
@@ -270,7 +297,7 @@ final class GRUBackward: CustomBackward {
                                     ldb: H, beta: 1, pdWhh, ldc: H)
                                   // Bias gradients: one pass; b_ih's r, z parts equal b_hh's.
                                   addColumnSums(pdg, rows: rows, cols: G4, ld: G4, into: pdsums)
-                                  if repeated {
+                                  if sumsOverTime {
                                     for i in 0..<(t1 - t0) {
                                       for b in 0..<B {
                                         let src = pdg + (i * B + b) * G4
@@ -279,7 +306,8 @@ final class GRUBackward: CustomBackward {
                                         for j in 0..<H { dst[2 * H + j] += src[G + j] }
                                       }
                                     }
-                                  } else if let xc {
+                                  }
+                                  if !repeated, let xc {
                                     for t in t0..<t1 {
                                       for b in 0..<B {
                                         (xc.pointer + ((t - t0) * B + b) * I).update(
@@ -340,7 +368,8 @@ final class GRUBackward: CustomBackward {
     }
     withExtendedLifetime((dg, hc, xc, dxc, h0)) {}
     var result: [Tensor?] = [inputNeedsGradient ? dx : nil, dWih, dWhh, dbih, dbhh]
-    if inputs.count > 5 { result.append(stateNeedsGradient ? dh : nil) }
+    if hasInitialState { result.append(stateNeedsGradient ? dh : nil) }
+    if hasInputBias { result.append(dgiSum) }
     return result
   }
 }
@@ -430,6 +459,46 @@ public struct GRU: Layer {
         ? gru(
           repeating: h, steps: steps, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh,
           initialState: h0)
+        : gru(h, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh, initialState: h0)
+      let B = h.shape[0]
+      last.append(slice(h, axis: 1, range: (steps - 1)..<steps).reshaped([B, hiddenSize]))
+    }
+    return (h, last)
+  }
+
+  /// The first layer's input projection of `c` [B, width], the first `width` input features
+  /// when they are the same at every step: [B, 3H], for `callAsFunction(_:constantProjection:...)`.
+  public func constantProjection(_ c: Var, tape: Tape) -> Var {
+    let w = tape.parameter(layers[0].weightIH)
+    return dense(c, weight: slice(w, axis: 1, range: 0..<c.shape[1]), bias: nil)
+  }
+
+  /// As `callAsFunction(_:repeating:steps:initialStates:tape:)` on the input
+  /// `concat([repeat(c), x], axis: 2)`, where `p = constantProjection(c)` stands in for the
+  /// constant part `c` (`width` features): the first layer multiplies only `x` [B, steps,
+  /// in − width] at each step, and adds `p` once per row. Same values and gradients up to
+  /// rounding; a decoder fed its latent code beside its previous choice saves the latent
+  /// code's share of the input GEMMs (and computes `p` once per decode).
+  public func callAsFunction(
+    _ x: Var, constantProjection p: Var, width: Int, initialStates: [Var]?, tape: Tape
+  ) -> (output: Var, finalStates: [Var]) {
+    precondition(!layers.isEmpty, "GRU without layers")
+    precondition(initialStates == nil || initialStates!.count == layers.count, "GRU: one initial state per layer")
+    precondition(x.shape.count == 3 && width + x.shape[2] == inputSize, "GRU input \(x.shape) beside \(width) constant features")
+    let steps = x.shape[1]
+    var h = x
+    var last: [Var] = []
+    for (k, l) in layers.enumerated() {
+      let (wih, whh, bih, bhh) = (
+        tape.parameter(l.weightIH), tape.parameter(l.weightHH), tape.parameter(l.biasIH),
+        tape.parameter(l.biasHH)
+      )
+      let h0 = initialStates?[k]
+      h =
+        k == 0
+        ? gru(
+          h, weightIH: slice(wih, axis: 1, range: width..<inputSize), weightHH: whh, biasIH: bih, biasHH: bhh,
+          initialState: h0, inputBias: p)
         : gru(h, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh, initialState: h0)
       let B = h.shape[0]
       last.append(slice(h, axis: 1, range: (steps - 1)..<steps).reshaped([B, hiddenSize]))

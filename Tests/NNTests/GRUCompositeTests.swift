@@ -101,6 +101,68 @@ func expectAgree(
     expectAgree(repeating, explicit, gradientTolerance: 1e-4)
   }
 
+  /// The input bias (a per-row constant part of the input, projected once) equals the
+  /// explicit concatenation [repeat(c), x] through one weight, in value and in every
+  /// gradient, across several chunks (B·T > 4,096 rows) and with an initial state; the layer
+  /// API (`constantProjection`) agrees with the layer on the concatenated input, two layers
+  /// deep; and central differences check the op itself.
+  @Test func constantInputPartMatchesConcatenation() {
+    for (B, T) in [(3, 6), (70, 64)] {
+      let (Ic, I, H) = (4, 3, 5)
+      let inputs = [
+        randn([B, Ic], seed: 41), randn([B, T, I], seed: 42), randn([3 * H, Ic + I], seed: 43, std: 0.5),
+        randn([3 * H, H], seed: 44, std: 0.5), randn([3 * H], seed: 45), randn([3 * H], seed: 46),
+        randn([B, H], seed: 47),
+      ]
+      var rng = SeededRandom(seed: 48)
+      let seed = Tensor(randomNormal: [B, T, H], rng: &rng)
+      let hoisted = valueAndGradients(inputs, seed: seed) { v in
+        let p = dense(v[0], weight: slice(v[2], axis: 1, range: 0..<Ic), bias: nil)
+        return gru(
+          v[1], weightIH: slice(v[2], axis: 1, range: Ic..<(Ic + I)), weightHH: v[3], biasIH: v[4], biasHH: v[5],
+          initialState: v[6], inputBias: p)
+      }
+      let explicit = valueAndGradients(inputs, seed: seed) { v in
+        let repeated = v[0].reshaped([B, 1, Ic]) + v[0].tape.constant(Tensor(zeros: [1, T, 1]))
+        return gru(
+          concat([repeated, v[1]], axis: 2), weightIH: v[2], weightHH: v[3], biasIH: v[4], biasHH: v[5],
+          initialState: v[6])
+      }
+      expectAgree(hoisted, explicit, gradientTolerance: 1e-3)
+    }
+    var rng = SeededRandom(seed: 5)
+    let layer = GRU(inputSize: 6, hiddenSize: 4, layerCount: 2, name: "g", rng: &rng)
+    let c = randn([2, 2], seed: 51)
+    let x = randn([2, 5, 4], seed: 52)
+    func run(_ hoist: Bool) -> (Tensor, [Tensor]) {
+      for p in layer.parameters { p.gradient = Tensor(zeros: p.value.shape) }
+      let tape = Tape()
+      let cv = tape.variable(c)
+      let xv = tape.variable(x)
+      let out =
+        hoist
+        ? layer(xv, constantProjection: layer.constantProjection(cv, tape: tape), width: 2, initialStates: nil, tape: tape)
+          .output
+        : layer(
+          concat([cv.reshaped([2, 1, 2]) + tape.constant(Tensor(zeros: [1, 5, 1])), xv], axis: 2), repeating: false,
+          steps: 5, initialStates: nil, tape: tape
+        ).output
+      tape.backward(sum(out * tape.constant(randn([2, 5, 4], seed: 53))))
+      return (out.value, [tape.gradient(of: cv)!, tape.gradient(of: xv)!] + layer.parameters.map(\.gradient))
+    }
+    let (a, ga) = run(true)
+    let (b, gb) = run(false)
+    #expect(zip(a.storage, b.storage).allSatisfy { abs($0 - $1) < 1e-5 })
+    for (u, v) in zip(ga, gb) { #expect(zip(u.storage, v.storage).allSatisfy { abs($0 - $1) < 1e-4 }) }
+    let r = checkGradients([randn([2, 4, 3], seed: 54), randn([12, 3], seed: 55, std: 0.5), randn([2, 12], seed: 56)]) { v in
+      let t = v[0].tape
+      return gru(
+        v[0], weightIH: v[1], weightHH: t.constant(randn([12, 4], seed: 57, std: 0.5)),
+        biasIH: t.constant(randn([12], seed: 58)), biasHH: t.constant(randn([12], seed: 59)), inputBias: v[2])
+    }
+    #expect(r.worstError < 1e-2, "\(r)")
+  }
+
   @Test func repeatedInputGradients() {
     let (B, T, I, H) = (2, 4, 3, 4)
     let inputs = [
