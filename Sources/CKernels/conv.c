@@ -81,6 +81,43 @@ static const block_fn one_row[2][RMAX] = {
      block_1_14_2}};
 static const block_fn two_rows[2][7] = {ROW7(2, 1), ROW7(2, 2)};
 
+// An output grid (one image, one block of output channels): nq rows of np pixels, the block
+// at grid cell (q, p) reading its input from base + q·rowIn + p·colIn (kernel stride sw) and
+// writing output pixel (q·oys + oy0, p·oxs + ox0) of `out` (the block's first channel plane,
+// Ho × Wo, `lanes` channels). Two grid rows per block when they are at most 7 wide.
+typedef struct {
+  const float *base;
+  size_t rowIn, colIn, plane, Wp;
+  int sw, nq, np, C, kh, kw, oys, oy0, oxs, ox0;
+} grid;
+
+static void run_grid(const grid *g, const float *wb, float *tmp, float *out, int Ho, int Wo,
+                     int lanes) {
+  int qi = 0;
+  while (qi < g->nq) {
+    const int nr = (g->np <= 7 && qi + 1 < g->nq) ? 2 : 1;
+    for (int pi = 0; pi < g->np; pi += RMAX) {
+      const int R = g->np - pi < RMAX ? g->np - pi : RMAX;
+      const float *start = g->base + (size_t)qi * g->rowIn + (size_t)pi * g->colIn;
+      if (nr == 2)
+        two_rows[g->sw - 1][R - 1](start, wb, tmp, g->C, g->kh, g->kw, g->plane, g->Wp, g->rowIn);
+      else
+        one_row[g->sw - 1][R - 1](start, wb, tmp, g->C, g->kh, g->kw, g->plane, g->Wp, 0);
+      for (int u = 0; u < nr; u++)
+        for (int r = 0; r < R; r++) {
+          const float *acc = tmp + (u * R + r) * OB;
+          const int Y = (qi + u) * g->oys + g->oy0, X = (pi + r) * g->oxs + g->ox0;
+          float *dst = out + (size_t)Y * Wo + X;
+          for (int l = 0; l < lanes; l++) dst[(size_t)l * Ho * Wo] = acc[l];
+        }
+    }
+    qi += nr;
+  }
+}
+
+// 64-byte aligned floats (NULL on failure).
+static float *floats(size_t n) { return aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64); }
+
 int gvae_conv2d_direct_supported(int C, int kh, int kw, int sh, int sw, int O) {
   static int avx512 = -1;
   if (avx512 < 0) avx512 = gvae_cpu_has_avx512f();
@@ -98,9 +135,8 @@ int gvae_conv2d_direct(const float *x, const float *w, float *y, int B, int C, i
   const int Hp = (Ho - 1) * sh + kh > H + 2 * ph ? (Ho - 1) * sh + kh : H + 2 * ph;
   const int Wp = (Wo - 1) * sw + kw > W + 2 * pw ? (Wo - 1) * sw + kw : W + 2 * pw;
   const size_t plane = (size_t)Hp * Wp;
-  float *wpack = aligned_alloc(64, ((size_t)blocks * taps * OB * sizeof(float) + 63) / 64 * 64);
-  float *xp = aligned_alloc(64, ((size_t)C * plane * sizeof(float) + 63) / 64 * 64);
-  float *tmp = aligned_alloc(64, 2 * RMAX * OB * sizeof(float));
+  float *wpack = floats((size_t)blocks * taps * OB), *xp = floats((size_t)C * plane),
+        *tmp = floats(2 * RMAX * OB);
   if (!wpack || !xp || !tmp) {
     free(wpack);
     free(xp);
@@ -115,7 +151,6 @@ int gvae_conv2d_direct(const float *x, const float *w, float *y, int B, int C, i
         wpack[((size_t)b * taps + t) * OB + l] = o < O ? w[(size_t)o * taps + t] : 0.0f;
       }
   memset(xp, 0, (size_t)C * plane * sizeof(float));
-  const int swi = sw - 1;
   for (int n = 0; n < B; n++) {
     const float *img = x + (size_t)n * C * H * W;
     for (int c = 0; c < C; c++)
@@ -126,25 +161,8 @@ int gvae_conv2d_direct(const float *x, const float *w, float *y, int B, int C, i
     for (int b = 0; b < blocks; b++) {
       const float *wb = wpack + (size_t)b * taps * OB;
       const int lanes = O - b * OB < OB ? O - b * OB : OB;
-      int oy = 0;
-      while (oy < Ho) {
-        const int nr = (Wo <= 7 && oy + 1 < Ho) ? 2 : 1;
-        for (int ox = 0; ox < Wo; ox += RMAX) {
-          const int R = Wo - ox < RMAX ? Wo - ox : RMAX;
-          const float *start = xp + (size_t)oy * sh * Wp + (size_t)ox * sw;
-          if (nr == 2)
-            two_rows[swi][R - 1](start, wb, tmp, C, kh, kw, plane, Wp, (size_t)sh * Wp);
-          else
-            one_row[swi][R - 1](start, wb, tmp, C, kh, kw, plane, Wp, 0);
-          for (int q = 0; q < nr; q++)
-            for (int r = 0; r < R; r++) {
-              const float *acc = tmp + (q * R + r) * OB;
-              float *dst = out + (size_t)(b * OB) * Ho * Wo + (size_t)(oy + q) * Wo + ox + r;
-              for (int l = 0; l < lanes; l++) dst[(size_t)l * Ho * Wo] = acc[l];
-            }
-        }
-        oy += nr;
-      }
+      const grid g = {xp, (size_t)sh * Wp, (size_t)sw, plane, Wp, sw, Ho, Wo, C, kh, kw, 1, 0, 1, 0};
+      run_grid(&g, wb, tmp, out + (size_t)(b * OB) * Ho * Wo, Ho, Wo, lanes);
     }
   }
   free(wpack);
@@ -172,9 +190,7 @@ int gvae_conv2d_transpose_direct(const float *x, const float *w, float *y, int B
   const size_t plane = (size_t)Hp * Wp;
   const size_t taps = (size_t)Cin * Ty * Tx;
   const size_t wsize = (size_t)sh * sw * blocks * taps * OB;
-  float *wpack = aligned_alloc(64, (wsize * sizeof(float) + 63) / 64 * 64);
-  float *xp = aligned_alloc(64, ((size_t)Cin * plane * sizeof(float) + 63) / 64 * 64);
-  float *tmp = aligned_alloc(64, 2 * RMAX * OB * sizeof(float));
+  float *wpack = floats(wsize), *xp = floats((size_t)Cin * plane), *tmp = floats(2 * RMAX * OB);
   if (!wpack || !xp || !tmp) {
     free(wpack);
     free(xp);
@@ -230,28 +246,10 @@ int gvae_conv2d_transpose_direct(const float *x, const float *w, float *y, int B
         for (int b = 0; b < blocks; b++) {
           const float *wb = wphase + (size_t)b * ptaps * OB;
           const int lanes = O - b * OB < OB ? O - b * OB : OB;
-          int qi = 0;
-          while (qi < nq) {
-            const int nr = (np <= 7 && qi + 1 < nq) ? 2 : 1;
-            for (int pi = 0; pi < np; pi += RMAX) {
-              const int R = np - pi < RMAX ? np - pi : RMAX;
-              const int q = q0 + qi, p = p0 + pi;
-              // Padded input row of tap t' = 0: q − (ty−1) + (Ty−1); column likewise.
-              const float *start = xp + (size_t)(q - ty + Ty) * Wp + (p - tx + Tx);
-              if (nr == 2)
-                two_rows[0][R - 1](start, wb, tmp, Cin, ty, tx, plane, Wp, Wp);
-              else
-                one_row[0][R - 1](start, wb, tmp, Cin, ty, tx, plane, Wp, 0);
-              for (int u = 0; u < nr; u++)
-                for (int r = 0; r < R; r++) {
-                  const float *acc = tmp + (u * R + r) * OB;
-                  const int Y = (q + u) * sh + ry - ph, X = (p + r) * sw + rx - pw;
-                  float *dst = out + (size_t)(b * OB) * Ho * Wo + (size_t)Y * Wo + X;
-                  for (int l = 0; l < lanes; l++) dst[(size_t)l * Ho * Wo] = acc[l];
-                }
-            }
-            qi += nr;
-          }
+          // Padded input row of tap t' = 0 for grid row q: q − (ty−1) + (Ty−1); column likewise.
+          const grid g = {xp + (size_t)(q0 - ty + Ty) * Wp + (p0 - tx + Tx), Wp, 1, plane, Wp, 1, nq, np,
+                          Cin, ty, tx, sh, q0 * sh + ry - ph, sw, p0 * sw + rx - pw};
+          run_grid(&g, wb, tmp, out + (size_t)(b * OB) * Ho * Wo, Ho, Wo, lanes);
         }
       }
   }

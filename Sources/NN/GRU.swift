@@ -444,24 +444,31 @@ public struct GRU: Layer {
   public func callAsFunction(
     _ x: Var, repeating: Bool, steps: Int, initialStates: [Var]?, tape: Tape
   ) -> (output: Var, finalStates: [Var]) {
+    stack(x, steps: steps, initialStates: initialStates, tape: tape) { h, w, h0 in
+      repeating
+        ? gru(repeating: h, steps: steps, weightIH: w.ih, weightHH: w.hh, biasIH: w.bih, biasHH: w.bhh, initialState: h0)
+        : gru(h, weightIH: w.ih, weightHH: w.hh, biasIH: w.bih, biasHH: w.bhh, initialState: h0)
+    }
+  }
+
+  /// Runs every layer, the first by `first` (its input, its weights on the tape, its initial
+  /// state), the others as plain GRU layers; the top layer's states and each layer's last.
+  private func stack(
+    _ x: Var, steps: Int, initialStates: [Var]?, tape: Tape,
+    first: (_ x: Var, _ w: (ih: Var, hh: Var, bih: Var, bhh: Var), _ h0: Var?) -> Var
+  ) -> (output: Var, finalStates: [Var]) {
     precondition(!layers.isEmpty, "GRU without layers")
     precondition(initialStates == nil || initialStates!.count == layers.count, "GRU: one initial state per layer")
     var h = x
     var last: [Var] = []
     for (k, l) in layers.enumerated() {
-      let (wih, whh, bih, bhh) = (
-        tape.parameter(l.weightIH), tape.parameter(l.weightHH), tape.parameter(l.biasIH),
-        tape.parameter(l.biasHH)
+      let w = (
+        ih: tape.parameter(l.weightIH), hh: tape.parameter(l.weightHH), bih: tape.parameter(l.biasIH),
+        bhh: tape.parameter(l.biasHH)
       )
       let h0 = initialStates?[k]
-      h =
-        k == 0 && repeating
-        ? gru(
-          repeating: h, steps: steps, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh,
-          initialState: h0)
-        : gru(h, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh, initialState: h0)
-      let B = h.shape[0]
-      last.append(slice(h, axis: 1, range: (steps - 1)..<steps).reshaped([B, hiddenSize]))
+      h = k == 0 ? first(h, w, h0) : gru(h, weightIH: w.ih, weightHH: w.hh, biasIH: w.bih, biasHH: w.bhh, initialState: h0)
+      last.append(slice(h, axis: 1, range: (steps - 1)..<steps).reshaped([h.shape[0], hiddenSize]))
     }
     return (h, last)
   }
@@ -482,28 +489,12 @@ public struct GRU: Layer {
   public func callAsFunction(
     _ x: Var, constantProjection p: Var, width: Int, initialStates: [Var]?, tape: Tape
   ) -> (output: Var, finalStates: [Var]) {
-    precondition(!layers.isEmpty, "GRU without layers")
-    precondition(initialStates == nil || initialStates!.count == layers.count, "GRU: one initial state per layer")
     precondition(x.shape.count == 3 && width + x.shape[2] == inputSize, "GRU input \(x.shape) beside \(width) constant features")
-    let steps = x.shape[1]
-    var h = x
-    var last: [Var] = []
-    for (k, l) in layers.enumerated() {
-      let (wih, whh, bih, bhh) = (
-        tape.parameter(l.weightIH), tape.parameter(l.weightHH), tape.parameter(l.biasIH),
-        tape.parameter(l.biasHH)
-      )
-      let h0 = initialStates?[k]
-      h =
-        k == 0
-        ? gru(
-          h, weightIH: slice(wih, axis: 1, range: width..<inputSize), weightHH: whh, biasIH: bih, biasHH: bhh,
-          initialState: h0, inputBias: p)
-        : gru(h, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh, initialState: h0)
-      let B = h.shape[0]
-      last.append(slice(h, axis: 1, range: (steps - 1)..<steps).reshaped([B, hiddenSize]))
+    return stack(x, steps: x.shape[1], initialStates: initialStates, tape: tape) { h, w, h0 in
+      gru(
+        h, weightIH: slice(w.ih, axis: 1, range: width..<inputSize), weightHH: w.hh, biasIH: w.bih, biasHH: w.bhh,
+        initialState: h0, inputBias: p)
     }
-    return (h, last)
   }
 
   /// Runs all layers from zero initial states on the same input `x` [B, in] at each of
