@@ -323,28 +323,29 @@ extension SSVAE {
   /// An M1 model's latent means of `images` as a set of 1 × latent "images" (labels kept),
   /// 1,000 at a time.
   public static func features(_ m1: ImageVAE, _ images: ImageSet) -> ImageSet {
-    var out: [Float] = []
+    ImageSet(height: 1, width: m1.configuration.latentSize, pixels: posteriors(m1, images, logVariances: false).means, labels: images.labels)
+  }
+
+  /// The M1's posterior means (and log-variances if asked) of `images`, 1,000 at a time.
+  static func posteriors(_ m1: ImageVAE, _ images: ImageSet, logVariances: Bool) -> (means: [Float], logVariances: [Float]) {
+    var means: [Float] = []
+    var logVars: [Float] = []
     for start in stride(from: 0, to: images.count, by: 1000) {
       let tape = Tape(recording: false)
       let x = images.batch(Array(start..<min(images.count, start + 1000)))
-      out += m1.encode(tape.constant(x), tape: tape).mean.value.storage
+      let q = m1.encode(tape.constant(x), tape: tape)
+      means += q.mean.value.storage
+      if logVariances { logVars += q.logVariance.value.storage }
     }
-    return ImageSet(height: 1, width: m1.configuration.latentSize, pixels: out, labels: images.labels)
+    return (means, logVars)
   }
 
   /// The M1 posterior of each image: its means (as `features`) and standard deviations, the
   /// latter zero on inactive dimensions (those whose means vary by less than 0.1 over the
   /// set, as Kingma et al.'s code drops them): a trainer draws its inputs from these.
   public static func featureDistributions(_ m1: ImageVAE, _ images: ImageSet) -> (means: ImageSet, deviations: ImageSet) {
-    var means: [Float] = []
-    var deviations: [Float] = []
-    for start in stride(from: 0, to: images.count, by: 1000) {
-      let tape = Tape(recording: false)
-      let x = images.batch(Array(start..<min(images.count, start + 1000)))
-      let q = m1.encode(tape.constant(x), tape: tape)
-      means += q.mean.value.storage
-      deviations += q.logVariance.value.storage.map { expf(0.5 * $0) }
-    }
+    let (means, logVars) = posteriors(m1, images, logVariances: true)
+    var deviations = logVars.map { expf(0.5 * $0) }
     let d = m1.configuration.latentSize
     let n = max(images.count, 1)
     for j in 0..<d {

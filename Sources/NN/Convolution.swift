@@ -299,6 +299,18 @@ struct Window2D {
   }
 }
 
+/// Adds `bias` [C] to every plane of its channel in `y` [B, C, plane].
+func addChannelBias(_ bias: Tensor, to y: UnsafeMutablePointer<Float>, batch B: Int, plane: Int) {
+  let C = bias.count
+  for b in 0..<B {
+    for c in 0..<C {
+      let p = y + (b * C + c) * plane
+      let v = bias.storage[c]
+      for i in 0..<plane { p[i] += v }
+    }
+  }
+}
+
 /// [B, R, P] → [R, B, P] (`inverse`: back), P contiguous floats per block.
 func swapBatchAndRows(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, B: Int, R: Int, P: Int, inverse: Bool = false) {
   for b in 0..<B {
@@ -347,15 +359,7 @@ public func conv2D(
         }
       }
       guard done else { return }
-      if let bv = bias?.value {
-        for b in 0..<B {
-          for o in 0..<O {
-            let plane = py.baseAddress! + (b * O + o) * HW
-            let v = bv.storage[o]
-            for p in 0..<HW { plane[p] += v }
-          }
-        }
-      }
+      if let bv = bias?.value { addChannelBias(bv, to: py.baseAddress!, batch: B, plane: HW) }
       activation.apply(py.baseAddress!, count: B * O * HW)
     }
     if done {
@@ -513,15 +517,7 @@ public func convTranspose2D(
       weight.value.withPointer { pw in Kernels.conv2DTransposeDirect(px, weight: pw, py, batch: B, inputs: Cin, win.geometry) }
     }
     if !direct { transposedByColumns(x.value, weight: weight.value, window: win, batch: B, into: py) }
-    if let bv = bias?.value {
-      for b in 0..<B {
-        for o in 0..<O {
-          let p = py + (b * O + o) * Ho * Wo
-          let v = bv.storage[o]
-          for i in 0..<(Ho * Wo) { p[i] += v }
-        }
-      }
-    }
+    if let bv = bias?.value { addChannelBias(bv, to: py, batch: B, plane: Ho * Wo) }
     activation.apply(py, count: B * O * Ho * Wo)
   }
   let tape = x.tape
@@ -589,14 +585,15 @@ final class ConvTranspose2DBackward: CustomBackward {
     let w = inputs[1]
     // The input gradient is a convolution of dz with the same weights: direct where it
     // applies; otherwise, and for the weight gradient, dz's columns.
-    let direct = inputNeedsGradient
-      && Kernels.conv2DDirectApplies(channels: O, kernel: (win.kh, win.kw), stride: (win.sh, win.sw), outputs: Cin)
+    var direct = false
     var dx = Tensor(zeros: [0])
-    if direct {
+    if inputNeedsGradient
+      && Kernels.conv2DDirectApplies(channels: O, kernel: (win.kh, win.kw), stride: (win.sh, win.sw), outputs: Cin)
+    {
       dx = Tensor(shape: x.shape) { pdx in
         dz.withPointer { pdz in
           w.withPointer { pw in
-            _ = Kernels.conv2DDirect(pdz, weight: pw, pdx.baseAddress!, batch: B, outputs: Cin, win.geometry)
+            direct = Kernels.conv2DDirect(pdz, weight: pw, pdx.baseAddress!, batch: B, outputs: Cin, win.geometry)
           }
         }
       }
