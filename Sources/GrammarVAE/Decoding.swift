@@ -421,3 +421,67 @@ extension VAEModel {
     }
   }
 }
+
+extension VAEModel {
+  /// log p(x | z): for each string and its latent, the log-probability that one sampled
+  /// decoding (temperature 1, no constraint) writes exactly that string, teacher-forced in
+  /// inference mode. Grammar models: the sum over the parse's productions of the masked
+  /// log-softmax (the decoder's masks: the usable productions of the stack's top symbol),
+  /// so this is the probability of the parse's derivation, and of the string itself when
+  /// the grammar is unambiguous (another derivation of the same string would only add to
+  /// it). Character models: the characters, then the end character when the string is
+  /// shorter than the model's steps.
+  /// - Throws: `ModelError.input` naming a string that does not encode.
+  public func logLikelihoods(_ strings: [String], latents: [[Float]]) throws(ModelError) -> [Double] {
+    precondition(strings.count == latents.count, "one latent per string")
+    let c = configuration
+    let V = c.vocabularySize
+    let T = c.steps
+    let B = strings.count
+    guard B > 0 else { return [] }
+    var sequences: [[Int32]] = []
+    var lengths: [Int] = []
+    for (i, s) in strings.enumerated() {
+      do {
+        let (seq, n) = try codec.encode(s)
+        sequences.append(seq)
+        // Character strings shorter than the steps also have to end (character 0).
+        lengths.append(c.kind == .character && n < T ? n + 1 : n)
+      } catch {
+        throw .input("input \(i + 1) ('\(s)'): \(error.description)")
+      }
+    }
+    let S = max(1, lengths.max() ?? 1)
+    var previous = [Int](repeating: network.startIndex, count: network.embedding == nil ? 0 : B * S)
+    if network.embedding != nil {
+      for b in 0..<B { for t in 1..<S { previous[b * S + t] = Int(sequences[b][t - 1]) } }
+    }
+    let tape = Tape(recording: false)
+    let z = tape.constant(Tensor(shape: [B, c.latentSize], storage: latents.flatMap { $0 }))
+    let logits = network.decoderLogits(
+      network.decoderInput(z, training: false), previous: previous, steps: S
+    ).value.storage
+    var allowed = [[Int]](repeating: [], count: V)
+    if c.kind == .grammar {
+      let lhs = grammar.lhsIndexOfProduction
+      let usable = (0..<V).filter { grammar.isUsable($0) }
+      for y in 0..<V { allowed[y] = usable.filter { lhs[$0] == lhs[y] } }
+    } else {
+      for y in 0..<V { allowed[y] = Array(0..<V) }
+    }
+    return (0..<B).map { b in
+      var sum = 0.0
+      for t in 0..<lengths[b] {
+        let y = Int(sequences[b][t])
+        let row = (b * S + t) * V
+        let choices = allowed[y]
+        var m = -Double.infinity
+        for p in choices { m = max(m, Double(logits[row + p])) }
+        var e = 0.0
+        for p in choices { e += exp(Double(logits[row + p]) - m) }
+        sum += Double(logits[row + y]) - m - log(e)
+      }
+      return sum
+    }
+  }
+}

@@ -13,6 +13,11 @@ public struct EvaluationReport: Codable, Sendable {
   public var reconstruction: Double = 0
   /// Same with the first 5 decodings of each encoding (SD-VAE's 10 × 5 script).
   public var reconstructionSDVAE: Double = 0
+  /// Whether `reconstruction` and `reconstructionSDVAE` were measured (sampled decodings).
+  public var reconstructionSampled: Bool = false
+  /// The mean over strings and encodings of the probability that one decoding writes the
+  /// string (`Evaluation.expectedReconstruction`); nil when not asked for.
+  public var reconstructionExpected: Double? = nil
   /// Greedy decoding of the posterior mean.
   public var reconstructionMeanGreedy: Double = 0
   public var priorSamples: Int = 0
@@ -102,6 +107,57 @@ public enum Evaluation {
       Double(hits) / Double(max(total, 1)), Double(hits5) / Double(max(total5, 1)),
       Double(greedyHits) / Double(max(strings.count, 1))
     )
+  }
+
+  /// The reconstruction protocol's expectation over decodings, without sampling them: each
+  /// string encoded `encodings` times stochastically, and each encoding scored by the
+  /// probability that one decoding writes the string (`VAEModel.logLikelihoods`); the mean of
+  /// those probabilities is what `reconstruction` estimates with its `decodings` draws per
+  /// encoding (exactly for an unambiguous grammar; otherwise a lower bound). Greedy
+  /// reconstruction from the mean as there (the only part the decoding constraints touch).
+  /// Chunks draw their noise as `reconstruction` does, so MPI ranks share the strings out.
+  public static func expectedReconstruction(
+    model: VAEModel, strings: [String], encodings: Int, seed: UInt64,
+    lengthBudget: Bool = false, constraint: ConstraintSearch? = nil,
+    progress: (Int) -> Void = { _ in }
+  ) throws -> (expected: Double, meanGreedy: Double) {
+    let cluster = Cluster.world
+    let chunk = max(1, 640 / max(encodings, 1))
+    // Per chunk: its probability sum, encodings scored, greedy hits. Each rank fills its own
+    // chunks (adding the others' zeros is exact), and every rank sums them in chunk order,
+    // so an MPI job reports exactly one process's figure.
+    let chunks = (strings.count + chunk - 1) / chunk
+    var sums = [Double](repeating: 0, count: 3 * chunks)
+    var k = 0
+    var index = -1
+    while k < strings.count {
+      index += 1
+      if index % cluster.size != cluster.rank {
+        k += chunk
+        continue
+      }
+      var rng = SeededRandom(seed: seed ^ (UInt64(index + 1) &* 0xD1B5_4A32_D192_ED03))
+      let part = Array(strings[k..<min(strings.count, k + chunk)])
+      let canon = part.map { model.codec.canonical($0) }
+      let means = try model.encode(part, stochastic: false, rng: &rng)
+      let greedy = model.decode(
+        latents: means, strategy: .greedy, rng: &rng, lengthBudget: lengthBudget,
+        constraint: constraint)
+      for (o, s) in zip(greedy, canon) where o.string == s { sums[3 * index + 2] += 1 }
+      var z: [[Float]] = []
+      for _ in 0..<encodings { z += try model.encode(part, stochastic: true, rng: &rng) }
+      let targets = (0..<z.count).map { part[$0 % part.count] }
+      for lp in try model.logLikelihoods(targets, latents: z) {
+        sums[3 * index] += exp(lp)
+        sums[3 * index + 1] += 1
+      }
+      k += chunk
+      progress(min(k, strings.count))
+    }
+    cluster.allReduceSum(&sums)
+    var total = [0.0, 0.0, 0.0]
+    for i in 0..<chunks { for j in 0..<3 { total[j] += sums[3 * i + j] } }
+    return (total[0] / max(total[1], 1), total[2] / Double(max(strings.count, 1)))
   }
 
   /// Decodings of prior draws z ~ N(0, I): `samples` draws × `decodings` each.

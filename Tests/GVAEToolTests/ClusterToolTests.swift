@@ -404,7 +404,7 @@ struct ClusterToolTests {
       [
         "evaluate", "--model", model, "--data", data.path, "--test-count", "150", "--encodings", "3",
         "--decodings", "4", "--prior-samples", "700", "--prior-decodings", "3", "--format", "json",
-        "--prior-output", prior.path,
+        "--prior-output", prior.path, "--reconstruction", "both",
       ]
     }
     let (p1, p2) = (dir.appendingPathComponent("one.txt"), dir.appendingPathComponent("many.txt"))
@@ -414,6 +414,7 @@ struct ClusterToolTests {
     func strip(_ s: String) -> String { s.replacing(/"seconds":[0-9.e+-]+,?/, with: "") }
     #expect(strip(one.stdout) == strip(many.stdout))
     #expect(one.stdout.contains("\"testCount\":150"))
+    #expect(one.stdout.contains("\"reconstructionExpected\":"))
     #expect(try Data(contentsOf: p1) == Data(contentsOf: p2))
   }
 

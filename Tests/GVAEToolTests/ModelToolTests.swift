@@ -118,6 +118,16 @@ let tinyModelPath: Result<String, Error> = Result {
     #expect(r.status == 0, "\(r.stderr)")
     #expect(r.stdout.contains("\"reconstruction\":"))
     #expect(r.stdout.contains("\"priorGrammarValid\":"))
+    #expect(!r.stdout.contains("reconstructionExpected"))
+    // The exact expectation alone: no sampled figure is printed, and the expectation is a
+    // fraction.
+    let e = try gvae([
+      "evaluate", "--model", try model(), "--data", file.path, "--test-count", "2",
+      "--encodings", "2", "--prior-samples", "0", "--reconstruction", "exact",
+    ])
+    #expect(e.status == 0, "\(e.stderr)")
+    #expect(e.stdout.contains("expected over decodings (2 test strings, 2 encodings, exact): "))
+    #expect(!e.stdout.contains("SD-VAE"))
   }
 
   /// A `python3` without RDKit exits before reading what we send: `--rdkit` then reports
@@ -160,6 +170,7 @@ let tinyModelPath: Result<String, Error> = Result {
       ),
       (["train", "--data", "x.txt", "--output", "o", "--epochs", "0"], "", "--epochs"),
       (["evaluate", "--model", m, "--encodings", "0"], "", "counts must be positive"),
+      (["evaluate", "--model", m, "--reconstruction", "guess"], "", "guess"),
     ]
     for (args, stdin, text) in cases {
       let r = try gvae(args, stdin: stdin)
