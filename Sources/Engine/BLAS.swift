@@ -30,6 +30,14 @@ public enum BLAS {
   ) {
     precondition(m >= 0 && n >= 0 && k >= 0, "sgemm sizes m \(m) n \(n) k \(k)")
     if m == 0 || n == 0 { return }
+    // Small products stay in float32: packing costs more than the faster multiply saves.
+    if bfloat16Products && m * n * k >= 1 << 18
+      && sgemmBF16(
+        transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
+        lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    {
+      return
+    }
     if let f = backend.sgemm, k > 0 {
       f(
         cblasRowMajor, transposeA ? cblasTrans : cblasNoTrans,
@@ -41,6 +49,29 @@ public enum BLAS {
         a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
   }
+
+  /// Mixed precision, off by default (`gvae train --bf16`): `sgemm` products of at least
+  /// 2¹⁸ multiply-adds round op(A) and op(B) to bfloat16 and accumulate in float32
+  /// (`sgemmBF16`, one thread), on CPUs with AVX512-BF16; elsewhere it changes nothing.
+  nonisolated(unsafe) public static var bfloat16Products = false
+
+  /// Whether the CPU has AVX512-BF16, which `sgemmBF16` needs.
+  public static var bfloat16Available: Bool { gvae_cpu_has_avx512_bf16() != 0 }
+
+  /// `sgemm` with op(A) and op(B) rounded to bfloat16 (nearest even), float32 accumulation;
+  /// false (C untouched) without AVX512-BF16.
+  @discardableResult
+  public static func sgemmBF16(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+    alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+  ) -> Bool {
+    gvae_sgemm_bf16(
+      transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) != 0
+  }
+
+  /// x rounded to bfloat16 and back (what `sgemmBF16` multiplies).
+  public static func roundedToBFloat16(_ x: Float) -> Float { gvae_round_bf16(x) }
 
   /// The fallback GEMM (packed, vectorised, single-threaded C), callable directly for tests.
   public static func builtinSgemm(

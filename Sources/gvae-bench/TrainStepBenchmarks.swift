@@ -111,6 +111,13 @@ func timedSteps(runs: Int, _ body: () -> Void) -> (median: Double, min: Double, 
 func runTrainStepBenchmarks(_ options: BenchOptions) {
   let runs = options.int("--runs") ?? 5
   if let threads = options.int("--threads") { BLAS.setThreadCount(threads) }
+  if options.int("--bf16") == 1 {
+    guard BLAS.bfloat16Available else {
+      FileHandle.standardError.write(Data("gvae-bench: --bf16 1 needs a CPU with AVX512-BF16\n".utf8))
+      exit(2)
+    }
+    BLAS.bfloat16Products = true
+  }
   let presets: [Preset] = options["--only"].flatMap { Preset(rawValue: $0) }.map { [$0] } ?? [.equation, .zinc]
   for p in presets {
     let batch =

@@ -1,6 +1,7 @@
 // gvae-bench: prints one JSON object per line per measurement.
 //   gvae-bench [--runs N] [--only matmul|PRESET] [--zinc-batch N] [--equation-batch N]
-//              [--threads N]            engine benchmarks (matmul, training steps)
+//              [--threads N] [--bf16 1] engine benchmarks (matmul, training steps; --bf16 1:
+//                                       large products in bfloat16, as `gvae train --bf16`)
 //   gvae-bench parse [--zinc PATH] [--equations PATH] [--runs N]
 //   gvae-bench decode [--model PATH] [--count N] [--runs N] [--nodes N] [--tries K]   chemistry vs grammar only,
 //                                                              and the cost of one SMILES prefix judgement
@@ -57,8 +58,10 @@ if arguments.first == "parse" {
   let o = BenchOptions(
     arguments,
     usage: "gvae-bench [--runs N] [--only matmul|\(Preset.allCases.map(\.rawValue).joined(separator: "|"))] "
-      + "[--zinc-batch N] [--equation-batch N] [--threads N]",
-    integers: ["--runs", "--zinc-batch", "--equation-batch", "--threads"], strings: ["--only"],
-    check: { flag, v in flag != "--only" || v == "matmul" || Preset(rawValue: v) != nil })
+      + "[--zinc-batch N] [--equation-batch N] [--threads N] [--bf16 1]",
+    integers: ["--runs", "--zinc-batch", "--equation-batch", "--threads", "--bf16"], strings: ["--only"],
+    check: { flag, v in
+      (flag != "--only" || v == "matmul" || Preset(rawValue: v) != nil) && (flag != "--bf16" || v == "1")
+    })
   runEngineBenchmarks(o)
 }

@@ -64,6 +64,10 @@ struct TrainCommand: ParsableCommand, RunsAsSeveralProcesses {
   var initFrom: String?
   @Option(help: "Clip the global gradient norm (0: off).") var clip: Float = 0
   @Flag(help: "Store the model with 16-bit floats.") var half = false
+  @Flag(
+    help:
+      "Experimental: large matrix products in bfloat16 with float32 accumulation (AVX512-BF16 CPUs; one thread).")
+  var bf16 = false
   @Option(name: .customLong("hold-out"), help: "Skip the first N lines (the test set; ZINC: 5000).")
   var holdOut: Int = 0
   @Option(
@@ -270,6 +274,10 @@ struct TrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     let trainer = Trainer(
       model: model, settings: settings, train: train, validation: validation, outputPath: output)
     trainer.halfPrecisionOutput = half
+    if bf16 {
+      guard BLAS.bfloat16Available else { throw fail("--bf16 needs a CPU with AVX512-BF16") }
+      BLAS.bfloat16Products = true
+    }
     trainer.summaryExtras = [
       "data": data, "hold_out": String(holdOut), "test_sample": String(testSample),
       "test_seed": String(testSeed), "kind": kind.rawValue, "preset": preset.rawValue,

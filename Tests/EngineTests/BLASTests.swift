@@ -134,3 +134,72 @@ func compareWithNaive(
     #expect(y.value == Tensor(zeros: [2, 3]))
   }
 }
+
+/// The mixed-precision GEMM: on bfloat16-representable inputs it must equal the float32
+/// product up to accumulation order (so a packing or layout slip shows as an O(1) error);
+/// on other inputs, what it multiplies is the nearest-even rounding.
+@Suite struct BFloat16GEMMTests {
+  static let cases: [GemmCase] =
+    gemmCases + [
+      GemmCase(m: 100, n: 150, k: 501, transposeA: false, transposeB: true, alpha: 1, beta: 0),
+      GemmCase(m: 130, n: 1600, k: 70, transposeA: false, transposeB: false, alpha: 0.5, beta: 2),
+      GemmCase(m: 257, n: 45, k: 600, transposeA: true, transposeB: false, alpha: 1, beta: 1),
+      GemmCase(m: 31, n: 33, k: 513, transposeA: true, transposeB: true, alpha: -1, beta: 0),
+    ]
+
+  @Test(arguments: cases)
+  func matchesFloat32OnRepresentableInputs(_ c: GemmCase) {
+    var rng = SeededRandom(seed: UInt64(c.m * 7 + c.n * 3 + c.k))
+    let (lda, ldb, ldc) = ((c.transposeA ? c.m : c.k) + 3, (c.transposeB ? c.k : c.n) + 2, c.n + 1)
+    let a = Tensor(randomNormal: [(c.transposeA ? c.k : c.m) * lda], rng: &rng).storage
+      .map(BLAS.roundedToBFloat16)
+    let b = Tensor(randomNormal: [(c.transposeB ? c.n : c.k) * ldb], rng: &rng).storage
+      .map(BLAS.roundedToBFloat16)
+    let c0 = Tensor(randomNormal: [c.m * ldc], rng: &rng).storage
+    var expected = c0
+    var actual = c0
+    var ran = false
+    a.withUnsafeBufferPointer { pa in
+      b.withUnsafeBufferPointer { pb in
+        expected.withUnsafeMutableBufferPointer { pc in
+          BLAS.naiveSgemm(
+            transposeA: c.transposeA, transposeB: c.transposeB, m: c.m, n: c.n, k: c.k,
+            alpha: c.alpha, a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb,
+            beta: c.beta, c: pc.baseAddress!, ldc: ldc)
+        }
+        actual.withUnsafeMutableBufferPointer { pc in
+          ran = BLAS.sgemmBF16(
+            transposeA: c.transposeA, transposeB: c.transposeB, m: c.m, n: c.n, k: c.k,
+            alpha: c.alpha, a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb,
+            beta: c.beta, c: pc.baseAddress!, ldc: ldc)
+        }
+      }
+    }
+    #expect(ran == BLAS.bfloat16Available)
+    guard ran else {
+      #expect(actual == c0, "C must be untouched without AVX512-BF16")
+      return
+    }
+    for i in 0..<c.m {
+      for j in 0..<ldc {
+        let (e, x) = (expected[i * ldc + j], actual[i * ldc + j])
+        if j >= c.n {
+          #expect(x == c0[i * ldc + j], "padding changed at \(i), \(j)")
+        } else {
+          #expect(abs(e - x) <= 1e-4 * max(1, Float(c.k).squareRoot()), "\(c.testDescription) at \(i), \(j): \(x) vs \(e)")
+        }
+      }
+    }
+  }
+
+  @Test func roundingIsNearestEven() {
+    let ulp: Float = 1.0 / 128  // bfloat16 spacing in [1, 2)
+    #expect(BLAS.roundedToBFloat16(1 + ulp / 2) == 1)  // tie to even
+    #expect(BLAS.roundedToBFloat16(1 + 3 * ulp / 2) == 1 + 2 * ulp)  // tie to even
+    #expect(BLAS.roundedToBFloat16(1 + ulp / 2 + ulp / 64) == 1 + ulp)
+    #expect(BLAS.roundedToBFloat16(-3.0e38) == -.infinity || BLAS.roundedToBFloat16(-3.0e38) <= -3.0e38)
+    #expect(BLAS.roundedToBFloat16(.infinity) == .infinity)
+    #expect(BLAS.roundedToBFloat16(.nan).isNaN)
+    #expect(BLAS.roundedToBFloat16(Float(bitPattern: 0x7F80_0001)).isNaN)  // payload only in the dropped bits
+  }
+}

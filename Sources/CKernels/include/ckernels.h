@@ -10,6 +10,18 @@ int gvae_cpu_has_avx512f(void);
 /// 1 when the CPU supports AVX2 and FMA, else 0.
 int gvae_cpu_has_avx2_fma(void);
 
+/// 1 when the CPU supports AVX512-BF16 (VDPBF16PS), else 0.
+int gvae_cpu_has_avx512_bf16(void);
+
+/// Row-major C = alpha · op(A) · op(B) + beta · C with op(A) [m, k] and op(B) [k, n] rounded
+/// to bfloat16 (nearest even) and float32 accumulation. Returns 0 (C untouched) when the CPU
+/// lacks AVX512-BF16 or memory runs out, else 1.
+int gvae_sgemm_bf16(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                    const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+                    size_t ldc);
+/// x rounded to bfloat16 (nearest even) and back: what gvae_sgemm_bf16 multiplies.
+float gvae_round_bf16(float x);
+
 /// The instruction set the kernels below dispatch to: "avx512f", "avx2+fma" or "baseline".
 const char *gvae_kernel_isa(void);
 
