@@ -33,6 +33,29 @@ let tinyModelPath: Result<String, Error> = Result {
     #expect(svg.hasPrefix("<svg"))
   }
 
+  /// `--bf16` trains the expression preset (its GRU products are large enough to take the
+  /// bfloat16 kernel) to a finite loss on AVX512-BF16 CPUs, and is a clear error elsewhere.
+  @Test func trainWithBFloat16Products() throws {
+    let forms = ["x", "x + 1", "sin(x) * 2", "x * x + 3", "exp(x) / 2", "x / 3", "sin(x + 1)", "3 * x"]
+    let file = try temporaryFile(
+      (0..<128).map { forms[$0 % forms.count] }.joined(separator: "\n") + "\n",
+      name: "bf16-\(UUID().uuidString).txt")
+    let out = file.deletingPathExtension().path + ".safetensors"
+    let r = try gvae([
+      "train", "--grammar", "equation", "--preset", "equation", "--data", file.path, "--output", out,
+      "--epochs", "1", "--batch-size", "64", "--seed", "1", "--validation-fraction", "0", "--bf16",
+    ])
+    let cpu = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+    if cpu.contains("avx512_bf16") {
+      #expect(r.status == 0, "\(r.stderr)")
+      let log = try String(contentsOfFile: out + ".log.jsonl", encoding: .utf8)
+      #expect(log.contains("\"event\":\"epoch\""))
+      #expect(!log.contains("nan") && !log.contains("inf"))
+    } else {
+      #expect(r.status != 0 && r.stderr.contains("AVX512-BF16"), "\(r.stderr)")
+    }
+  }
+
   /// `--lr` with `--resume` replaces the checkpoint's rate (a sitting lowers it); without it
   /// the checkpoint's rate continues.
   @Test func resumeTakesANewLearningRate() throws {
