@@ -60,23 +60,11 @@ public enum Evaluation {
     var hits5 = 0
     var total5 = 0
     var greedyHits = 0
-    let chunk = max(1, 256 / max(encodings, 1))
-    var k = 0
-    var index = -1
-    while k < strings.count {
-      index += 1
-      if index % cluster.size != cluster.rank {
-        k += chunk
-        continue
-      }
-      var rng = SeededRandom(seed: seed ^ (UInt64(index + 1) &* 0xD1B5_4A32_D192_ED03))
-      let part = Array(strings[k..<min(strings.count, k + chunk)])
-      let canon = part.map { model.codec.canonical($0) }
-      let means = try model.encode(part, stochastic: false, rng: &rng)
-      let greedy = model.decode(
-        latents: means, strategy: .greedy, rng: &rng, lengthBudget: lengthBudget,
-        constraint: constraint)
-      for (o, s) in zip(greedy, canon) where o.string == s { greedyHits += 1 }
+    try forEachChunk(
+      model: model, strings: strings, chunk: max(1, 256 / max(encodings, 1)), seed: seed,
+      lengthBudget: lengthBudget, constraint: constraint, progress: progress
+    ) { _, part, canon, greedy, rng in
+      greedyHits += greedy
       var z: [[Float]] = []
       for _ in 0..<encodings { z += try model.encode(part, stochastic: true, rng: &rng) }
       // z is [encoding][string]; outputs [z][decoding].
@@ -95,8 +83,6 @@ public enum Evaluation {
           }
         }
       }
-      k += chunk
-      progress(min(k, strings.count))
     }
     var counts = [Double(hits), Double(total), Double(hits5), Double(total5), Double(greedyHits)]
     cluster.allReduceSum(&counts)
@@ -128,22 +114,11 @@ public enum Evaluation {
     // so an MPI job reports exactly one process's figure.
     let chunks = (strings.count + chunk - 1) / chunk
     var sums = [Double](repeating: 0, count: 3 * chunks)
-    var k = 0
-    var index = -1
-    while k < strings.count {
-      index += 1
-      if index % cluster.size != cluster.rank {
-        k += chunk
-        continue
-      }
-      var rng = SeededRandom(seed: seed ^ (UInt64(index + 1) &* 0xD1B5_4A32_D192_ED03))
-      let part = Array(strings[k..<min(strings.count, k + chunk)])
-      let canon = part.map { model.codec.canonical($0) }
-      let means = try model.encode(part, stochastic: false, rng: &rng)
-      let greedy = model.decode(
-        latents: means, strategy: .greedy, rng: &rng, lengthBudget: lengthBudget,
-        constraint: constraint)
-      for (o, s) in zip(greedy, canon) where o.string == s { sums[3 * index + 2] += 1 }
+    try forEachChunk(
+      model: model, strings: strings, chunk: chunk, seed: seed, lengthBudget: lengthBudget,
+      constraint: constraint, progress: progress
+    ) { index, part, _, greedy, rng in
+      sums[3 * index + 2] += Double(greedy)
       var z: [[Float]] = []
       for _ in 0..<encodings { z += try model.encode(part, stochastic: true, rng: &rng) }
       let targets = (0..<z.count).map { part[$0 % part.count] }
@@ -151,13 +126,39 @@ public enum Evaluation {
         sums[3 * index] += exp(lp)
         sums[3 * index + 1] += 1
       }
-      k += chunk
-      progress(min(k, strings.count))
     }
     cluster.allReduceSum(&sums)
     var total = [0.0, 0.0, 0.0]
     for i in 0..<chunks { for j in 0..<3 { total[j] += sums[3 * i + j] } }
     return (total[0] / max(total[1], 1), total[2] / Double(max(strings.count, 1)))
+  }
+
+  /// Runs `body` on this rank's chunks of `strings` (chunk i goes to rank i mod size) with
+  /// the chunk's index, strings, canonical forms, greedy hits of their posterior means and
+  /// its generator (seeded by `seed` and the index, past the greedy decode).
+  static func forEachChunk(
+    model: VAEModel, strings: [String], chunk: Int, seed: UInt64, lengthBudget: Bool,
+    constraint: ConstraintSearch?, progress: (Int) -> Void,
+    _ body: (Int, [String], [String], Int, inout SeededRandom) throws -> Void
+  ) throws {
+    let cluster = Cluster.world
+    var k = 0
+    var index = -1
+    while k < strings.count {
+      index += 1
+      if index % cluster.size == cluster.rank {
+        var rng = SeededRandom(seed: seed ^ (UInt64(index + 1) &* 0xD1B5_4A32_D192_ED03))
+        let part = Array(strings[k..<min(strings.count, k + chunk)])
+        let canon = part.map { model.codec.canonical($0) }
+        let means = try model.encode(part, stochastic: false, rng: &rng)
+        let greedy = model.decode(
+          latents: means, strategy: .greedy, rng: &rng, lengthBudget: lengthBudget,
+          constraint: constraint)
+        try body(index, part, canon, zip(greedy, canon).filter { $0.0.string == $0.1 }.count, &rng)
+        progress(min(k + chunk, strings.count))
+      }
+      k += chunk
+    }
   }
 
   /// Decodings of prior draws z ~ N(0, I): `samples` draws × `decodings` each.

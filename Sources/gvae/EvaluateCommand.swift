@@ -102,12 +102,7 @@ struct EvaluateCommand: ParsableCommand, RunsAsSeveralProcesses {
         let r = try Evaluation.expectedReconstruction(
           model: model, strings: test, encodings: encodings, seed: seed,
           lengthBudget: lengthBudget, constraint: constraint
-        ) { done in
-          if isatty(2) != 0 && Cluster.world.isRoot {
-            FileHandle.standardError.write(Data("\rexpected reconstruction: \(done)/\(test.count)".utf8))
-          }
-        }
-        if isatty(2) != 0 && Cluster.world.isRoot { FileHandle.standardError.write(Data("\n".utf8)) }
+        ) { showProgress("expected reconstruction", $0, of: test.count) }
         report.testCount = test.count
         report.encodings = encodings
         report.reconstructionExpected = r.expected
@@ -117,12 +112,7 @@ struct EvaluateCommand: ParsableCommand, RunsAsSeveralProcesses {
         let r = try Evaluation.reconstruction(
           model: model, strings: test, encodings: encodings, decodings: decodings, seed: seed,
           lengthBudget: lengthBudget, constraint: constraint
-        ) { done in
-          if isatty(2) != 0 && Cluster.world.isRoot {
-            FileHandle.standardError.write(Data("\rreconstruction: \(done)/\(test.count)".utf8))
-          }
-        }
-        if isatty(2) != 0 && Cluster.world.isRoot { FileHandle.standardError.write(Data("\n".utf8)) }
+        ) { showProgress("reconstruction", $0, of: test.count) }
         report.testCount = test.count
         report.encodings = encodings
         report.decodings = decodings
@@ -214,6 +204,12 @@ struct EvaluateCommand: ParsableCommand, RunsAsSeveralProcesses {
       print(String(format: "time %.1f s", report.seconds))
     }
   }
+}
+
+/// `label: done/total` on a terminal (rank 0), ending the line when done.
+func showProgress(_ label: String, _ done: Int, of total: Int) {
+  guard isatty(2) != 0 && Cluster.world.isRoot else { return }
+  FileHandle.standardError.write(Data("\r\(label): \(done)/\(total)\(done >= total ? "\n" : "")".utf8))
 }
 
 /// How `evaluate` measures reconstruction.
