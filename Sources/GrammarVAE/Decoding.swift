@@ -248,13 +248,7 @@ extension VAEModel {
     var failed = [Bool](repeating: false, count: N)
     var t = [Int](repeating: 0, count: N)
     var stacks = StackBatch(grammar: grammar, batchSize: c.kind == .grammar ? N : 1)
-    let lhsOf = grammar.lhsIndexOfProduction
-    var allowedByLHS = [[Int]](repeating: [], count: grammar.nonterminals.count + 1)
-    if c.kind == .grammar {
-      for p in 0..<V where grammar.isUsable(p) && lhsOf[p] >= 0 && lhsOf[p] < allowedByLHS.count {
-        allowedByLHS[lhsOf[p]].append(p)
-      }
-    }
+    let allowedByLHS = c.kind == .grammar ? usableProductionsByLHS() : []
     let everything = Array(0..<V)
     // Length budget: fewest steps each production commits to, fewest per non-terminal, and
     // each row's fewest steps still pending on its stack.
@@ -423,6 +417,30 @@ extension VAEModel {
 }
 
 extension VAEModel {
+  /// The usable productions of each left-hand side (indexed by non-terminal): what the
+  /// decoder's mask allows when that symbol is on top of the stack.
+  func usableProductionsByLHS() -> [[Int]] {
+    let lhsOf = grammar.lhsIndexOfProduction
+    var byLHS = [[Int]](repeating: [], count: grammar.nonterminals.count + 1)
+    for p in 0..<configuration.vocabularySize
+    where grammar.isUsable(p) && lhsOf[p] >= 0 && lhsOf[p] < byLHS.count {
+      byLHS[lhsOf[p]].append(p)
+    }
+    return byLHS
+  }
+
+  /// Index sequences and true lengths of strings.
+  /// - Throws: `ModelError.input` naming the first string that does not encode.
+  func sequences(_ strings: [String]) throws(ModelError) -> [(sequence: [Int32], length: Int)] {
+    var out: [(sequence: [Int32], length: Int)] = []
+    for (i, s) in strings.enumerated() {
+      do { out.append(try codec.encode(s)) } catch {
+        throw .input("input \(i + 1) ('\(s)'): \(error.description)")
+      }
+    }
+    return out
+  }
+
   /// log p(x | z): for each string and its latent, the log-probability that one sampled
   /// decoding (temperature 1, no constraint) writes exactly that string, teacher-forced in
   /// inference mode. Grammar models: the sum over the parse's productions of the masked
@@ -433,24 +451,22 @@ extension VAEModel {
   /// shorter than the model's steps.
   /// - Throws: `ModelError.input` naming a string that does not encode.
   public func logLikelihoods(_ strings: [String], latents: [[Float]]) throws(ModelError) -> [Double] {
-    precondition(strings.count == latents.count, "one latent per string")
+    logLikelihoods(encoded: try sequences(strings), latents: latents)
+  }
+
+  /// `logLikelihoods` of already encoded strings (`sequences`).
+  func logLikelihoods(
+    encoded: [(sequence: [Int32], length: Int)], latents: [[Float]]
+  ) -> [Double] {
+    precondition(encoded.count == latents.count, "one latent per string")
     let c = configuration
     let V = c.vocabularySize
     let T = c.steps
-    let B = strings.count
+    let B = encoded.count
     guard B > 0 else { return [] }
-    var sequences: [[Int32]] = []
-    var lengths: [Int] = []
-    for (i, s) in strings.enumerated() {
-      do {
-        let (seq, n) = try codec.encode(s)
-        sequences.append(seq)
-        // Character strings shorter than the steps also have to end (character 0).
-        lengths.append(c.kind == .character && n < T ? n + 1 : n)
-      } catch {
-        throw .input("input \(i + 1) ('\(s)'): \(error.description)")
-      }
-    }
+    let sequences = encoded.map(\.sequence)
+    // Character strings shorter than the steps also have to end (character 0).
+    let lengths = encoded.map { c.kind == .character && $0.length < T ? $0.length + 1 : $0.length }
     let S = max(1, lengths.max() ?? 1)
     var previous = [Int](repeating: network.startIndex, count: network.embedding == nil ? 0 : B * S)
     if network.embedding != nil {
@@ -461,13 +477,12 @@ extension VAEModel {
     let logits = network.decoderLogits(
       network.decoderInput(z, training: false), previous: previous, steps: S
     ).value.storage
-    var allowed = [[Int]](repeating: [], count: V)
+    let allowed: [[Int]]
     if c.kind == .grammar {
-      let lhs = grammar.lhsIndexOfProduction
-      let usable = (0..<V).filter { grammar.isUsable($0) }
-      for y in 0..<V { allowed[y] = usable.filter { lhs[$0] == lhs[y] } }
+      let (lhs, byLHS) = (grammar.lhsIndexOfProduction, usableProductionsByLHS())
+      allowed = (0..<V).map { lhs[$0] >= 0 && lhs[$0] < byLHS.count ? byLHS[lhs[$0]] : [$0] }
     } else {
-      for y in 0..<V { allowed[y] = Array(0..<V) }
+      allowed = Array(repeating: Array(0..<V), count: V)
     }
     return (0..<B).map { b in
       var sum = 0.0

@@ -121,8 +121,9 @@ public enum Evaluation {
       sums[3 * index + 2] += Double(greedy)
       var z: [[Float]] = []
       for _ in 0..<encodings { z += try model.encode(part, stochastic: true, rng: &rng) }
-      let targets = (0..<z.count).map { part[$0 % part.count] }
-      for lp in try model.logLikelihoods(targets, latents: z) {
+      let encoded = try model.sequences(part)  // once per string, not per encoding
+      let targets = (0..<z.count).map { encoded[$0 % part.count] }
+      for lp in model.logLikelihoods(encoded: targets, latents: z) {
         sums[3 * index] += exp(lp)
         sums[3 * index + 1] += 1
       }
