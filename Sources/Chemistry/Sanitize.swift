@@ -35,9 +35,9 @@ extension Molecule {
     for k in atoms.indices {
       switch atoms[k].element {
       case 7:
-        // RDKit clears the atom's aromatic flag for this sum, but its aromatic bonds still
-        // earn the aromatic allowance: n#n in a ring sums to 4.5, snaps to 3, is left alone.
-        guard atoms[k].charge == 0, explicitValenceStrictless(k, ignoreFlag: true) == 5 else { continue }
+        // Aromatic bonds earn the aromatic allowance here too: n#n in a ring sums to 4.5,
+        // snaps to 3, is left alone.
+        guard atoms[k].charge == 0, explicitValenceStrictless(k) == 5 else { continue }
         for b in atoms[k].bonds {
           let o = bonds[b].other(k)
           if atoms[o].element == 8 && atoms[o].charge == 0 && bonds[b].order == .double {
@@ -91,16 +91,14 @@ extension Molecule {
   /// RDKit's explicit valence: bond orders (aromatic 1.5) plus explicit H; for an atom with
   /// aromatic character above its first valence, snapped down to the highest allowed valence
   /// within 1.5 (the n in c1cccn1C sums to 4 but is 3 once kekulized); x.5 rounds up.
-  func explicitValenceStrictless(_ k: Int, ignoreFlag: Bool = false) -> Int {
+  func explicitValenceStrictless(_ k: Int) -> Int {
     var halves = valenceHalves(k)
     let list = Valence.rawList(atoms[k].element, atoms[k].charge)
-    let hasAromaticBond = atoms[k].bonds.contains { bonds[$0].order == .aromatic }
-    // An aromatic n without aromatic bonds earns no allowance once it has a double bond
-    // (measured on RDKit 2026.09: C1CCn1=O fails with valence 4, while CNs1CCN(C)CC1 and
-    // CC1s=CCN=N1 pass).
-    let flaggedNitrogenWithDouble =
-      !hasAromaticBond && atoms[k].element == 7 && atoms[k].bonds.contains { bonds[$0].order == .double }
-    let aromatic = ignoreFlag ? hasAromaticBond : isAromaticAtom(k) && !flaggedNitrogenWithDouble
+    // Outside brackets only aromatic bonds earn the allowance: an atom written aromatic
+    // without any is held to its plain valences (measured on RDKit 2026.09: C1CCCc1(C)=O,
+    // C1CCCn1(C)C, C1CCCo1C and C1CCn1=O fail), while a bracket atom keeps it from its flag
+    // (C1CCC[nH]1C and C1CCC[sH]1(C)C pass).
+    let aromatic = atoms[k].bonds.contains { bonds[$0].order == .aromatic } || (atoms[k].bracket && atoms[k].aromatic)
     if let dv = list.first, dv >= 0, halves > 2 * dv, aromatic {
       var pval = dv
       for v in list where v >= 0 {
@@ -131,7 +129,9 @@ extension Molecule {
         atoms[k].implicitHydrogens = 0
         continue
       }
-      if a.aromatic {
+      // An atom written aromatic without aromatic bonds takes hydrogens as a plain one does
+      // (RDKit 2026.09: the s of C1CCCs1C has valence 3 and one hydrogen).
+      if a.aromatic && a.bonds.contains(where: { bonds[$0].order == .aromatic }) {
         atoms[k].implicitHydrogens = ev <= dv ? dv - ev : 0
       } else {
         var h = 0
