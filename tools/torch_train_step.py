@@ -73,7 +73,7 @@ def reset_peak_rss():
         pass
 
 
-def bench(name, runs, batch=None, decoder="repeated", embedding=32):
+def bench(name, runs, batch=None, decoder="repeated", embedding=32, bf16=False):
     s = SPECS[name]
     config = dict(s["config"])
     if "decoder" not in config:
@@ -92,7 +92,10 @@ def bench(name, runs, batch=None, decoder="repeated", embedding=32):
 
     def step():
         opt.zero_grad(set_to_none=False)
-        loss = model.loss(x, targets, mask)
+        # --bf16: PyTorch's own mixed precision (CPU autocast to bfloat16), the peer of
+        # `gvae train --bf16`; float32 weights and Adam either way.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model.loss(x, targets, mask)
         loss.backward()
         opt.step()
         return loss.item()
@@ -113,7 +116,7 @@ def bench(name, runs, batch=None, decoder="repeated", embedding=32):
         "molecules_per_second": b / median, "peak_rss_bytes": peak_rss_bytes(), "loss": loss,
         "parameters": sum(p.numel() for p in model.parameters()),
         "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "decoder": decoder, "embedding": config["embeddingSize"],
+        "decoder": decoder, "embedding": config["embeddingSize"], "autocast_bf16": bf16,
     }, sort_keys=True), flush=True)
 
 
@@ -126,11 +129,12 @@ def main():
     p.add_argument("--equation-batch", type=int, default=SPECS["equation"]["batch"])
     p.add_argument("--decoder", choices=["repeated", "autoregressive"], default="repeated")
     p.add_argument("--embedding", type=int, default=32, help="embedding width (autoregressive)")
+    p.add_argument("--bf16", action="store_true", help="CPU autocast to bfloat16")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     for name, batch in (("equation", a.equation_batch), ("zinc", a.zinc_batch), ("zinc-ar", a.zinc_batch)):
         if a.only == name or (a.only is None and name != "zinc-ar"):
-            bench(name, a.runs, batch, a.decoder, a.embedding)
+            bench(name, a.runs, batch, a.decoder, a.embedding, a.bf16)
 
 
 if __name__ == "__main__":
