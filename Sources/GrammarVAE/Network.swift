@@ -34,12 +34,16 @@ public struct TrainingBatch {
   /// `[rows, decoderSteps]`: steps whose teacher-forced previous production the
   /// autoregressive decoder sees as the start index instead (word dropout); nil: none.
   public var dropped: [Bool]?
+  /// `[rows, decoderSteps, gruHidden]`: 0 or 1/(1 − rate) per element of the decoder's GRU
+  /// output before the output layer (decoder dropout); nil: none.
+  public var stateMask: [Float]?
 
-  public init(sequences: [Int32], rows: Int, decoderSteps: Int, dropped: [Bool]? = nil) {
+  public init(sequences: [Int32], rows: Int, decoderSteps: Int, dropped: [Bool]? = nil, stateMask: [Float]? = nil) {
     self.sequences = sequences
     self.rows = rows
     self.decoderSteps = decoderSteps
     self.dropped = dropped
+    self.stateMask = stateMask
   }
 }
 
@@ -184,9 +188,9 @@ public final class VAENetwork: @unchecked Sendable {
 
   /// Teacher-forced logits [B, steps, V]; `previous` [B·steps] holds each step's previous
   /// target (autoregressive decoder only).
-  func decoderLogits(_ d: Var, previous: [Int], steps: Int) -> Var {
+  func decoderLogits(_ d: Var, previous: [Int], steps: Int, stateMask: [Float]? = nil) -> Var {
     let tape = d.tape
-    let states: Var
+    var states: Var
     if let embedding {
       // The GRU's input is [d, e] at every step; d's projection is made once per row.
       let e = embedding(previous, shape: [d.shape[0], steps], tape: tape)
@@ -197,6 +201,7 @@ public final class VAENetwork: @unchecked Sendable {
     } else {
       states = gru(repeating: d, steps: steps, tape: tape)
     }
+    if let stateMask { states = states * tape.constant(Tensor(shape: states.shape, storage: stateMask)) }
     return output(states, tape: tape)
   }
 
@@ -236,7 +241,8 @@ public final class VAENetwork: @unchecked Sendable {
         }
       }
     }
-    let logits = decoderLogits(decoderInput(z, training: training), previous: previous, steps: T)
+    let logits = decoderLogits(
+      decoderInput(z, training: training), previous: previous, steps: T, stateMask: training ? batch.stateMask : nil)
     let reconstruction: Var
     switch mask {
     case .none:

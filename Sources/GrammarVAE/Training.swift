@@ -35,6 +35,10 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
   /// teacher-forced previous productions replaced by the start index in training, so the
   /// decoder leans on z more and memorises less. nil or 0: off (older checkpoints: nil).
   public var wordDropout: Float? = nil
+  /// Dropout on the decoder GRU's output states before the output layer, in training (Zaremba
+  /// et al.'s non-recurrent dropout): a regulariser against the decoder memorising the training
+  /// strings. nil or 0: off (older checkpoints: nil).
+  public var decoderDropout: Float? = nil
 
   public init(batchSize: Int, epochs: Int, plateauPatience: Int) {
     self.batchSize = batchSize
@@ -278,18 +282,36 @@ public final class Trainer {
     if let step = dropoutStep, let rate = settings.wordDropout, rate > 0 {
       dropped = Self.wordDropoutMask(rows: rows, steps: steps, rate: rate, seed: settings.seed, step: step)
     }
-    return TrainingBatch(sequences: seq, rows: rows.count, decoderSteps: steps, dropped: dropped)
+    var stateMask: [Float]? = nil
+    if let step = dropoutStep, let rate = settings.decoderDropout, rate > 0 {
+      stateMask = Self.decoderDropoutMask(
+        rows: rows, steps: steps, width: model.configuration.gruHidden, rate: rate, seed: settings.seed, step: step)
+    }
+    return TrainingBatch(sequences: seq, rows: rows.count, decoderSteps: steps, dropped: dropped, stateMask: stateMask)
+  }
+
+  /// [rows, steps, width]: 0 with probability `rate`, else 1/(1 − rate), by a hash of (seed,
+  /// step, row, position, unit), so a resume or a rank's shard sees what one process would.
+  static func decoderDropoutMask(rows: [Int], steps: Int, width: Int, rate: Float, seed: UInt64, step: Int) -> [Float] {
+    let base = splitMixFinal(seed ^ 0x4443_4452_4F50_4F55 &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
+    let keep = 1 / (1 - rate)
+    let threshold = UInt64(Double(rate) * 0x1p53)
+    var out = [Float](repeating: keep, count: rows.count * steps * width)
+    for (i, r) in rows.enumerated() {
+      let rowKey = splitMixFinal(base ^ UInt64(r) &* 0xD1B5_4A32_D192_ED03)
+      for t in 0..<steps {
+        let key = splitMixFinal(rowKey &+ UInt64(t) &* 0xA24B_AED4_963E_E407)
+        let o = (i * steps + t) * width
+        for j in 0..<width where splitMixFinal(key &+ UInt64(j)) >> 11 < threshold { out[o + j] = 0 }
+      }
+    }
+    return out
   }
 
   /// [rows, steps]: true with probability `rate` at each step after the first, by a hash of
   /// (seed, step, row, position).
   static func wordDropoutMask(rows: [Int], steps: Int, rate: Float, seed: UInt64, step: Int) -> [Bool] {
-    func mix(_ x: UInt64) -> UInt64 {  // SplitMix64's finaliser
-      var z = x
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      return z ^ (z >> 31)
-    }
+    let mix = splitMixFinal
     let base = mix(seed ^ 0x5744_524F_5044_524F &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
     var out = [Bool](repeating: false, count: rows.count * steps)
     for (i, r) in rows.enumerated() {
@@ -641,4 +663,12 @@ public final class Trainer {
     }
     state = s
   }
+}
+
+/// SplitMix64's finaliser: a bijective mix of a 64-bit key (the dropout masks' hash).
+@inline(__always) func splitMixFinal(_ x: UInt64) -> UInt64 {
+  var z = x
+  z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+  z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+  return z ^ (z >> 31)
 }

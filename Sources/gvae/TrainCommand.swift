@@ -59,6 +59,10 @@ struct TrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     help: "Autoregressive decoder: fraction of teacher-forced previous productions replaced by the start index in training (0: off).")
   var wordDropout: Float = 0
   @Option(
+    name: .customLong("decoder-dropout"),
+    help: "Dropout on the decoder GRU's outputs before the output layer, in training (0: off).")
+  var decoderDropout: Float = 0
+  @Option(
     name: .customLong("init-from"),
     help: "Start from this model file's weights (same configuration; fresh optimiser state).")
   var initFrom: String?
@@ -121,6 +125,9 @@ struct TrainCommand: ParsableCommand, RunsAsSeveralProcesses {
       throw ValidationError("--kl-weight must be a non-negative number")
     }
     guard wordDropout >= 0 && wordDropout < 1 else { throw ValidationError("--word-dropout must be in [0, 1)") }
+    guard decoderDropout >= 0 && decoderDropout < 1 else {
+      throw ValidationError("--decoder-dropout must be in [0, 1)")
+    }
     if let patience, patience < 0 { throw ValidationError("--patience must be non-negative") }
     for (n, v) in [
       ("--steps", steps), ("--latent", latent), ("--gru-hidden", gruHidden),
@@ -270,6 +277,7 @@ struct TrainCommand: ParsableCommand, RunsAsSeveralProcesses {
       }
       settings.wordDropout = wordDropout
     }
+    if decoderDropout > 0 { settings.decoderDropout = decoderDropout }
 
     let trainer = Trainer(
       model: model, settings: settings, train: train, validation: validation, outputPath: output)

@@ -161,6 +161,73 @@ import Testing
     }
   }
 
+  /// Decoder dropout: about `rate` of the GRU outputs zeroed and the rest scaled by
+  /// 1/(1 − rate), the same mask for the same (seed, step, row) whatever else is in the batch;
+  /// it changes the training loss only in training (validation and decoding never see it), on
+  /// both decoders, and a run with it resumes exactly.
+  @Test func decoderDropoutIsSeededTrainingOnlyAndResumesExactly() throws {
+    let rows = Array(0..<40)
+    let mask = Trainer.decoderDropoutMask(rows: rows, steps: 30, width: 16, rate: 0.2, seed: 3, step: 7)
+    let zeros = Double(mask.filter { $0 == 0 }.count) / Double(mask.count)
+    #expect(abs(zeros - 0.2) < 0.02, "\(zeros)")
+    #expect(mask.allSatisfy { $0 == 0 || $0 == 1 / (1 - Float(0.2)) })
+    let alone = Trainer.decoderDropoutMask(rows: [17], steps: 30, width: 16, rate: 0.2, seed: 3, step: 7)
+    #expect(Array(mask[(17 * 30 * 16)..<(18 * 30 * 16)]) == alone)
+    #expect(Trainer.decoderDropoutMask(rows: [17], steps: 30, width: 16, rate: 0.2, seed: 3, step: 8) != alone)
+
+    for decoder in [DecoderKind.repeated, .autoregressive] {
+      let model = try tinyModel(seed: 8, decoder: decoder)
+      let data = encoded(tinyExpressions, model)
+      let batch = TrainingBatch(sequences: data.sequences, rows: data.count, decoderSteps: data.steps)
+      var masked = batch
+      masked.stateMask = Trainer.decoderDropoutMask(
+        rows: Array(0..<data.count), steps: data.steps, width: model.configuration.gruHidden, rate: 0.5, seed: 1,
+        step: 0)
+      func loss(_ b: TrainingBatch, training: Bool) -> Double {
+        var rng = SeededRandom(seed: 1)
+        return model.network.trainStep(
+          b, batchRows: b.rows, mask: model.lossMask, klWeight: 1, rng: &rng, training: training,
+          computeGradients: false
+        ).reconstruction
+      }
+      #expect(loss(batch, training: true) != loss(masked, training: true), "\(decoder)")
+      #expect(loss(batch, training: false) == loss(masked, training: false), "\(decoder)")
+    }
+
+    let data = encoded(tinyExpressions, try tinyModel(seed: 8, decoder: .autoregressive))
+    var settings = settings(epochs: 2)
+    settings.decoderDropout = 0.3
+    let reference = Trainer(
+      model: try tinyModel(seed: 8, decoder: .autoregressive), settings: settings, train: data, validation: data,
+      outputPath: temporaryPath("dd-ref.safetensors"))
+    _ = try reference.run()
+    var plain = settings
+    plain.decoderDropout = nil
+    let without = Trainer(
+      model: try tinyModel(seed: 8, decoder: .autoregressive), settings: plain, train: data, validation: data,
+      outputPath: temporaryPath("dd-plain.safetensors"))
+    _ = try without.run()
+    #expect(reference.state.history.map(\.trainLoss) != without.state.history.map(\.trainLoss))
+    let path = temporaryPath("dd-int.safetensors")
+    let first = Trainer(
+      model: try tinyModel(seed: 8, decoder: .autoregressive), settings: settings, train: data, validation: data,
+      outputPath: path)
+    var calls = 0
+    first.shouldStop = {
+      calls += 1
+      return calls == 4
+    }
+    #expect(try first.run() == .interrupted)
+    let second = Trainer(
+      model: try tinyModel(seed: 0, decoder: .autoregressive), settings: settings, train: data, validation: data,
+      outputPath: path)
+    try second.resume()
+    _ = try second.run()
+    for (a, b) in zip(reference.model.network.allTensors, second.model.network.allTensors) {
+      #expect(a.value == b.value, "\(a.name) differs after resume")
+    }
+  }
+
   @Test func nonFiniteLossStopsAndKeepsTheLastGoodCheckpoint() throws {
     let model = try tinyModel(seed: 3)
     let data = encoded(tinyExpressions, model)
