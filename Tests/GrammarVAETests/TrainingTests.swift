@@ -130,35 +130,7 @@ import Testing
 
     var settings = settings(epochs: 2)
     settings.wordDropout = 0.3
-    let reference = Trainer(
-      model: try tinyModel(seed: 8, decoder: .autoregressive), settings: settings, train: data, validation: data,
-      outputPath: temporaryPath("wd-ref.safetensors"))
-    _ = try reference.run()
-    var plain = settings
-    plain.wordDropout = nil
-    let without = Trainer(
-      model: try tinyModel(seed: 8, decoder: .autoregressive), settings: plain, train: data, validation: data,
-      outputPath: temporaryPath("wd-plain.safetensors"))
-    _ = try without.run()
-    #expect(reference.state.history.map(\.trainLoss) != without.state.history.map(\.trainLoss))
-    let path = temporaryPath("wd-int.safetensors")
-    let first = Trainer(
-      model: try tinyModel(seed: 8, decoder: .autoregressive), settings: settings, train: data, validation: data,
-      outputPath: path)
-    var calls = 0
-    first.shouldStop = {
-      calls += 1
-      return calls == 4
-    }
-    #expect(try first.run() == .interrupted)
-    let second = Trainer(
-      model: try tinyModel(seed: 0, decoder: .autoregressive), settings: settings, train: data, validation: data,
-      outputPath: path)
-    try second.resume()
-    _ = try second.run()
-    for (a, b) in zip(reference.model.network.allTensors, second.model.network.allTensors) {
-      #expect(a.value == b.value, "\(a.name) differs after resume")
-    }
+    try expectRegulariserChangesTrainingAndResumesExactly(settings, data: data, name: "wd")
   }
 
   /// Decoder dropout: about `rate` of the GRU outputs zeroed and the rest scaled by
@@ -197,34 +169,42 @@ import Testing
     let data = encoded(tinyExpressions, try tinyModel(seed: 8, decoder: .autoregressive))
     var settings = settings(epochs: 2)
     settings.decoderDropout = 0.3
-    let reference = Trainer(
-      model: try tinyModel(seed: 8, decoder: .autoregressive), settings: settings, train: data, validation: data,
-      outputPath: temporaryPath("dd-ref.safetensors"))
+    try expectRegulariserChangesTrainingAndResumesExactly(settings, data: data, name: "dd")
+  }
+
+  /// A regularised run (autoregressive tiny model) trains differently from the same run
+  /// without it (`plain`: the regulariser's setting removed), and one interrupted after 4
+  /// steps and resumed ends with exactly the weights of the uninterrupted run.
+  func expectRegulariserChangesTrainingAndResumesExactly(
+    _ settings: TrainingSettings, data: EncodedDataset, name: String, sourceLocation: SourceLocation = #_sourceLocation
+  ) throws {
+    func trainer(_ s: TrainingSettings, seed: UInt64, _ path: String) throws -> Trainer {
+      Trainer(
+        model: try tinyModel(seed: seed, decoder: .autoregressive), settings: s, train: data, validation: data,
+        outputPath: path)
+    }
+    let reference = try trainer(settings, seed: 8, temporaryPath("\(name)-ref.safetensors"))
     _ = try reference.run()
     var plain = settings
+    plain.wordDropout = nil
     plain.decoderDropout = nil
-    let without = Trainer(
-      model: try tinyModel(seed: 8, decoder: .autoregressive), settings: plain, train: data, validation: data,
-      outputPath: temporaryPath("dd-plain.safetensors"))
+    let without = try trainer(plain, seed: 8, temporaryPath("\(name)-plain.safetensors"))
     _ = try without.run()
-    #expect(reference.state.history.map(\.trainLoss) != without.state.history.map(\.trainLoss))
-    let path = temporaryPath("dd-int.safetensors")
-    let first = Trainer(
-      model: try tinyModel(seed: 8, decoder: .autoregressive), settings: settings, train: data, validation: data,
-      outputPath: path)
+    #expect(
+      reference.state.history.map(\.trainLoss) != without.state.history.map(\.trainLoss), sourceLocation: sourceLocation)
+    let path = temporaryPath("\(name)-int.safetensors")
+    let first = try trainer(settings, seed: 8, path)
     var calls = 0
     first.shouldStop = {
       calls += 1
       return calls == 4
     }
-    #expect(try first.run() == .interrupted)
-    let second = Trainer(
-      model: try tinyModel(seed: 0, decoder: .autoregressive), settings: settings, train: data, validation: data,
-      outputPath: path)
+    #expect(try first.run() == .interrupted, sourceLocation: sourceLocation)
+    let second = try trainer(settings, seed: 0, path)
     try second.resume()
     _ = try second.run()
     for (a, b) in zip(reference.model.network.allTensors, second.model.network.allTensors) {
-      #expect(a.value == b.value, "\(a.name) differs after resume")
+      #expect(a.value == b.value, "\(a.name) differs after resume", sourceLocation: sourceLocation)
     }
   }
 
