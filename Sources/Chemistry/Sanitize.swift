@@ -15,9 +15,9 @@ extension Molecule {
     SMILESError(rule: rule, column: atoms[k].column, atom: k, element: atoms[k].symbol, message: message)
   }
 
-  func isAromaticAtom(_ k: Int) -> Bool {
-    atoms[k].aromatic || atoms[k].bonds.contains { bonds[$0].order == .aromatic }
-  }
+  func hasAromaticBond(_ k: Int) -> Bool { atoms[k].bonds.contains { bonds[$0].order == .aromatic } }
+
+  func isAromaticAtom(_ k: Int) -> Bool { atoms[k].aromatic || hasAromaticBond(k) }
 
   /// Bond-order sum plus explicit hydrogens, in half units.
   func valenceHalves(_ k: Int) -> Int {
@@ -98,7 +98,7 @@ extension Molecule {
     // without any is held to its plain valences (measured on RDKit 2026.09: C1CCCc1(C)=O,
     // C1CCCn1(C)C, C1CCCo1C and C1CCn1=O fail), while a bracket atom keeps it from its flag
     // (C1CCC[nH]1C and C1CCC[sH]1(C)C pass).
-    let aromatic = atoms[k].bonds.contains { bonds[$0].order == .aromatic } || (atoms[k].bracket && atoms[k].aromatic)
+    let aromatic = hasAromaticBond(k) || (atoms[k].bracket && atoms[k].aromatic)
     if let dv = list.first, dv >= 0, halves > 2 * dv, aromatic {
       var pval = dv
       for v in list where v >= 0 {
@@ -131,7 +131,7 @@ extension Molecule {
       }
       // An atom written aromatic without aromatic bonds takes hydrogens as a plain one does
       // (RDKit 2026.09: the s of C1CCCs1C has valence 3 and one hydrogen).
-      if a.aromatic && a.bonds.contains(where: { bonds[$0].order == .aromatic }) {
+      if a.aromatic && hasAromaticBond(k) {
         atoms[k].implicitHydrogens = ev <= dv ? dv - ev : 0
       } else {
         var h = 0

@@ -311,13 +311,12 @@ public final class Trainer {
   /// [rows, steps]: true with probability `rate` at each step after the first, by a hash of
   /// (seed, step, row, position).
   static func wordDropoutMask(rows: [Int], steps: Int, rate: Float, seed: UInt64, step: Int) -> [Bool] {
-    let mix = splitMixFinal
-    let base = mix(seed ^ 0x5744_524F_5044_524F &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
+    let base = splitMixFinal(seed ^ 0x5744_524F_5044_524F &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
     var out = [Bool](repeating: false, count: rows.count * steps)
     for (i, r) in rows.enumerated() {
-      let rowKey = mix(base ^ UInt64(r) &* 0xD1B5_4A32_D192_ED03)
+      let rowKey = splitMixFinal(base ^ UInt64(r) &* 0xD1B5_4A32_D192_ED03)
       for t in 1..<max(steps, 1) {
-        let u = Double(mix(rowKey &+ UInt64(t)) >> 11) * 0x1p-53
+        let u = Double(splitMixFinal(rowKey &+ UInt64(t)) >> 11) * 0x1p-53
         out[i * steps + t] = u < Double(rate)
       }
     }
