@@ -120,7 +120,7 @@ extension ImageVAE {
   /// rows, with a running log-sum-exp per image, so memory does not grow with k.
   public func estimateLogLikelihood(
     _ images: ImageSet, samples k: Int, seed: UInt64 = 0, imageBatch: Int = 100,
-    rowBudget: Int = 20_000, progress: ((Int) -> Void)? = nil
+    rowBudget: Int = 4096, progress: ((Int) -> Void)? = nil
   ) -> LikelihoodEstimate {
     precondition(k >= 1 && images.pixelsPerImage == configuration.pixels)
     var rng = SeededRandom(seed: seed)

@@ -93,9 +93,13 @@ struct ImageVAEEvaluateCommand: ParsableCommand {
   @Option(help: "Data directory or file (as for train).") var data: String
   @Option(name: .customLong("importance-samples"), help: "Samples per image (k).")
   var importanceSamples: Int = 5000
-  @Option(help: "Evaluate only the first N test images.") var limit: Int?
+  @Option(help: "Evaluate only the first N test images (after --skip).") var limit: Int?
+  @Option(help: "Skip the first N test images (to split an evaluation into parts).") var skip: Int = 0
   @Option(help: "Seed of the samples.") var seed: UInt64 = 0
   @Option(name: .customLong("image-batch"), help: "Test images per chunk.") var imageBatch: Int = 100
+  @Option(
+    name: .customLong("rows-per-pass"),
+    help: "Decoder rows (images × samples) per pass; more costs memory and, past cache sizes, time.") var rowsPerPass: Int = 4096
   @Option(help: "Output: text or json.") var format: OutputFormat = .text
   @Option(
     name: .customLong("blas-threads"),
@@ -107,6 +111,10 @@ struct ImageVAEEvaluateCommand: ParsableCommand {
     }
     guard imageBatch >= 1 else { throw ValidationError("--image-batch must be at least 1") }
     if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+    guard skip >= 0 else { throw ValidationError("--skip must be at least 0") }
+    guard (1...10_000_000).contains(rowsPerPass) else {
+      throw ValidationError("--rows-per-pass must be in 1…10000000")
+    }
   }
 
   func run() throws {
@@ -114,16 +122,21 @@ struct ImageVAEEvaluateCommand: ParsableCommand {
     let (vae, file) = try loadImageModel(model)
     let d = try loadImageData(data, for: vae)
     var test = d.test
-    if let limit, limit < test.count { test = test.subset(Array(0..<limit)) }
+    guard skip < test.count else {
+      throw fail("--skip \(skip): the test set has only \(test.count) images")
+    }
+    // Binarised before the subset, so a part's images are those of the whole set.
     let binary = trainedOnBinaryImages(file)
     if binary { test = Binarization.fixed(test) }
+    let end = min(test.count, skip + (limit ?? test.count))
+    if skip > 0 || end < test.count { test = test.subset(Array(skip..<end)) }
     printError(
       "gvae: \(test.count) test images (\(d.testSplit))\(binary ? ", binarised once with seed \(Binarization.testSeed)" : ""), k = \(importanceSamples)")
     let start = Date()
     let tty = isatty(2) != 0
     var lastPrint = Date()
     let e = vae.estimateLogLikelihood(
-      test, samples: importanceSamples, seed: seed, imageBatch: imageBatch,
+      test, samples: importanceSamples, seed: seed, imageBatch: imageBatch, rowBudget: rowsPerPass,
       progress: { done in
         // A line every 30 s (rewritten in place on a terminal), with the time left.
         let now = Date()

@@ -68,6 +68,24 @@ func tinyMNIST() throws -> URL {
     let elbo = try #require(json["elbo"])
     let ll = try #require(json["log_likelihood"])
     #expect(elbo < 0 && ll < 0 && ll >= elbo && elbo > -64 * 2, "\(json)")
+    // A part of the test set: --skip and --limit; fewer rows per pass give the same figures.
+    let part = try gvae([
+      "image", "vae", "evaluate", "--model", model, "--data", dir.path, "--importance-samples", "50", "--skip", "15",
+      "--limit", "10", "--format", "json",
+    ])
+    #expect(part.status == 0 && part.stderr.contains("5 test images"), "\(part.stderr)")
+    let first = try gvae([
+      "image", "vae", "evaluate", "--model", model, "--data", dir.path, "--importance-samples", "50", "--limit", "4",
+      "--format", "json",
+    ])
+    let narrow = try gvae([
+      "image", "vae", "evaluate", "--model", model, "--data", dir.path, "--importance-samples", "50", "--limit", "4",
+      "--rows-per-pass", "7", "--format", "json",
+    ])
+    #expect(first.status == 0 && first.stdout == narrow.stdout, "\(first.stdout) \(narrow.stdout)")
+    expectCleanError(
+      try gvae(["image", "vae", "evaluate", "--model", model, "--data", dir.path, "--skip", "20"]),
+      contains: "--skip 20: the test set has only 20 images")
 
     let npy = dir.appendingPathComponent("s.npy").path
     let s = try gvae(["image", "vae", "sample", "--model", model, "-n", "6", "--output", npy, "--seed", "2"])
