@@ -19,9 +19,13 @@ public struct SSVAEConfiguration: Codable, Sendable, Equatable {
   /// means of an M1 image VAE (height 1, width its latent size) and p(·|y,z) is a diagonal
   /// Gaussian over them (Kingma et al. 2014, §3.2 "stacked").
   public var input: String = "m2"
+  /// "m1+m2": which of the M1's latent dimensions are the inputs (increasing); nil is all of
+  /// them. Kingma et al.'s code keeps only the active ones (`SSVAE.activeDimensions`).
+  public var m1Dimensions: [Int]? = nil
 
   public init(
-    height: Int, width: Int, classes: Int, hidden: [Int] = [500], latentSize: Int = 50, input: String = "m2"
+    height: Int, width: Int, classes: Int, hidden: [Int] = [500], latentSize: Int = 50, input: String = "m2",
+    m1Dimensions: [Int]? = nil
   ) {
     self.height = height
     self.width = width
@@ -29,6 +33,7 @@ public struct SSVAEConfiguration: Codable, Sendable, Equatable {
     self.hidden = hidden
     self.latentSize = latentSize
     self.input = input
+    self.m1Dimensions = m1Dimensions
   }
 
   var gaussian: Bool { input == "m1+m2" }
@@ -47,6 +52,10 @@ public struct SSVAEConfiguration: Codable, Sendable, Equatable {
     }
     guard input == "m2" || (input == "m1+m2" && height == 1) else {
       throw bad("input \(input) with \(height)×\(width) inputs (m2, or m1+m2 with height 1)")
+    }
+    if let dims = m1Dimensions {
+      guard input == "m1+m2", dims.count == width, (dims.first ?? 0) >= 0, zip(dims, dims.dropFirst()).allSatisfy({ $0 < $1 })
+      else { throw bad("M1 dimensions \(dims) for \(width) inputs (m1+m2 only; increasing, one per input)") }
     }
     let total = 3 * Double(pixels + classes) * Double(hidden[0] + 1) * 2
     guard total < 1e9 else { throw bad("about \(Int(total)) parameters (limit 10⁹)") }
@@ -322,8 +331,40 @@ extension SSVAE {
 
   /// An M1 model's latent means of `images` as a set of 1 × latent "images" (labels kept),
   /// 1,000 at a time.
-  public static func features(_ m1: ImageVAE, _ images: ImageSet) -> ImageSet {
-    ImageSet(height: 1, width: m1.configuration.latentSize, pixels: posteriors(m1, images, logVariances: false).means, labels: images.labels)
+  /// `dimensions` keeps only those latent dimensions (nil: all).
+  public static func features(_ m1: ImageVAE, _ images: ImageSet, dimensions: [Int]? = nil) -> ImageSet {
+    let all = ImageSet(
+      height: 1, width: m1.configuration.latentSize, pixels: posteriors(m1, images, logVariances: false).means,
+      labels: images.labels)
+    return dimensions.map { select(all, $0) } ?? all
+  }
+
+  /// The columns `dimensions` of a set of 1 × d feature rows.
+  static func select(_ set: ImageSet, _ dimensions: [Int]) -> ImageSet {
+    let d = set.width
+    var out = [Float]()
+    out.reserveCapacity(set.count * dimensions.count)
+    for i in 0..<set.count { for j in dimensions { out.append(set.pixels[i * d + j]) } }
+    return ImageSet(height: 1, width: dimensions.count, pixels: out, labels: set.labels)
+  }
+
+  /// The M1 latent dimensions whose means vary by at least `threshold` (standard deviation)
+  /// over `features`; the others carry next to nothing, and a Gaussian p(·|y,z) would spend
+  /// itself modelling their noise (Kingma et al.'s code drops them).
+  public static func activeDimensions(_ features: ImageSet, threshold: Double = 0.1) -> [Int] {
+    let d = features.width
+    let n = Double(max(features.count, 1))
+    return (0..<d).filter { j in
+      var sum = 0.0
+      var squares = 0.0
+      for i in 0..<features.count {
+        let v = Double(features.pixels[i * d + j])
+        sum += v
+        squares += v * v
+      }
+      let mean = sum / n
+      return max(0, squares / n - mean * mean).squareRoot() >= threshold
+    }
   }
 
   /// The M1's posterior means (and log-variances if asked) of `images`, 1,000 at a time.
@@ -343,33 +384,26 @@ extension SSVAE {
   /// The M1 posterior of each image: its means (as `features`) and standard deviations, the
   /// latter zero on inactive dimensions (those whose means vary by less than 0.1 over the
   /// set, as Kingma et al.'s code drops them): a trainer draws its inputs from these.
-  public static func featureDistributions(_ m1: ImageVAE, _ images: ImageSet) -> (means: ImageSet, deviations: ImageSet) {
+  /// `dimensions` keeps only those latent dimensions (nil: all).
+  public static func featureDistributions(_ m1: ImageVAE, _ images: ImageSet, dimensions: [Int]? = nil) -> (
+    means: ImageSet, deviations: ImageSet
+  ) {
     let (means, logVars) = posteriors(m1, images, logVariances: true)
     var deviations = logVars.map { expf(0.5 * $0) }
     let d = m1.configuration.latentSize
-    let n = max(images.count, 1)
-    for j in 0..<d {
-      var sum = 0.0
-      var squares = 0.0
-      for i in 0..<images.count {
-        let v = Double(means[i * d + j])
-        sum += v
-        squares += v * v
-      }
-      let mean = sum / Double(n)
-      if max(0, squares / Double(n) - mean * mean).squareRoot() < 0.1 {
-        for i in 0..<images.count { deviations[i * d + j] = 0 }
-      }
+    let meanSet = ImageSet(height: 1, width: d, pixels: means, labels: images.labels)
+    let active = Set(activeDimensions(meanSet))
+    for j in 0..<d where !active.contains(j) {
+      for i in 0..<images.count { deviations[i * d + j] = 0 }
     }
-    return (
-      ImageSet(height: 1, width: d, pixels: means, labels: images.labels),
-      ImageSet(height: 1, width: d, pixels: deviations, labels: nil)
-    )
+    let deviationSet = ImageSet(height: 1, width: d, pixels: deviations, labels: nil)
+    guard let dimensions else { return (meanSet, deviationSet) }
+    return (select(meanSet, dimensions), select(deviationSet, dimensions))
   }
 
   /// What the networks see: the images, or their M1 features.
   public func inputs(_ images: ImageSet) -> ImageSet {
-    m1.map { Self.features($0, images) } ?? images
+    m1.map { Self.features($0, images, dimensions: configuration.m1Dimensions) } ?? images
   }
 
   /// The fraction of `images` (already `inputs`) whose q(y|x) argmax is not their label, in
@@ -446,7 +480,7 @@ extension SSVAE {
     if c.gaussian {
       guard let mj = file.metadata[m1ConfigurationKey],
         let mc = try? JSONDecoder().decode(ImageVAEConfiguration.self, from: Data(mj.utf8)),
-        mc.latentSize == c.pixels
+        c.m1Dimensions.map({ ($0.last ?? 0) < mc.latentSize }) ?? (mc.latentSize == c.pixels)
       else { throw .file("\(path): an m1+m2 model without a matching M1 configuration") }
       let m1 = try ImageVAE(configuration: mc, seed: 0)
       var inner: [String: Tensor] = [:]

@@ -41,9 +41,9 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
       unless --alpha (the paper's α = 0.1·N is --alpha with that value). Beside MODEL: MODEL.checkpoint, MODEL.log.jsonl; --resume continues exactly. \
       --m1 FILE trains M1+M2: M2 on the latent variables of an image VAE (the training images \
       binarised once first if that VAE was trained on binarised images), with a Gaussian \
-      p(·|y,z); each step draws them from the M1's posteriors (noise only on the dimensions \
-      whose means vary by 0.1 or more over the training set; --m1-means: the means alone), \
-      validation and test use the means; the M1 is stored inside the model file. Under `mpirun -np N` each rank trains its \
+      p(·|y,z), on the M1's active dimensions (whose means vary by 0.1 or more over the \
+      training set; --m1-all-dimensions keeps all); each step draws them from the M1's \
+      posteriors (--m1-means: the means alone), validation and test use the means; the M1 is stored inside the model file. Under `mpirun -np N` each rank trains its \
       rows of the labelled and of the unlabelled batch, with the noise one process draws for them \
       (gradients summed): the same run as one process; only rank 0 writes.
       """)
@@ -73,6 +73,10 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     name: .customLong("m1-means"),
     help: "M1+M2: train on the M1's latent means alone (default: each step draws from its posteriors).")
   var m1Means = false
+  @Flag(
+    name: .customLong("m1-all-dimensions"),
+    help: "M1+M2: keep the M1's inactive latent dimensions as inputs (default: only those whose means vary by 0.1 or more, as Kingma et al.'s code).")
+  var m1AllDimensions = false
   @Option(
     name: .customLong("blas-threads"),
     help: "OpenBLAS threads (default: OPENBLAS_NUM_THREADS, else one per CPU).") var blasThreads: Int?
@@ -93,6 +97,7 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     }
     if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
     if m1Means && m1 == nil { throw ValidationError("--m1-means needs --m1") }
+    if m1AllDimensions && m1 == nil { throw ValidationError("--m1-all-dimensions needs --m1") }
   }
 
   func run() throws {
@@ -105,6 +110,7 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     var m1Model: ImageVAE? = nil
     var m1Binary = false
     var deviations: ImageSet? = nil
+    var dimensions: [Int]? = nil
     if let m1 {
       let (vae, file) = try loadImageModel(m1)
       _ = try loadImageData(data, for: vae)
@@ -112,15 +118,19 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
       m1Binary = trainedOnBinaryImages(file)
       // One fixed binarisation before the M1 encoder: the features are then fixed data.
       if m1Binary && !noBinarize { images = Binarization.fixed(images, seed: seed ^ 0xF1) }
+      if !m1AllDimensions {
+        dimensions = SSVAE.activeDimensions(SSVAE.features(vae, images))
+        guard !dimensions!.isEmpty else { throw fail("\(m1): no latent dimension of this M1 is active on \(data)") }
+      }
       if m1Means {
-        images = SSVAE.features(vae, images)
+        images = SSVAE.features(vae, images, dimensions: dimensions)
       } else {
-        (images, deviations) = SSVAE.featureDistributions(vae, images)
+        (images, deviations) = SSVAE.featureDistributions(vae, images, dimensions: dimensions)
       }
     }
     let config = SSVAEConfiguration(
       height: images.height, width: images.width, classes: classes, hidden: [hidden], latentSize: latent,
-      input: m1 == nil ? "m2" : "m1+m2")
+      input: m1 == nil ? "m2" : "m1+m2", m1Dimensions: dimensions)
     let model: SSVAE
     do { model = try SSVAE(configuration: config, seed: seed) } catch { throw fail(error.description) }
     model.m1 = m1Model
@@ -147,7 +157,7 @@ struct ImageSSVAETrainCommand: ParsableCommand, RunsAsSeveralProcesses {
     if training.resume { try resumeTrainer(trainer) }
     let w = trainer.weights
     printError(
-      "gvae: \(m1 == nil ? "M2" : "M1+M2 (M2 on the \(images.width) latent means of \(m1!))"), \(classes) classes, hidden \(hidden), latent \(latent): \(model.parameterCount) parameters, "
+      "gvae: \(m1 == nil ? "M2" : "M1+M2 (M2 on \(images.width) latent means of \(m1!)\(dimensions == nil ? "" : ", its active dimensions"))"), \(classes) classes, hidden \(hidden), latent \(latent): \(model.parameterCount) parameters, "
         + "\(trainer.labelled.count) labelled / \(trainer.unlabelled.count) unlabelled / \(trainer.validation.count) validation images "
         + "\(images.height)×\(images.width), α/N \(String(format: "%.4g", w.classification))")
 

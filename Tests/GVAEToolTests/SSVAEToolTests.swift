@@ -58,7 +58,14 @@ func tinyLabelledMNIST() throws -> URL {
       "image", "ssvae", "train", "--data", dir.path, "--output", stacked, "--m1", vae, "--labels", "8",
       "--batch-size", "20", "--validation-count", "12", "--hidden", "16", "--latent", "2", "--epochs", "2",
     ])
-    #expect(s.status == 0 && s.stderr.contains("M1+M2 (M2 on the 2 latent means of"), "\(s.stderr)")
+    #expect(s.status == 0 && s.stderr.contains("M1+M2 (M2 on 2 latent means of"), "\(s.stderr)")
+    #expect(s.stderr.contains("its active dimensions"), "\(s.stderr)")
+    let all = try gvae([
+      "image", "ssvae", "train", "--data", dir.path, "--output", stacked + ".all", "--m1", vae, "--labels", "8",
+      "--batch-size", "20", "--validation-count", "12", "--hidden", "16", "--latent", "2", "--epochs", "1",
+      "--m1-all-dimensions",
+    ])
+    #expect(all.status == 0 && !all.stderr.contains("active dimensions"), "\(all.stderr)")
     let se = try gvae(["image", "ssvae", "evaluate", "--model", stacked, "--data", dir.path, "--format", "json"])
     #expect(se.status == 0 && se.stdout.contains("\"images\": 40") && se.stdout.contains("\"error\""), "\(se.stderr)")
     let m1Wrong = try gvae(["image", "ssvae", "train", "--data", dir.path, "--output", stacked + "2", "--m1", model])

@@ -210,6 +210,32 @@ import Testing
     #expect(throws: ImageModelError.self) {
       _ = try SSVAE(configuration: .init(height: 2, width: 3, classes: 4, input: "m1+m2"), seed: 0)
     }
+    // A model on two of the M1's three dimensions keeps that choice in its file.
+    let picked = try SSVAE(
+      configuration: .init(height: 1, width: 2, classes: 4, hidden: [8], latentSize: 2, input: "m1+m2", m1Dimensions: [0, 2]),
+      seed: 1)
+    picked.m1 = m1
+    try picked.save(to: path)
+    let (pickedBack, _) = try SSVAE.load(path: path)
+    #expect(pickedBack.configuration.m1Dimensions == [0, 2])
+    let two = pickedBack.inputs(images)
+    #expect(two.width == 2 && two == SSVAE.features(m1, images, dimensions: [0, 2]))
+    for i in 0..<20 {
+      #expect(two.pixels[i * 2] == f.pixels[i * 3] && two.pixels[i * 2 + 1] == f.pixels[i * 3 + 2])
+    }
+    for bad in [[2, 0], [0], [0, 0], [-1, 1]] {
+      #expect(throws: ImageModelError.self) {
+        _ = try SSVAE(
+          configuration: .init(height: 1, width: 2, classes: 4, input: "m1+m2", m1Dimensions: bad), seed: 0)
+      }
+    }
+    // Dimensions past the M1's latent size are a bad file, not a crash.
+    let beyond = try SSVAE(
+      configuration: .init(height: 1, width: 2, classes: 4, hidden: [8], latentSize: 2, input: "m1+m2", m1Dimensions: [0, 3]),
+      seed: 1)
+    beyond.m1 = m1
+    try beyond.save(to: path)
+    #expect(throws: ImageModelError.self) { _ = try SSVAE.load(path: path) }
   }
 
   /// The M1 posteriors: the means are `features`, the deviations exp(logvar / 2) except on a
@@ -227,6 +253,16 @@ import Testing
     }
     let (means, deviations) = SSVAE.featureDistributions(m1, images)
     #expect(means == SSVAE.features(m1, images))
+    // The inactive dimension is dropped when asked, in the features and the deviations alike.
+    #expect(SSVAE.activeDimensions(means) == [0, 1])
+    let (kept, keptDeviations) = SSVAE.featureDistributions(m1, images, dimensions: [0, 1])
+    #expect(kept == SSVAE.features(m1, images, dimensions: [0, 1]) && kept.width == 2 && keptDeviations.width == 2)
+    for i in 0..<60 {
+      for j in 0..<2 {
+        #expect(kept.pixels[i * 2 + j] == means.pixels[i * 3 + j])
+        #expect(keptDeviations.pixels[i * 2 + j] == deviations.pixels[i * 3 + j])
+      }
+    }
     let tape = Tape(recording: false)
     let q = m1.encode(tape.constant(images.batch(Array(0..<60))), tape: tape)
     for i in 0..<60 {
